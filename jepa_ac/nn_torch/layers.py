@@ -1,0 +1,205 @@
+"""Transformer layers shared by the torch encoder and predictor: RoPE, attention, MLPs, blocks.
+
+Parameter names follow upstream V-JEPA 2 (`attn.qkv`, `attn.proj`, `mlp.fc1`, ...), so upstream
+state dicts load after stripping their `module.` / `module.backbone.` prefixes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def rope_segment_dim(head_dim: int) -> int:
+    """Dims rotated per axis (depth, height, width); the rest of the head is left as it is."""
+    return 2 * ((head_dim // 3) // 2)
+
+
+def _axis_angles(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """[..., N] positions -> [..., N, dim] rotation angles for one RoPE axis.
+
+    Surprise kept from upstream (`rotate_queries_or_keys`): the dim/2 frequencies are tiled
+    twice (`repeat`), not interleaved, while the rotation pairs adjacent dims (2i, 2i+1). So
+    pair i is rotated by frequency (2i mod dim/2) and (2i+1 mod dim/2) on its two halves.
+    The released checkpoints were trained this way.
+    """
+    omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device)
+    omega = 1.0 / 10000 ** (omega / (dim / 2.0))  # [dim/2]
+    freq = pos.to(torch.float32)[..., None] * omega  # [..., N, dim/2]
+    return torch.cat([freq, freq], dim=-1)  # [..., N, dim]
+
+
+def rope_cos_sin(
+    pos_d: torch.Tensor, pos_h: torch.Tensor, pos_w: torch.Tensor, head_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """3D RoPE tables: positions [..., N] per axis -> cos, sin [..., N, head_dim].
+
+    Dims past the three rotated segments get angle 0 (cos 1, sin 0), i.e. pass through exactly.
+    A token with height/width position 0 is rotated by its depth (time) position only, which is
+    how upstream treats the predictor's action and state tokens.
+    """
+    seg = rope_segment_dim(head_dim)
+    parts = [_axis_angles(pos_d, seg), _axis_angles(pos_h, seg), _axis_angles(pos_w, seg)]
+    rest = head_dim - 3 * seg
+    if rest:
+        parts.append(torch.zeros(*pos_d.shape, rest, dtype=torch.float32, device=pos_d.device))
+    angles = torch.cat(parts, dim=-1)  # [..., N, head_dim]
+    return angles.cos(), angles.sin()
+
+
+def grid_positions(ids: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.Tensor, ...]:
+    """Flat token indices [..., N] on a [T, grid_h, grid_w] grid -> (depth, height, width) positions."""
+    per_frame = grid_h * grid_w
+    frame = ids // per_frame
+    within = ids - frame * per_frame
+    row = within // grid_w
+    col = within - row * grid_w
+    return frame.float(), row.float(), col.float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2i, 2i+1): x [B, heads, N, hd], cos/sin broadcastable -> same shape."""
+    pairs = x.unflatten(-1, (-1, 2))  # [B, heads, N, hd/2, 2]
+    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # [B, heads, N, hd]
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the residual branch per sample while training."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class RoPEAttention(nn.Module):
+    """Multi-head self-attention with precomputed RoPE tables and an optional boolean mask."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, hd]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, hd]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, heads, N, hd]
+        x = x.transpose(1, 2).reshape(B, N, C)  # [B, N, D]
+        return self.proj(x)
+
+
+class MLP(nn.Module):
+    """fc1 -> GELU (exact) -> fc2."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+def swiglu_hidden_dim(hidden: int, wide_silu: bool) -> int:
+    """Upstream SwiGLUFFN width: 2/3 of the MLP width rounded up to a multiple of 8 when wide_silu."""
+    if not wide_silu:
+        return hidden
+    return (int(2 * hidden / 3) + 7) // 8 * 8
+
+
+class SwiGLU(nn.Module):
+    """silu(fc1(x)) * fc2(x) -> fc3."""
+
+    def __init__(self, dim: int, hidden: int, wide_silu: bool) -> None:
+        super().__init__()
+        hidden = swiglu_hidden_dim(hidden, wide_silu)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(dim, hidden)
+        self.fc3 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(F.silu(self.fc1(x)) * self.fc2(x))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        use_silu: bool,
+        wide_silu: bool,
+        norm_eps: float,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = RoPEAttention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        hidden = int(dim * mlp_ratio)  # same expression as upstream, e.g. 1408 * 48/11 -> 6144
+        self.mlp = SwiGLU(dim, hidden, wide_silu) if use_silu else MLP(dim, hidden)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), cos, sin, attn_mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def init_transformer_weights(module: nn.Module, blocks: nn.ModuleList, init_std: float) -> None:
+    """Upstream init: truncated-normal linear/conv weights, zero biases, unit LayerNorms, and
+    `attn.proj` / `mlp.fc2` of block i scaled by 1/sqrt(2 i)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=init_std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        for layer_id, block in enumerate(blocks, start=1):
+            block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+            # upstream rescales `mlp.fc2` also for SwiGLU, where fc2 is the gate's second input
+            block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    attn_mask: torch.Tensor | None,
+    checkpointing: bool,
+) -> torch.Tensor:
+    """Apply the blocks in order, with activation checkpointing while training if asked."""
+    for block in blocks:
+        if checkpointing and torch.is_grad_enabled():
+            x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, attn_mask, use_reentrant=False)
+        else:
+            x = block(x, cos, sin, attn_mask)
+    return x

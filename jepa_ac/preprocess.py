@@ -1,0 +1,86 @@
+"""The one path from uint8 camera frames (or an image file) to model input.
+
+Training, planning, serving and benchmarks all call `frames_to_tubelets` / `frames_to_clip`.
+Frames are resized so the shorter side equals the model size, centre-cropped to a square, then
+normalised `(x / 255 - mean) / std` with the ImageNet statistics, as V-JEPA 2 does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+MAX_IMAGE_SIDE = 8192
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB [H, W, 3]; a clear `ValueError` if it is not a readable image."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"{path} is not a readable image (PNG/JPEG/...): {err}") from err
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def check_frames(frames: np.ndarray) -> np.ndarray:
+    """Validate uint8 RGB frames; returns them as [T, H, W, 3] (a single [H, W, 3] frame gets T=1)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 RGB (0-255), got dtype {frames.dtype}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must have shape [T, H, W, 3] or [H, W, 3], got {list(frames.shape)}")
+    t, h, w, _ = frames.shape
+    if t == 0 or h < 2 or w < 2 or max(h, w) > MAX_IMAGE_SIDE:
+        raise ValueError(
+            f"frames of shape {list(frames.shape)} are empty or outside 2..{MAX_IMAGE_SIDE} pixels per side"
+        )
+    return frames
+
+
+def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T, size, size, 3] uint8: shorter side to `size`, centre crop."""
+    frames = check_frames(frames)
+    t, h, w, _ = frames.shape
+    if h == size and w == size:
+        return frames
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    out = np.empty((t, size, size, 3), dtype=np.uint8)
+    for i in range(t):
+        resized = Image.fromarray(frames[i]).resize((new_w, new_h), Image.BICUBIC)
+        out[i] = np.asarray(resized)[top : top + size, left : left + size]
+    return out
+
+
+def normalize(frames: np.ndarray) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T, 3, H, W] float32, ImageNet-normalised."""
+    x = frames.astype(np.float32) / 255.0
+    x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # [T, H, W, 3] -> [T, 3, H, W]
+
+
+def frames_to_clip(frames: np.ndarray, size: int) -> np.ndarray:
+    """A video [T, H, W, 3] uint8 -> one clip [1, 3, T, size, size] float32."""
+    x = normalize(resize_center_crop(frames, size))  # [T, 3, S, S]
+    return x.transpose(1, 0, 2, 3)[None]  # [1, 3, T, S, S]
+
+
+def frames_to_tubelets(frames: np.ndarray, size: int, tubelet_size: int = 2) -> np.ndarray:
+    """Each frame on its own: [T, H, W, 3] uint8 -> [T, 3, tubelet, size, size] float32.
+
+    V-JEPA 2-AC encodes one image as a clip of the frame repeated `tubelet_size` times.
+    """
+    x = normalize(resize_center_crop(frames, size))  # [T, 3, S, S]
+    return np.repeat(x[:, :, None], tubelet_size, axis=2)  # [T, 3, tubelet, S, S]
