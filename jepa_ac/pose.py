@@ -43,6 +43,8 @@ def matrix_to_euler_xyz(matrix: Any) -> Any:
 
 def action_between(state: Any, next_state: Any) -> Any:
     """The action that takes `state` to `next_state`: [..., 7], [..., 7] -> [..., 7]."""
+    _check_last_dim(state, "state")
+    _check_last_dim(next_state, "next_state")
     ops = ops_for(state)
     rot = euler_xyz_to_matrix(state[..., 3:6])
     rot_next = euler_xyz_to_matrix(next_state[..., 3:6])
@@ -59,6 +61,8 @@ def action_between(state: Any, next_state: Any) -> Any:
 
 def apply_action(state: Any, action: Any) -> Any:
     """The state reached from `state` by `action` (gripper clipped to [0, 1]): [..., 7] -> [..., 7]."""
+    _check_last_dim(state, "state")
+    _check_last_dim(action, "action")
     ops = ops_for(state)
     rot = euler_xyz_to_matrix(state[..., 3:6])
     delta_rot = euler_xyz_to_matrix(action[..., 3:6])
@@ -76,3 +80,8 @@ def actions_from_states(states: Any) -> Any:
     """[..., T, 7] consecutive states -> [..., T-1, 7] actions between them."""
     return action_between(states[..., :-1, :], states[..., 1:, :])
 
+
+
+def _check_last_dim(x: Any, name: str) -> None:
+    if x.shape[-1] != STATE_DIM:
+        raise ValueError(f"{name} must have shape [..., {STATE_DIM}], got {list(x.shape)}")

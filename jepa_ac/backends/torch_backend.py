@@ -1,0 +1,158 @@
+"""PyTorch backend: builds the torch encoder/predictor, loads checked weights, runs them.
+
+A backend turns configs + name->array dicts into runnable models and exposes `encode`,
+`predict` and `ops` (the `ArrayOps` the shared rollout/planning code uses). `WorldModel`
+holds one; nothing outside `jepa_ac/backends/` and `jepa_ac/nn_torch/` imports torch directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from jepa_ac.array_ops import ArrayOps
+from jepa_ac.config import EncoderConfig, PredictorConfig
+from jepa_ac.nn_torch.encoder import VisionTransformer
+from jepa_ac.nn_torch.predictor import ACPredictor
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class TorchOps(ArrayOps):
+    """`ArrayOps` over torch tensors."""
+
+    name = "torch"
+
+    def __init__(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+
+    def asarray(self, x: Any, like: Any = None) -> torch.Tensor:
+        dtype = self.dtype if like is None else like.dtype
+        device = self.device if like is None else like.device
+        if isinstance(x, torch.Tensor):
+            return x.to(device=device, dtype=dtype)
+        return torch.as_tensor(np.asarray(x), device=device).to(dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, torch.Tensor):
+            x = x.detach()
+            return (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).cpu().numpy()
+        return np.asarray(x)
+
+    def zeros(self, shape: Sequence[int], like: Any) -> torch.Tensor:
+        return torch.zeros(tuple(shape), dtype=like.dtype, device=like.device)
+
+    def sin(self, x: Any) -> Any:
+        return torch.sin(x)
+
+    def cos(self, x: Any) -> Any:
+        return torch.cos(x)
+
+    def arcsin(self, x: Any) -> Any:
+        return torch.arcsin(x)
+
+    def arctan2(self, y: Any, x: Any) -> Any:
+        return torch.atan2(y, x)
+
+    def clip(self, x: Any, low: Any, high: Any) -> Any:
+        if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
+            return torch.minimum(torch.maximum(x, low), high)
+        return torch.clamp(x, low, high)
+
+    def abs(self, x: Any) -> Any:
+        return torch.abs(x)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return torch.stack(list(xs), dim=axis)
+
+    def concat(self, xs: Sequence[Any], axis: int) -> Any:
+        return torch.cat(list(xs), dim=axis)
+
+    def broadcast_to(self, x: Any, shape: Sequence[int]) -> Any:
+        return x.expand(*shape)
+
+    def mean(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return x.mean(dim=axis)
+
+    def std(self, x: Any, axis: int) -> Any:
+        return x.std(dim=axis)  # unbiased, as upstream
+
+    def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return x.sum(dim=axis)
+
+    def smallest_k(self, x: Any, k: int) -> Any:
+        return torch.topk(x, k, largest=False, sorted=True).indices
+
+    def layer_norm(self, x: Any, eps: float = 1e-5) -> Any:
+        return torch.nn.functional.layer_norm(x, (x.shape[-1],), eps=eps)
+
+
+TORCH_OPS = TorchOps()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend:
+    """Frozen torch encoder and/or predictor on one device, in inference mode."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        encoder_config: EncoderConfig | None,
+        predictor_config: PredictorConfig | None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+            dtype = DTYPES[dtype]
+        self.dtype = dtype or torch.float32
+        self.ops = TorchOps(self.device, torch.float32)
+        self.modules: dict[str, torch.nn.Module] = {}
+        if encoder_config is not None:
+            self.modules["encoder"] = VisionTransformer(encoder_config)
+        if predictor_config is not None:
+            self.modules["predictor"] = ACPredictor(predictor_config)
+        for module in self.modules.values():
+            module.to(self.device, self.dtype).eval().requires_grad_(False)
+
+    @property
+    def encoder(self) -> VisionTransformer:
+        return self.modules["encoder"]  # type: ignore[return-value]
+
+    @property
+    def predictor(self) -> ACPredictor:
+        return self.modules["predictor"]  # type: ignore[return-value]
+
+    def parameter_shapes(self, part: str) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor `part` ("encoder"/"predictor") expects, in torch layout."""
+        return {k: tuple(v.shape) for k, v in self.modules[part].state_dict().items()}
+
+    def load_arrays(self, part: str, arrays: Mapping[str, Any]) -> None:
+        """Load already-checked tensors (torch layout; numpy or torch values)."""
+        state = {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for k, v in arrays.items()}
+        self.modules[part].load_state_dict(state, strict=True)
+
+    def state_arrays(self, part: str) -> dict[str, np.ndarray]:
+        """The part's weights as float32 numpy arrays (torch layout), for saving."""
+        return {k: self.ops.to_numpy(v) for k, v in self.modules[part].state_dict().items()}
+
+    @torch.inference_mode()
+    def encode(self, clip: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """clip [B, 3, T, S, S] float32 -> tokens [B, N, D] (encoder norm applied, no extra layer norm)."""
+        x = torch.as_tensor(clip, device=self.device).to(self.dtype)
+        return self.encoder(x).float()
+
+    @torch.inference_mode()
+    def predict(self, z: Any, actions: Any, states: Any, extrinsics: Any = None) -> torch.Tensor:
+        """Upstream predictor call: [B, T*N, D], [B, T, 7], [B, T, 7] -> [B, T*N, D] (float32)."""
+        cast = lambda x: None if x is None else self.ops.asarray(x).to(self.dtype)  # noqa: E731
+        return self.predictor(cast(z), cast(actions), cast(states), cast(extrinsics)).float()

@@ -1,0 +1,119 @@
+"""A typed description of the 7-D DROID action: which dims are searched, their bounds, frozen dims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jepa_ac.array_ops import NUMPY_OPS
+from jepa_ac.pose import ACTION_NAMES
+
+TRANSLATION = ("dx", "dy", "dz")
+ROTATION = ("droll", "dpitch", "dyaw")
+GRIPPER = ("dgripper",)
+TRANSLATION_CONSTRAINTS = ("box", "l1")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Bounds and frozen dims of the action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]`.
+
+    Defaults are V-JEPA 2-AC's planning setup: translation per axis in [-0.05, 0.05] m, rotation
+    held at 0, gripper change in [-0.75, 0.75]. `frozen` pins dims to values (upstream's `axis`).
+    `translation_constraint`: "box" clips each axis (upstream); "l1" rescales xyz onto the L1 ball
+    of radius `max_translation` when outside it.
+    """
+
+    max_translation: float = 0.05
+    max_rotation: float = 0.25
+    max_gripper_delta: float = 0.75
+    translation_constraint: str = "box"
+    frozen: tuple[tuple[str, float], ...] = (("droll", 0.0), ("dpitch", 0.0), ("dyaw", 0.0))
+
+    def __post_init__(self) -> None:
+        for name in ("max_translation", "max_rotation", "max_gripper_delta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ActionSpec.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.translation_constraint not in TRANSLATION_CONSTRAINTS:
+            raise ValueError(
+                f"ActionSpec.translation_constraint must be one of {TRANSLATION_CONSTRAINTS}, "
+                f"got {self.translation_constraint!r}"
+            )
+        object.__setattr__(self, "frozen", tuple((str(n), float(v)) for n, v in dict(self.frozen).items()))
+        for name, value in self.frozen:
+            if name not in ACTION_NAMES:
+                raise ValueError(f"ActionSpec.frozen: unknown action dim {name!r}; dims are {ACTION_NAMES}")
+            if abs(value) > self.bound(name):
+                raise ValueError(f"ActionSpec.frozen: {name}={value} is outside its bound {self.bound(name)}")
+        if not self.free_names:
+            raise ValueError("ActionSpec.frozen freezes every dim; nothing left to plan")
+
+    # -- layout -------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return len(ACTION_NAMES)
+
+    @property
+    def free_names(self) -> tuple[str, ...]:
+        frozen = dict(self.frozen)
+        return tuple(n for n in ACTION_NAMES if n not in frozen)
+
+    @property
+    def free_index(self) -> tuple[int, ...]:
+        return tuple(ACTION_NAMES.index(n) for n in self.free_names)
+
+    def bound(self, name: str) -> float:
+        if name in TRANSLATION:
+            return self.max_translation
+        if name in ROTATION:
+            return self.max_rotation
+        return self.max_gripper_delta
+
+    @property
+    def free_bounds(self) -> np.ndarray:
+        """[F] symmetric bound of each free dim."""
+        return np.array([self.bound(n) for n in self.free_names], dtype=np.float32)
+
+    def is_gripper(self) -> np.ndarray:
+        """[F] True for the gripper dim among the free dims."""
+        return np.array([n in GRIPPER for n in self.free_names])
+
+    def initial_std(self, gripper_std: float) -> np.ndarray:
+        """[F] CEM's starting std: each dim's bound (upstream `maxnorm`), `gripper_std` for the gripper."""
+        return np.where(self.is_gripper(), gripper_std, self.free_bounds).astype(np.float32)
+
+    # -- array transforms (any backend) -------------------------------------------------
+    def constrain(self, free: Any, ops: Any) -> Any:
+        """Project sampled free dims [..., F] into the bounds."""
+        bounds = ops.asarray(self.free_bounds, like=free)
+        clipped = ops.clip(free, -bounds, bounds)
+        trans = [i for i, n in enumerate(self.free_names) if n in TRANSLATION]
+        if self.translation_constraint == "box" or not trans:
+            return clipped
+        # L1 ball: rescale the (unclipped) xyz part radially if its L1 norm exceeds the radius
+        lo, hi = trans[0], trans[-1] + 1  # translation dims are contiguous in ACTION_NAMES
+        xyz = free[..., lo:hi]
+        norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
+        scale = self.max_translation / ops.clip(norm, self.max_translation, float("inf"))
+        return ops.concat([clipped[..., :lo], xyz * scale, clipped[..., hi:]], axis=-1)
+
+    def expand(self, free: Any, ops: Any) -> Any:
+        """Free dims [..., F] -> full actions [..., 7] with frozen dims filled in."""
+        frozen = dict(self.frozen)
+        columns, f = [], 0
+        for name in ACTION_NAMES:
+            if name in frozen:
+                columns.append(ops.zeros(free.shape[:-1], like=free) + frozen[name])
+            else:
+                columns.append(free[..., f])
+                f += 1
+        return ops.stack(columns, axis=-1)
+
+    def clip_full(self, action: np.ndarray) -> np.ndarray:
+        """Bound a full numpy action [..., 7] (frozen dims set to their values)."""
+        action = np.array(action, dtype=np.float32)
+        free = self.constrain(action[..., list(self.free_index)], NUMPY_OPS)
+        return self.expand(free, NUMPY_OPS)
+

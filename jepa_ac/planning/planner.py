@@ -1,0 +1,118 @@
+"""`CEMPlanner`: plan the next action from a camera frame, the robot state and a goal image.
+
+    planner = CEMPlanner(wm, CEMConfig(samples=800, iterations=10, topk=10, horizon=1))
+    action = planner.plan(frame_uint8, state, goal_uint8)   # np.ndarray [7]
+
+`PlanningPolicy` wraps it in the `reset()` / `infer(obs) -> dict` interface that the MPC loop,
+the planning server and the robot adapters share.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from jepa_ac.planning.action_spec import ActionSpec
+from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, sample_noise, shift_plan
+from jepa_ac.preprocess import check_frames
+
+
+def check_state(state: Any) -> np.ndarray:
+    """A robot state as float32 [7]; a clear error for wrong shapes or NaN/inf."""
+    state = np.asarray(state, dtype=np.float32)
+    if state.shape != (7,):
+        raise ValueError(f"state must have shape [7] ([x, y, z, roll, pitch, yaw, gripper]), got {list(state.shape)}")
+    if not np.all(np.isfinite(state)):
+        raise ValueError(f"state contains NaN or inf: {state.tolist()}")
+    return state
+
+
+class CEMPlanner:
+    """CEM over the world model's imagined rollouts, minimising L1 distance to the goal latent."""
+
+    def __init__(self, world_model: Any, config: CEMConfig | None = None, spec: ActionSpec | None = None) -> None:
+        self.wm = world_model
+        self.config = config or CEMConfig()
+        self.spec = spec or ActionSpec()
+        self.rng = np.random.default_rng(self.config.seed)
+        self._goal_latent: Any = None
+        self._previous_mean: np.ndarray | None = None
+        self.last_result: CEMResult | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the warm-start plan (and reseed if asked); the goal stays set."""
+        self._previous_mean = None
+        self.last_result = None
+        self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        """Encode and keep the goal image (uint8 [H, W, 3])."""
+        self._goal_latent = self.wm.encode(check_frames(goal)[-1:])  # [1, N, D]
+
+    @property
+    def has_goal(self) -> bool:
+        return self._goal_latent is not None
+
+    def plan(self, frame: np.ndarray, state: Any, goal: np.ndarray | None = None) -> np.ndarray:
+        """The next action [7] to execute; `goal` (uint8 image) replaces the stored goal if given."""
+        return self.plan_sequence(frame, state, goal).actions[0]
+
+    def plan_sequence(self, frame: np.ndarray, state: Any, goal: np.ndarray | None = None) -> CEMResult:
+        """The full CEM result (plan over the horizon, final distribution, elite costs)."""
+        if goal is not None:
+            self.set_goal(goal)
+        if self._goal_latent is None:
+            raise ValueError("no goal: pass goal= or call set_goal(image) first")
+        z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
+        state_x = self.wm.ops.asarray(check_state(state)[None])  # [1, 7]
+        z_goal = self._goal_latent
+
+        def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
+            return self.wm.rollout_energy(z, state_x, actions, z_goal)
+
+        init = self._previous_mean if self.config.warm_start else None
+        noise = sample_noise(self.config, self.spec, self.rng)
+        result = cem(cost, self.config, self.spec, noise, self.wm.ops, init_mean=init)
+        self._previous_mean = shift_plan(result.mean)
+        self.last_result = result
+        return result
+
+
+class PlanningPolicy:
+    """`reset()`, `set_goal(image)`, `infer({"image", "state"}) -> {"action", "energy", "timing"}`."""
+
+    def __init__(self, planner: CEMPlanner) -> None:
+        self.planner = planner
+
+    def reset(self) -> None:
+        self.planner.reset()
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        self.planner.set_goal(goal)
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        for key in ("image", "state"):
+            if key not in obs:
+                raise ValueError(f"observation is missing {key!r}; expected keys 'image' (uint8 [H,W,3]) and 'state' ([7])")
+        start = time.perf_counter()
+        result = self.planner.plan_sequence(obs["image"], obs["state"])
+        total = time.perf_counter() - start
+        return {
+            "action": result.actions[0],
+            "plan": result.actions,
+            "energy": float(result.elite_costs[-1][0]),
+            "timing": {"plan_s": total, "total_s": total},
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        wm = self.planner.wm
+        return {
+            "backend": wm.backend.name,
+            "encoder": wm.encoder_config.to_dict() if wm.encoder_config else None,
+            "predictor": wm.predictor_config.to_dict() if wm.predictor_config else None,
+            "cem": self.planner.config.__dict__.copy(),
+            "action_spec": {"free": list(self.planner.spec.free_names), "frozen": dict(self.planner.spec.frozen)},
+            "image_size": wm.image_size,
+        }

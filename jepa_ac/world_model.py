@@ -1,0 +1,235 @@
+"""`WorldModel`: a frozen encoder + AC predictor on one backend, and `load_world_model`.
+
+    wm = load_world_model("vjepa2-ac-vitg.pt", encoder="vit_giant", predictor="vit_ac_giant")
+    z = wm.encode(frames)                       # [T, H, W, 3] uint8 -> [T, N, D]
+    z_next = wm.predict(z_flat, actions, states)  # upstream predictor call
+
+The rollout and energy used by planning are written once here against `ArrayOps`; the backend
+only runs the networks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from jepa_ac import pose
+from jepa_ac.checkpoints import (
+    UPSTREAM_DROPPED,
+    CheckpointError,
+    match_arrays,
+    read_checkpoint,
+    save_checkpoint,
+    weights_hash,
+)
+from jepa_ac.config import EncoderConfig, PredictorConfig, resolve_encoder_config, resolve_predictor_config
+from jepa_ac.preprocess import check_frames, frames_to_tubelets
+
+BACKENDS = ("torch", "mlx")
+REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
+
+
+def make_backend(
+    name: str,
+    encoder_config: EncoderConfig | None,
+    predictor_config: PredictorConfig | None,
+    device: Any = None,
+    dtype: Any = None,
+):
+    """Instantiate a backend by name ("torch" or "mlx")."""
+    if name == "torch":
+        from jepa_ac.backends.torch_backend import TorchBackend
+
+        return TorchBackend(encoder_config, predictor_config, device=device, dtype=dtype)
+    if name == "mlx":
+        try:
+            from jepa_ac.backends.mlx_backend import MLXBackend
+        except ImportError as err:
+            raise ImportError(f"backend='mlx' needs MLX (pip install 'jepa_ac[mlx]'): {err}") from err
+        return MLXBackend(encoder_config, predictor_config, device=device, dtype=dtype)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+
+
+class WorldModel:
+    """Frozen V-JEPA 2 encoder + V-JEPA 2-AC predictor (either may be absent)."""
+
+    def __init__(
+        self,
+        backend: Any,
+        encoder_config: EncoderConfig | None,
+        predictor_config: PredictorConfig | None,
+        provenance: Mapping[str, Any] | None = None,
+        normalize_reps: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.ops = backend.ops
+        self.encoder_config = encoder_config
+        self.predictor_config = predictor_config
+        self.provenance = dict(provenance or {})
+        self.normalize_reps = normalize_reps
+
+    # -- encoder ---------------------------------------------------------------------------
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self._require("encoder").tokens_per_frame
+
+    @property
+    def image_size(self) -> int:
+        return self._require("encoder").img_size
+
+    def encode(self, frames: np.ndarray, batch_size: int = 16) -> Any:
+        """uint8 frames [T, H, W, 3] (or [H, W, 3]) -> latents [T, N, D], each frame on its own.
+
+        A frame is repeated into a 2-frame tubelet; the output is layer-normed over D (no affine).
+        """
+        config = self._require("encoder")
+        frames = check_frames(frames)
+        outputs = []
+        for start in range(0, len(frames), batch_size):
+            clip = frames_to_tubelets(frames[start : start + batch_size], config.img_size, config.tubelet_size)
+            outputs.append(self.backend.encode(clip))  # [b, N, D]
+        z = outputs[0] if len(outputs) == 1 else self.ops.concat(outputs, axis=0)
+        return self.ops.layer_norm(z, REPS_LAYER_NORM_EPS) if self.normalize_reps else z
+
+    def encode_image_file(self, path: str | Path) -> Any:
+        """An image file -> latents [1, N, D]."""
+        from jepa_ac.preprocess import load_image
+
+        return self.encode(load_image(path))
+
+    # -- predictor ---------------------------------------------------------------------------
+
+    def predict(self, z: Any, actions: Any, states: Any, extrinsics: Any = None) -> Any:
+        """Upstream predictor call: z [B, T*N, D], actions/states [B, T, 7] -> [B, T*N, D] (raw)."""
+        self._require("predictor")
+        for name, value in (("actions", actions), ("states", states)):
+            if not np.all(np.isfinite(self.ops.to_numpy(value))):
+                raise ValueError(f"{name} contain NaN or inf")
+        return self.backend.predict(z, actions, states, extrinsics)
+
+    def rollout(self, z_context: Any, state: Any, actions: Any) -> Any:
+        """Imagine H steps from one context frame under S candidate action sequences.
+
+        z_context [1, N, D] (layer-normed), state [1, 7], actions [S, H, 7] -> latents [S, H, N, D].
+        As upstream's planning loop: each step re-runs the predictor on every frame so far, keeps
+        the last frame's tokens (layer-normed), and advances the state by the DROID pose composition.
+        """
+        ops = self.ops
+        S, H, _ = actions.shape
+        N, D = z_context.shape[-2:]
+        frames = ops.broadcast_to(z_context.reshape(1, N, D), (S, N, D))  # [S, t*N, D]
+        states = ops.broadcast_to(state.reshape(1, 1, 7), (S, 1, 7))  # [S, t, 7]
+        predicted = []
+        for h in range(H):
+            out = self.backend.predict(frames, actions[:, : h + 1], states)  # [S, (h+1)*N, D]
+            z_next = out[:, -N:]  # [S, N, D]
+            if self.normalize_reps:
+                z_next = ops.layer_norm(z_next, REPS_LAYER_NORM_EPS)
+            predicted.append(z_next)
+            if h + 1 < H:
+                frames = ops.concat([frames, z_next], axis=1)  # [S, (h+2)*N, D]
+                next_state = pose.apply_action(states[:, -1], actions[:, h])  # [S, 7]
+                states = ops.concat([states, next_state[:, None]], axis=1)  # [S, h+2, 7]
+        return ops.stack(predicted, axis=1)  # [S, H, N, D]
+
+    def energy(self, z: Any, z_goal: Any) -> Any:
+        """L1 distance (mean over N*D) between latents [S, N, D] and a goal [1, N, D] -> [S]."""
+        return self.ops.mean(self.ops.abs(z - z_goal), axis=(-2, -1))
+
+    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any) -> Any:
+        """Energy of the last imagined frame of each candidate: -> [S]."""
+        return self.energy(self.rollout(z_context, state, actions)[:, -1], z_goal)
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, dtype: str | None = None, provenance: Mapping[str, Any] | None = None) -> Path:
+        """Write our checkpoint folder (config.json + model.safetensors)."""
+        arrays = {part: self.backend.state_arrays(part) for part in self.parts}
+        meta = {**self.provenance, **dict(provenance or {})}
+        return save_checkpoint(path, arrays, self.encoder_config, self.predictor_config, meta, dtype)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(p for p, c in (("encoder", self.encoder_config), ("predictor", self.predictor_config)) if c)
+
+    def encoder_hash(self) -> str:
+        """sha256 of the encoder weights: identifies the latent space (e.g. for caches)."""
+        return weights_hash(self.backend.state_arrays("encoder"))
+
+    def _require(self, part: str) -> Any:
+        config = self.encoder_config if part == "encoder" else self.predictor_config
+        if config is None:
+            raise ValueError(f"this world model has no {part} (loaded from {self.provenance.get('source', '?')})")
+        return config
+
+
+def load_world_model(
+    path: str | Path,
+    encoder: str | EncoderConfig | Mapping[str, Any] | None = None,
+    predictor: str | PredictorConfig | Mapping[str, Any] | None = None,
+    backend: str = "torch",
+    device: Any = None,
+    dtype: Any = None,
+    encoder_key: str = "encoder",
+    load_predictor: bool = True,
+) -> WorldModel:
+    """Load a world model from an upstream `.pt`, a Hugging Face folder or our checkpoint folder.
+
+    `encoder` / `predictor` give the architecture (preset name, config or upstream kwargs dict);
+    they are required for upstream `.pt` files, which store none, and optional otherwise (if
+    given they must match the file). Loading is strict; the model comes back frozen.
+    """
+    ckpt = read_checkpoint(path, encoder_key=encoder_key)
+    enc_cfg = _pick_config(ckpt.encoder_config, encoder, resolve_encoder_config, "encoder", ckpt.source)
+    if enc_cfg is None and "encoder" in ckpt.arrays:
+        raise CheckpointError(
+            f"{ckpt.source} does not state its architecture: pass encoder= (a preset such as 'vit_giant', "
+            "an EncoderConfig, or upstream kwargs)"
+        )
+    pred_cfg = None
+    if load_predictor and "predictor" in ckpt.arrays:
+        pred_cfg = _pick_config(ckpt.predictor_config, predictor, resolve_predictor_config, "predictor", ckpt.source)
+        if pred_cfg is not None and enc_cfg is not None:
+            pred_cfg = pred_cfg.with_encoder(enc_cfg)
+    elif predictor is not None:
+        raise CheckpointError(f"{ckpt.source}: predictor={predictor!r} was given but the checkpoint has no predictor")
+    model_backend = make_backend(backend, enc_cfg, pred_cfg, device=device, dtype=dtype)
+    for part, cfg in (("encoder", enc_cfg), ("predictor", pred_cfg)):
+        if cfg is None:
+            continue
+        dropped = UPSTREAM_DROPPED[part] if ckpt.provenance.get("source_format") == "upstream" else set()
+        arrays = match_arrays(part, ckpt.arrays[part], model_backend.parameter_shapes(part), ckpt.source, dropped)
+        model_backend.load_arrays(part, arrays)
+    return WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance)
+
+
+def _pick_config(stated, given, resolve, part: str, source: str):
+    if given is None:
+        if stated is None and part == "predictor":
+            raise CheckpointError(
+                f"{source} has a predictor but does not state its architecture: pass predictor= "
+                "(a preset such as 'vit_ac_giant', a PredictorConfig, or upstream kwargs), or load_predictor=False"
+            )
+        return stated
+    config = resolve(given)
+    if stated is not None:
+        mismatched = [k for k, v in config.to_dict().items()
+                      if k != "embed_dim" and v != stated.to_dict().get(k) and k in _ARCH_FIELDS]
+        if mismatched:
+            k = mismatched[0]
+            raise CheckpointError(
+                f"{source}: {part}={given!r} disagrees with the checkpoint's own config on {k} "
+                f"({getattr(config, k)!r} vs {getattr(stated, k)!r})"
+            )
+    return config
+
+
+# Fields that change the weights' shapes or the computation (training-only fields may differ).
+_ARCH_FIELDS = {
+    "img_size", "patch_size", "tubelet_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio",
+    "qkv_bias", "use_rope", "use_silu", "wide_silu", "norm_eps", "predictor_embed_dim", "is_frame_causal",
+    "action_embed_dim", "use_extrinsics",
+}
