@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -225,11 +225,14 @@ def save_checkpoint(
     predictor_config: PredictorConfig | None,
     provenance: Mapping[str, Any] | None = None,
     dtype: str | None = None,
+    extra_files: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> Path:
     """Write our folder format atomically (temp folder in the same parent, then rename).
 
     `dtype` ("float16", "bfloat16" is not numpy-representable so use "float16"/"float32") casts
     floating-point weights on the way out; configs and provenance go to config.json.
+    `extra_files` maps a file name to a writer called with its path inside the temp folder
+    (e.g. a trainer's optimizer state), so it lands atomically with the weights.
     """
     from safetensors.numpy import save_file
 
@@ -253,6 +256,8 @@ def save_checkpoint(
     try:
         save_file(flat, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        for name, write in (extra_files or {}).items():
+            write(tmp / name)
         for f in tmp.iterdir():
             with open(f, "rb") as handle:
                 os.fsync(handle.fileno())

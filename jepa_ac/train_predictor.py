@@ -1,0 +1,38 @@
+"""Train the action-conditioned predictor (V-JEPA 2-AC recipe) on a frozen encoder's latents.
+
+    python -m jepa_ac.train_predictor --data runs/cache.zarr --encoder-checkpoint ENC --out runs/pred \
+        --steps 2000 --batch-size 16
+    python -m jepa_ac.train_predictor --config experiments/predictor/sim.yaml --resume true
+    torchrun --nproc_per_node 4 -m jepa_ac.train_predictor --config ... # DDP, data sharded by rank
+
+`--data` is a latent cache (`python -m jepa_ac.encode_dataset`), a DROID-layout episode folder or
+trajectory list (encoded on the fly), or a clips `.npz`. Options come from a YAML `--config`
+overlaid with command-line flags; the resolved config is saved into every checkpoint. Outputs
+under `--out`: `checkpoint/` (latest, atomic; `--resume true` continues from it exactly),
+`final/`, `metrics.jsonl`, `loss_curves.png`, `summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from jepa_ac.training.cli_config import parse_config
+from jepa_ac.training.clips import Subset, open_clips, split_indices
+from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(TrainPredictorConfig, argv, __doc__, "python -m jepa_ac.train_predictor")
+    data = open_clips(config.data, config.frames, config.fps)
+    if config.val_data:
+        train, val = data, open_clips(config.val_data, config.frames, config.fps)
+    else:
+        train_idx, val_idx = split_indices(len(data), config.val_fraction, config.seed)
+        train, val = Subset(data, train_idx), Subset(data, val_idx)
+    summary = PredictorTrainer(config, train, val).fit()
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

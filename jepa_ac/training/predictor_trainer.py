@@ -1,0 +1,293 @@
+"""Train a V-JEPA 2-AC predictor on clips of frozen-encoder latents.
+
+The loop: seeded data order that is a pure function of the step (exact resume, DDP sharding),
+AdamW with a warmup -> constant -> decay schedule, gradient clipping, bf16 autocast on CUDA,
+atomic checkpoints in our folder format (weights + `trainer_state.pt`), validation against the
+copy-last-frame baseline, JSONL metrics and a loss plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
+from jepa_ac.config import PredictorConfig, resolve_predictor_config
+from jepa_ac.nn_torch.predictor import ACPredictor
+from jepa_ac.training.clips import collate
+from jepa_ac.training.common import (
+    DistInfo,
+    MetricsLog,
+    WarmupConstantDecay,
+    all_reduce_mean,
+    barrier,
+    batch_indices,
+    init_distributed,
+    param_groups,
+    plot_curves,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
+
+TRAINER_STATE = "trainer_state.pt"
+CHECKPOINT_DIR = "checkpoint"  # latest, replaced atomically
+FINAL_DIR = "final"
+
+
+@dataclass(frozen=True)
+class TrainPredictorConfig:
+    """Everything a predictor training run needs; saved into every checkpoint."""
+
+    data: str = ""  # latent cache (.zarr), episode folder / list file, or clips .npz
+    val_data: str = ""  # held-out data; empty = hold out `val_fraction` of episodes
+    val_fraction: float = 0.1
+    frames: int = 8  # frames per clip (V-JEPA 2-AC: 8 frames at 4 fps)
+    fps: float = 4.0
+    encoder_checkpoint: str = ""  # frozen encoder; also copied into the output checkpoints
+    encoder: str = ""  # encoder preset, for upstream .pt files
+    predictor: dict[str, Any] | str = field(default_factory=lambda: {"predictor_embed_dim": 192, "depth": 4,
+                                                                     "num_heads": 4})
+    init_predictor: str = ""  # fine-tune from a checkpoint (upstream .pt or our folder)
+    batch_size: int = 8  # global batch (split across processes)
+    steps: int = 1000
+    lr: float = 4.25e-4
+    start_lr: float = 7.5e-5
+    final_lr: float = 0.0
+    warmup_steps: int = 50
+    decay_steps: int = 100
+    weight_decay: float = 0.04
+    grad_clip: float = 1.0
+    auto_steps: int = 2
+    loss_exp: float = 1.0
+    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU always trains in float32
+    activation_checkpointing: bool = False
+    seed: int = 0
+    out: str = "runs/predictor"
+    save_every: int = 200
+    eval_every: int = 100
+    log_every: int = 10
+    val_batches: int = 8
+    num_workers: int = 0
+    device: str = ""
+    stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "batch_size", "steps", "auto_steps", "save_every", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainPredictorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.frames < 2:
+            raise ValueError("TrainPredictorConfig.frames must be >= 2 (a clip needs a next frame)")
+        if self.dtype not in ("bfloat16", "float16", "float32"):
+            raise ValueError(f"TrainPredictorConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"TrainPredictorConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+class FrozenEncoder:
+    """The frozen encoder that defines the latent space (and encodes frames when training on video)."""
+
+    def __init__(self, config: TrainPredictorConfig, device: torch.device) -> None:
+        from jepa_ac.world_model import load_world_model
+
+        if not config.encoder_checkpoint:
+            raise ValueError("encoder_checkpoint is required: the predictor is trained in that encoder's latent space")
+        self.wm = load_world_model(config.encoder_checkpoint, encoder=config.encoder or None,
+                                   load_predictor=False, device=device)
+        self.config = self.wm.encoder_config
+        self.device = device
+
+    def latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Batch -> layer-normed latents [B, T*N, D] (from the cache, or encoding frames now)."""
+        if "latents" in batch:
+            z = batch["latents"].to(self.device, torch.float32)  # [B, T, N, D]
+        else:
+            frames = batch["frames"].numpy()  # [B, T, H, W, 3]
+            z = torch.stack([torch.as_tensor(np.asarray(self.wm.encode(clip)), device=self.device) for clip in frames])
+        z = torch.nn.functional.layer_norm(z, (z.shape[-1],))  # idempotent on cached (normed) latents
+        return z.flatten(1, 2)  # [B, T*N, D]
+
+
+def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tuple[ACPredictor, PredictorConfig]:
+    enc = encoder.config
+    pred = resolve_predictor_config(config.predictor)
+    if pred.use_extrinsics:
+        raise ValueError("training with extrinsics is not supported yet (use_extrinsics=False)")
+    pred = dataclasses.replace(pred, img_size=enc.img_size, patch_size=enc.patch_size, tubelet_size=enc.tubelet_size,
+                               num_frames=max(pred.num_frames, 2 * config.frames), embed_dim=enc.embed_dim,
+                               use_activation_checkpointing=config.activation_checkpointing)
+    model = ACPredictor(pred)
+    model.extrinsics_encoder.requires_grad_(False)  # unused without extrinsics (and DDP needs every trained param used)
+    if config.init_predictor:
+        ckpt = read_checkpoint(config.init_predictor)
+        if "predictor" not in ckpt.arrays:
+            raise ValueError(f"init_predictor {config.init_predictor} holds no predictor")
+        from jepa_ac.checkpoints import match_arrays
+
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        arrays = match_arrays("predictor", ckpt.arrays["predictor"], expected, ckpt.source)
+        model.load_state_dict({k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v
+                               for k, v in arrays.items()})
+    return model, pred
+
+
+class PredictorTrainer:
+    """Owns the model, optimizer, data and bookkeeping of one run (one process of a DDP job)."""
+
+    def __init__(self, config: TrainPredictorConfig, train_data: Any, val_data: Any | None,
+                 dist_info: DistInfo | None = None) -> None:
+        self.config = config
+        self.info = dist_info or init_distributed(config.device or None)
+        self.out = Path(config.out)
+        seed_everything(config.seed)
+        self.encoder = FrozenEncoder(config, self.info.device)
+        self.model, self.pred_config = build_predictor(config, self.encoder)
+        self.model.to(self.info.device).train()
+        self.ddp = None
+        if self.info.world_size > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
+                                           betas=(0.9, 0.999), eps=1e-8)
+        self.schedule = WarmupConstantDecay(config.lr, config.start_lr, config.final_lr, config.warmup_steps,
+                                            config.decay_steps, config.steps)
+        self.train_data, self.val_data = train_data, val_data
+        if len(train_data) == 0:
+            raise ValueError(f"no training clips in {config.data!r}")
+        self.step = 0
+        self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
+        self.autocast = (self.info.device.type == "cuda" and config.dtype != "float32")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, name: str = CHECKPOINT_DIR) -> Path:
+        """Weights (encoder copied, so the folder is a complete world model) + trainer state."""
+        path = self.out / name
+        if self.info.is_main:
+            state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
+                     "config": dataclasses.asdict(self.config), "world_size": self.info.world_size}
+            arrays = {"encoder": self.encoder.wm.backend.state_arrays("encoder"),
+                      "predictor": {k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()}}
+            provenance = {"trained_by": "jepa_ac.train_predictor", "step": self.step,
+                          "train_config": dataclasses.asdict(self.config),
+                          "encoder_source": self.encoder.wm.provenance}
+            save_checkpoint(path, arrays, self.encoder.config, self.pred_config, provenance,
+                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+        barrier(self.info)
+        return path
+
+    def resume(self) -> bool:
+        """Continue from `out/checkpoint` if it exists: weights, optimizer, RNG and step."""
+        path = self.out / CHECKPOINT_DIR
+        if not (path / TRAINER_STATE).exists():
+            return False
+        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
+        if state["world_size"] != self.info.world_size:
+            raise ValueError(f"{path} was written by {state['world_size']} processes; resume with the same number "
+                             f"(now {self.info.world_size}) to keep the data order")
+        ckpt = read_checkpoint(path)
+        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in ckpt.arrays["predictor"].items()})
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.metrics.truncate_after(self.step)
+        return True
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _batch(self, step: int) -> dict[str, torch.Tensor]:
+        idx = batch_indices(step, len(self.train_data), self.config.batch_size, self.config.seed,
+                            self.info.rank, self.info.world_size)
+        return collate([self.train_data[int(i)] for i in idx])
+
+    def _losses(self, batch: dict[str, torch.Tensor], model: torch.nn.Module):
+        dev = self.info.device
+        h = self.encoder.latents(batch)
+        actions, states = batch["actions"].to(dev, torch.float32), batch["states"].to(dev, torch.float32)
+        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float16
+        with torch.autocast(device_type=dev.type, dtype=dtype, enabled=self.autocast):
+            losses = predictor_losses(model, h, actions, states, self.encoder.config.tokens_per_frame,
+                                      self.config.auto_steps, self.config.loss_exp)
+        return h, losses
+
+    def train_step(self) -> dict[str, float]:
+        start = time.perf_counter()
+        lr = self.schedule(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self._batch(self.step)
+        _, losses = self._losses(batch, self.ddp or self.model)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        loss = all_reduce_mean(losses.total.detach(), self.info)
+        return {"step": self.step, "loss": float(loss), "loss_tf": float(losses.teacher_forcing.detach()),
+                "loss_rollout": float(losses.rollout.detach()), "lr": lr, "grad_norm": float(grad_norm),
+                "step_time": time.perf_counter() - start}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if not self.val_data or len(self.val_data) == 0:
+            return {}
+        self.model.eval()
+        sums = np.zeros(3)
+        count = min(len(self.val_data), self.config.val_batches * self.config.batch_size)
+        for start in range(0, count, self.config.batch_size):
+            batch = collate([self.val_data[i] for i in range(start, min(count, start + self.config.batch_size))])
+            h, losses = self._losses(batch, self.model)
+            n = h.shape[0]
+            sums += n * np.array([float(losses.teacher_forcing), float(losses.rollout),
+                                  float(copy_last_frame_loss(h, self.encoder.config.tokens_per_frame,
+                                                             self.config.loss_exp))])
+        self.model.train()
+        tf, ro, base = sums / count
+        return {"step": self.step, "val_loss_tf": tf, "val_loss_rollout": ro, "val_copy_last_baseline": base,
+                "val_tf_vs_baseline": tf / base}
+
+    def fit(self) -> dict[str, Any]:
+        """Run to `steps` (or `stop_after` steps in this process); returns a summary."""
+        from tqdm import tqdm
+
+        c = self.config
+        if c.resume:
+            self.resume()
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+        end = c.steps if not c.stop_after else min(c.steps, self.step + c.stop_after)
+        bar = tqdm(total=c.steps, initial=self.step, disable=not self.info.is_main, desc="train_predictor",
+                   dynamic_ncols=True, mininterval=2.0)
+        last_val: dict[str, float] = {}
+        while self.step < end:
+            record = self.train_step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", step_s=f"{record['step_time']:.2f}")
+            if self.step % c.log_every == 0 or self.step == end:
+                self.metrics.log(record)
+            if self.step % c.eval_every == 0 or self.step == c.steps:
+                last_val = self.validate()
+                if last_val:
+                    self.metrics.log(last_val)
+            if self.step % c.save_every == 0 or self.step == end:
+                self.save()
+        bar.close()
+        summary: dict[str, Any] = {"step": self.step, "finished": self.step >= c.steps, **last_val}
+        if self.step >= c.steps:
+            self.save(FINAL_DIR)
+            if self.info.is_main and (self.out / "metrics.jsonl").exists():
+                plot_curves(self.out / "metrics.jsonl", self.out / "loss_curves.png",
+                            ("loss_tf", "loss_rollout", "val_loss_tf", "val_copy_last_baseline"),
+                            "predictor training")
+        if self.info.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.metrics.close()
+        return summary
