@@ -112,3 +112,18 @@ def test_bad_config_is_rejected(encoder_dir, clips_npz, tmp_path):
         run(encoder_dir, clips_npz, tmp_path / "x", "--frames", "1")
     with pytest.raises(ValueError, match="holds clips of 4 frames"):
         run(encoder_dir, clips_npz, tmp_path / "x", "--frames", "5")
+
+
+def test_fine_tune_from_upstream_checkpoint(encoder_dir, clips_npz, tmp_path, tiny_arch):
+    """--init-predictor loads a released-layout .pt strictly; step 0 starts from exactly those weights."""
+    from conftest import TINY_PT
+
+    arch = {k: v for k, v in tiny_arch["predictor"].items() if k not in ("img_size", "patch_size", "num_frames",
+                                                                          "tubelet_size")}
+    run(encoder_dir, clips_npz, tmp_path / "ft", "--steps", "1", "--lr", "0", "--start-lr", "0", "--final-lr", "0",
+        "--warmup-steps", "0", "--decay-steps", "0", "--init-predictor", str(TINY_PT), "--predictor", json.dumps(arch))
+    upstream = torch.load(TINY_PT, weights_only=True)["predictor"]
+    tuned = predictor_weights(tmp_path / "ft/final")
+    assert max(float(np.abs(tuned[k] - upstream["module." + k].numpy()).max()) for k in tuned) == 0.0
+    with pytest.raises(Exception, match="first bad key"):
+        run(encoder_dir, clips_npz, tmp_path / "ft2", "--steps", "4", "--init-predictor", str(TINY_PT))
