@@ -126,4 +126,5 @@ def test_fine_tune_from_upstream_checkpoint(encoder_dir, clips_npz, tmp_path, ti
     tuned = predictor_weights(tmp_path / "ft/final")
     assert max(float(np.abs(tuned[k] - upstream["module." + k].numpy()).max()) for k in tuned) == 0.0
     with pytest.raises(Exception, match="first bad key"):
-        run(encoder_dir, clips_npz, tmp_path / "ft2", "--steps", "4", "--init-predictor", str(TINY_PT))
+        run(encoder_dir, clips_npz, tmp_path / "ft2", "--steps", "4", "--init-predictor", str(TINY_PT),
+            "--predictor", json.dumps({"predictor_embed_dim": 48, "depth": 2, "num_heads": 2}))
