@@ -1,0 +1,1 @@
+"""Small-scale V-JEPA self-supervised pretraining (masking, EMA target encoder, mask predictor)."""
