@@ -1,0 +1,143 @@
+"""The MPC control loop: observe, plan one action, pass it through the safety layer, execute, repeat.
+
+    result = run_episode(robot, policy, goal_image, max_steps=20, safety=SafetyLayer())
+    result.status, result.actions      # "max_steps" | "done" | "stopped", [T, 7] actions sent
+
+`policy` is anything with `reset()`, `set_goal(image)` and `infer(obs) -> {"action", ...}`: a
+`jepa_ac.PlanningPolicy` in-process or a `jepa_ac.client.PlannerClient` for a planning server.
+If the planner or the link fails, or the safety layer refuses an action, the robot is stopped
+(`robot.stop()` when it has one) and the episode ends with status "stopped" and the reason;
+nothing unchecked is ever sent. Errors raised by the robot itself stop it and propagate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from jepa_ac.robot.protocol import Policy, Robot
+from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("max_steps", "done", "stopped")
+
+
+@dataclass
+class StepRecord:
+    """One executed MPC step."""
+
+    index: int
+    state: np.ndarray  # [7] state the action was planned from
+    requested: np.ndarray  # [7] action from the planner
+    action: np.ndarray  # [7] action sent to the robot (after the safety layer)
+    clips: tuple[str, ...]  # safety clips applied
+    energy: float | None
+    timing: dict[str, float]  # planner timing plus "step_s" (observe + plan + act)
+
+
+@dataclass
+class EpisodeResult:
+    status: str  # one of STATUSES
+    steps: list[StepRecord] = field(default_factory=list)
+    stop_reason: str | None = None
+    success: bool | None = None  # from the robot's `success` attribute when it has one
+
+    @property
+    def actions(self) -> np.ndarray:
+        """[T, 7] actions sent to the robot."""
+        return np.stack([s.action for s in self.steps]) if self.steps else np.zeros((0, 7))
+
+    @property
+    def requested(self) -> np.ndarray:
+        """[T, 7] actions the planner asked for."""
+        return np.stack([s.requested for s in self.steps]) if self.steps else np.zeros((0, 7))
+
+    @property
+    def num_clipped(self) -> int:
+        return sum(bool(s.clips) for s in self.steps)
+
+
+def run_episode(
+    robot: Robot,
+    policy: Policy,
+    goal: np.ndarray,
+    max_steps: int,
+    safety: SafetyLayer | SafetyConfig,
+    reset_policy: bool = True,
+    on_step: Callable[[StepRecord], None] | None = None,
+) -> EpisodeResult:
+    """Run MPC until `max_steps`, until the robot reports `done`, or until a stop."""
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if isinstance(safety, SafetyConfig):
+        safety = SafetyLayer(safety)
+    if not isinstance(safety, SafetyLayer):
+        raise TypeError(f"safety must be a SafetyLayer or SafetyConfig, got {type(safety).__name__}")
+    result = EpisodeResult(status="max_steps")
+    try:
+        try:
+            if reset_policy:
+                policy.reset()
+            policy.set_goal(goal)
+        except Exception as err:  # noqa: BLE001 - any planner/link failure must stop the robot
+            return _stop(robot, result, f"planner failed on set_goal: {type(err).__name__}: {err}")
+        for index in range(max_steps):
+            if getattr(robot, "done", False):
+                result.status = "done"
+                break
+            start = time.perf_counter()
+            frame, state = robot.get_observation()
+            try:
+                out = policy.infer({"image": frame, "state": state})
+                requested = out["action"]
+            except Exception as err:  # noqa: BLE001
+                return _stop(robot, result, f"planner failed at step {index}: {type(err).__name__}: {err}")
+            try:
+                safe = safety.filter(state, requested)
+            except SafetyStop as err:
+                return _stop(robot, result, f"safety refused the action at step {index}: {err}")
+            robot.apply_action(safe.action)
+            timing = {k: float(v) for k, v in dict(out.get("timing") or {}).items()}
+            timing["step_s"] = time.perf_counter() - start
+            energy = out.get("energy")
+            record = StepRecord(index=index, state=np.asarray(state, dtype=np.float64), requested=safe.requested,
+                                action=safe.action, clips=safe.clips,
+                                energy=None if energy is None else float(energy), timing=timing)
+            result.steps.append(record)
+            if on_step is not None:
+                on_step(record)
+        else:
+            if getattr(robot, "done", False):
+                result.status = "done"
+    except BaseException:
+        # the robot (or a callback, or Ctrl-C) failed: halt it, then let the error through
+        _call_stop(robot)
+        raise
+    result.success = _success(robot)
+    return result
+
+
+def _stop(robot: Robot, result: EpisodeResult, reason: str) -> EpisodeResult:
+    logger.error("stopping the robot: %s", reason)
+    _call_stop(robot)
+    result.status, result.stop_reason, result.success = "stopped", reason, _success(robot)
+    return result
+
+
+def _call_stop(robot: Robot) -> None:
+    stop = getattr(robot, "stop", None)
+    if callable(stop):
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - report, but the original failure is the one to surface
+            logger.exception("robot.stop() failed")
+
+
+def _success(robot: Robot) -> bool | None:
+    value = getattr(robot, "success", None)
+    return None if value is None else bool(value)
