@@ -1,0 +1,330 @@
+"""Read DROID raw episodes (the released data or ours) as V-JEPA 2-AC training clips.
+
+    clips = DroidClips("data/reach", frames_per_clip=8, fps=4.0)   # a folder, a list file, or paths
+    clip = clips[0]   # {"frames": [F, H, W, 3] uint8, "states": [F, 7], "actions": [F-1, 7], ...}
+
+As upstream (`app/vjepa_droid/droid.py`): the left exterior camera (`metadata*.json` ->
+`left_mp4_path`), frames every `round(native_fps / fps)` video frames, states =
+`cartesian_position ++ gripper_position` at the same rows, actions = the differences of those
+states (`jepa_ac.pose.actions_from_states`). Unlike upstream, clips are an enumerable list of
+windows (deterministic, shardable) and bad episodes are dropped once at indexing, each with a
+logged reason, instead of being retried at random inside `__getitem__`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from jepa_ac import pose
+from jepa_ac.data import layout
+from jepa_ac.data.video import probe_mp4, read_mp4
+
+logger = logging.getLogger(__name__)
+
+
+class EpisodeError(ValueError):
+    """An episode folder that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """An indexed, validated episode (states in memory, video left on disk)."""
+
+    path: Path
+    uuid: str
+    camera: str
+    mp4_path: Path
+    fps: float  # native video frame rate
+    states: np.ndarray  # [T, 7] float64, T = usable rows (min of h5 rows and video frames)
+    metadata: dict[str, Any] = field(repr=False)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.states)
+
+
+# -- finding episodes ----------------------------------------------------------------------------
+
+
+def read_trajectory_list(path: str | Path) -> list[Path]:
+    """Episode folders listed one per line (`#` starts a comment; relative to the list's folder)."""
+    path = Path(path)
+    episodes = []
+    for line in path.read_text().splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            entry_path = Path(entry).expanduser()
+            episodes.append(entry_path if entry_path.is_absolute() else path.parent / entry_path)
+    return episodes
+
+
+def write_trajectory_list(path: str | Path, episodes: Iterable[str | Path], header: str = "") -> Path:
+    """Write a trajectory list atomically (paths relative to the list's folder where possible)."""
+    from jepa_ac.data.video import fsync_path
+
+    path = Path(path)
+    lines = [f"# {line}" for line in header.splitlines()]
+    for episode in episodes:
+        episode = Path(episode)
+        try:
+            lines.append(str(episode.resolve().relative_to(path.parent.resolve())))
+        except ValueError:
+            lines.append(str(episode.resolve()))
+    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
+    tmp.write_text("\n".join(lines) + "\n")
+    fsync_path(tmp)
+    tmp.replace(path)
+    return path
+
+
+def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Episode folders from a dataset folder (searched recursively), a list file, one episode, or a list.
+
+    A folder counts as an episode if it holds `trajectory.h5` or a `metadata_*.json` (so an
+    episode missing one of them is reported as broken, not silently ignored). Hidden folders
+    (in-progress writes) are never searched.
+    """
+    if isinstance(source, (list, tuple)):
+        return [Path(p) for p in source]
+    source = Path(source)
+    if source.is_file():
+        return read_trajectory_list(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is neither a dataset folder, an episode folder nor a trajectory list file")
+    if _looks_like_episode(source):
+        return [source]
+    found = []
+    stack = [source]
+    while stack:
+        folder = stack.pop()
+        for child in sorted(folder.iterdir(), reverse=True):
+            if not child.is_dir() or child.name.startswith("."):
+                continue
+            if _looks_like_episode(child):
+                found.append(child)
+            elif child.name != "recordings":
+                stack.append(child)
+    return sorted(found)
+
+
+def _looks_like_episode(folder: Path) -> bool:
+    return (folder / layout.TRAJECTORY_FILE).exists() or any(folder.glob(f"{layout.METADATA_PREFIX}*.json"))
+
+
+# -- one episode --------------------------------------------------------------------------------
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """The episode's `metadata_<uuid>.json` (DROID writes it last: no metadata = incomplete)."""
+    candidates = sorted(folder.glob(f"{layout.METADATA_PREFIX}*.json"))
+    if not candidates:
+        raise EpisodeError(f"no {layout.METADATA_PREFIX}<uuid>.json (incomplete episode)")
+    try:
+        return json.loads(candidates[0].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise EpisodeError(f"{candidates[0].name} is not valid JSON: {err}") from None
+
+
+def read_h5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Named arrays from a trajectory.h5; `EpisodeError` for a missing, truncated or incomplete file."""
+    import h5py
+
+    if not path.is_file():
+        raise EpisodeError(f"{path.name} is missing")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in keys if k not in f]
+            if missing:
+                raise EpisodeError(f"{path.name} lacks {missing}")
+            return {k: np.asarray(f[k]) for k in keys}
+    except EpisodeError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise EpisodeError(f"{path.name} is unreadable (truncated or corrupt): {err}") from None
+
+
+def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> EpisodeRecord:
+    """Validate one episode folder and load its states; raises `EpisodeError` saying what is wrong."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EpisodeError("folder does not exist")
+    metadata = read_metadata(folder)
+    if camera_key not in metadata:
+        raise EpisodeError(f"metadata has no {camera_key!r} (has {sorted(k for k in metadata if k.endswith('_path'))})")
+    camera = layout.camera_from_mp4_path(str(metadata[camera_key]))
+    arrays = read_h5(folder / layout.TRAJECTORY_FILE, [layout.CARTESIAN_POSITION, layout.GRIPPER_POSITION])
+    cartesian, gripper = arrays[layout.CARTESIAN_POSITION], arrays[layout.GRIPPER_POSITION].reshape(-1)
+    if cartesian.ndim != 2 or cartesian.shape[1] != 6 or len(gripper) != len(cartesian):
+        raise EpisodeError(
+            f"cartesian_position {list(cartesian.shape)} / gripper_position {list(gripper.shape)} are not [T, 6] / [T]"
+        )
+    states = np.concatenate([cartesian.astype(np.float64), gripper.astype(np.float64)[:, None]], axis=1)  # [T, 7]
+    bad_rows = np.flatnonzero(~np.all(np.isfinite(states), axis=1))
+    if len(bad_rows):
+        raise EpisodeError(f"NaN/inf in states at {len(bad_rows)} rows (first {bad_rows[:5].tolist()})")
+    mp4_path = folder / layout.MP4_DIR / f"{camera}.mp4"
+    if not mp4_path.is_file():
+        raise EpisodeError(f"video {layout.MP4_DIR}/{camera}.mp4 is missing")
+    try:
+        video = probe_mp4(mp4_path)
+    except Exception as err:  # PyAV raises its own error types for damaged files
+        raise EpisodeError(f"video {mp4_path.name} is unreadable: {err}") from None
+    if video.num_frames != len(states):
+        logger.warning("episode %s: %d h5 rows but %d video frames; using the first %d",
+                       folder, len(states), video.num_frames, min(len(states), video.num_frames))
+    n = min(len(states), video.num_frames)
+    return EpisodeRecord(folder, str(metadata.get("uuid", folder.name)), camera, mp4_path, video.fps,
+                         states[:n], metadata)
+
+
+def load_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> dict[str, Any]:
+    """A whole episode: frames [T, H, W, 3], states [T, 7], actions [T-1, 7], and every h5 array."""
+    record = open_episode(folder, camera_key)
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+    with h5py.File(record.path / layout.TRAJECTORY_FILE, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
+    frames = read_mp4(record.mp4_path, np.arange(record.num_frames))
+    return {"frames": frames, "states": record.states, "actions": pose.actions_from_states(record.states),
+            "arrays": arrays, "metadata": record.metadata, "fps": record.fps, "camera": record.camera}
+
+
+def index_episodes(
+    folders: Sequence[Path], frames_per_clip: int = 1, fps: float | None = None,
+    camera_key: str = layout.LEFT_MP4_KEY,
+) -> tuple[list[EpisodeRecord], list[int], list[tuple[Path, str]]]:
+    """Open every episode -> (records, frame strides, skipped (folder, reason)).
+
+    An episode that fails to open, or is too short for one clip of `frames_per_clip` frames at
+    `fps`, is skipped with a warning naming it and the reason, and a summary count at the end.
+    """
+    episodes, strides, skipped = [], [], []
+    for folder in folders:
+        try:
+            record = open_episode(folder, camera_key)
+            stride = frame_stride(record.fps, fps)
+            span = (frames_per_clip - 1) * stride + 1
+            if record.num_frames < span:
+                raise EpisodeError(f"too short: {record.num_frames} frames, a clip of {frames_per_clip} frames "
+                                   f"every {stride} needs {span}")
+        except EpisodeError as err:
+            logger.warning("skipping episode %s: %s", folder, err)
+            skipped.append((Path(folder), str(err)))
+            continue
+        episodes.append(record)
+        strides.append(stride)
+    if skipped:
+        reasons = Counter(reason.split(":")[0] for _, reason in skipped)
+        logger.warning("skipped %d of %d episodes (%s)", len(skipped), len(folders),
+                       ", ".join(f"{n}x {r}" for r, n in reasons.most_common()))
+    return episodes, strides, skipped
+
+
+# -- clips ----------------------------------------------------------------------------------------
+
+
+def frame_stride(native_fps: float, fps: float | None) -> int:
+    """Video frames between clip frames: round(native_fps / fps), at least 1 (None = native rate)."""
+    if fps is None:
+        return 1
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0 or None, got {fps!r}")
+    return max(1, round(native_fps / fps))
+
+
+def clip_windows(lengths: Sequence[int], strides: Sequence[int], frames_per_clip: int,
+                 step: int | None) -> list[tuple[int, int]]:
+    """(episode, first frame) of every clip: starts every `step` frames (default: one stride)."""
+    windows = []
+    for episode, (length, stride) in enumerate(zip(lengths, strides)):
+        span = (frames_per_clip - 1) * stride + 1
+        windows.extend((episode, start) for start in range(0, length - span + 1, step or stride))
+    return windows
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    frames_per_clip: int = 8
+    fps: float | None = 4.0  # clip frame rate; None = every video frame
+    clip_step: int | None = None  # video frames between clip starts; None = the frame stride
+    camera_key: str = layout.LEFT_MP4_KEY
+
+    def __post_init__(self) -> None:
+        if self.frames_per_clip < 2:
+            raise ValueError(f"ClipConfig.frames_per_clip must be >= 2 (actions need two frames), got {self.frames_per_clip}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"ClipConfig.fps must be > 0 or None, got {self.fps!r}")
+        if self.clip_step is not None and self.clip_step < 1:
+            raise ValueError(f"ClipConfig.clip_step must be >= 1, got {self.clip_step}")
+
+
+class DroidClips:
+    """Clips of `frames_per_clip` frames from DROID-layout episodes (numpy; see `torch_clips`)."""
+
+    def __init__(self, source: str | Path | Sequence[str | Path], config: ClipConfig = ClipConfig(),
+                 rank: int = 0, world_size: int = 1) -> None:
+        _check_shard(rank, world_size)
+        self.config = config
+        folders = find_episodes(source)
+        self.episodes, self.strides, self.skipped = index_episodes(folders, config.frames_per_clip, config.fps,
+                                                                   config.camera_key)
+        windows = clip_windows([e.num_frames for e in self.episodes], self.strides, config.frames_per_clip,
+                               config.clip_step)
+        self.windows = windows[rank::world_size]
+        if not self.windows:
+            logger.warning("no clips: %d usable episodes of %d found in %s", len(self.episodes), len(folders), source)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        episode_index, start = self.windows[index]
+        episode, stride = self.episodes[episode_index], self.strides[episode_index]
+        indices = start + stride * np.arange(self.config.frames_per_clip)  # [F]
+        states = episode.states[indices]  # [F, 7]
+        return {
+            "frames": read_mp4(episode.mp4_path, indices),  # [F, H, W, 3] uint8
+            "states": states,
+            "actions": pose.actions_from_states(states),  # [F-1, 7]
+            "indices": indices,
+            "episode": episode.uuid,
+        }
+
+
+def torch_clips(clips: Any):
+    """Wrap `DroidClips` / `LatentClips` as a `torch.utils.data.Dataset` of tensors (float32 states)."""
+    import torch
+
+    class _TorchClips(torch.utils.data.Dataset):
+        def __init__(self, core: Any) -> None:
+            self.core = core
+
+        def __len__(self) -> int:
+            return len(self.core)
+
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            item = self.core[index]
+            out: dict[str, Any] = {}
+            for key, value in item.items():
+                if isinstance(value, np.ndarray):
+                    if value.dtype in (np.float64, np.float16):
+                        value = value.astype(np.float32)
+                    out[key] = torch.from_numpy(np.ascontiguousarray(value))
+                else:
+                    out[key] = value
+            return out
+
+    return _TorchClips(clips)
+
+
+def _check_shard(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
