@@ -1,0 +1,348 @@
+"""Collect scripted-expert rollouts of a Franka env as a DROID-layout dataset.
+
+    python -m jepa_ac.collect --env jepa_ac/FrankaReach-v0 --episodes 50 --out data/reach \\
+        --noise 0.1 --seed 0 --image-size 256 --workers 2
+
+Writes `out/episode_000000/ ...` (one folder per episode, see `jepa_ac.data.layout`), a
+`dataset_info.json` (checked on resume: a run with other settings is refused), the trajectory
+list `trajectories.txt` that training reads, and `collect_summary.json` (success rate, steps,
+timing). Re-running the same command resumes: complete episodes are kept, unfinished ones
+(hidden `.tmp-*` folders of a killed run) are removed and collected again. Episode i always uses
+the seed derived from (--seed, i), so a resumed or parallel run gives the same episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from jepa_ac.data import layout
+from jepa_ac.data.layout import DatasetInfo, droid_features
+from jepa_ac.data.reader import read_metadata, write_trajectory_list
+from jepa_ac.data.writer import EpisodeData, EpisodeMeta, write_episode
+
+EnvFactory = Callable[["CollectConfig"], Any]
+ExpertFactory = Callable[[Any, float, int], Any]
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    out: Path
+    env: str = "jepa_ac/FrankaReach-v0"
+    episodes: int = 10
+    noise: float = 0.1
+    seed: int = 0
+    image_size: int = 256
+    max_steps: int | None = None  # None: the env's registered episode length
+    workers: int = 1
+    crf: int = 18
+    wrist_camera: bool = False
+    stop_on_success: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.episodes < 1:
+            raise ValueError(f"CollectConfig.episodes must be >= 1, got {self.episodes}")
+        if self.noise < 0:
+            raise ValueError(f"CollectConfig.noise must be >= 0, got {self.noise}")
+        if self.image_size < 16 or self.image_size % 2:
+            raise ValueError(f"CollectConfig.image_size must be an even number >= 16 (H.264 yuv420p), got {self.image_size}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"CollectConfig.max_steps must be >= 1, got {self.max_steps}")
+        if self.workers < 1:
+            raise ValueError(f"CollectConfig.workers must be >= 1, got {self.workers}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"CollectConfig.crf must be in 0..51, got {self.crf}")
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """Independent, reproducible seed of episode `index` (same in any worker or resumed run)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def episode_name(index: int) -> str:
+    return layout.EPISODE_DIR_FORMAT.format(index=index)
+
+
+# -- env and expert ---------------------------------------------------------------------------
+
+
+def make_franka_env(config: CollectConfig) -> Any:
+    """The registered gymnasium env with the collection's image size and episode length."""
+    import gymnasium as gym
+
+    import jepa_ac.envs  # noqa: F401  (registers the ids)
+
+    kwargs: dict[str, Any] = {"image_size": config.image_size}
+    if config.wrist_camera:
+        kwargs["wrist_camera"] = True
+    if config.max_steps is not None:
+        kwargs["max_episode_steps"] = config.max_steps
+    try:
+        return gym.make(config.env, **kwargs)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make env {config.env!r}: {err}") from err
+
+
+def make_franka_expert(env: Any, noise: float, seed: int) -> Any:
+    from jepa_ac.envs import make_expert
+
+    return make_expert(env, noise=noise, seed=seed)
+
+
+def env_facts(env: Any, config: CollectConfig) -> tuple[str, float, tuple[str, ...], int]:
+    """(task, control rate, cameras, steps per episode) of an env."""
+    base = env.unwrapped
+    max_steps = config.max_steps or (env.spec.max_episode_steps if env.spec else None)
+    if not max_steps:
+        raise ValueError(f"{config.env} has no registered episode length: pass --max-steps")
+    return str(base.task_name), float(base.control_hz), tuple(base.camera_names), int(max_steps)
+
+
+def _camera_frames(obs: dict[str, Any], cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
+    # obs["image"] is the first (exterior) camera; further cameras come as "<camera>_image"
+    frames = {cameras[0]: obs["image"]}
+    for cam in cameras[1:]:
+        if f"{cam}_image" in obs:
+            frames[cam] = obs[f"{cam}_image"]
+    return frames
+
+
+# -- one episode ------------------------------------------------------------------------------
+
+
+def rollout(env: Any, expert: Any, seed: int, max_steps: int, cameras: tuple[str, ...],
+            stop_on_success: bool = False) -> tuple[EpisodeData, bool]:
+    """Run the expert for up to `max_steps` steps -> (rows of the episode, final success)."""
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    space = env.action_space
+    rows: list[tuple[dict, dict]] = [(obs, info)]
+    actions, targets, wall_ms = [], [], [int(time.time() * 1000)]
+    for _ in range(max_steps):
+        action = np.clip(np.asarray(expert.act(obs), np.float64), space.low, space.high)  # what the env applies
+        obs, _, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        targets.append(info.get("commanded_state"))
+        rows.append((obs, info))
+        wall_ms.append(int(time.time() * 1000))
+        if terminated or truncated or (stop_on_success and info.get("success")):
+            break
+    t = len(rows)
+    states = np.stack([np.concatenate([r[1]["cartesian_position"], [r[1]["gripper_position"]]]) for r in rows])
+    actions.append(np.zeros(7))  # nothing is sent from the last row
+    if any(x is None for x in targets):
+        target_rows = None
+    else:
+        target_rows = np.concatenate([np.stack(targets), states[-1:]])  # last row: hold
+    frames = [_camera_frames(r[0], cameras) for r in rows]
+    episode = EpisodeData(
+        frames={cam: np.stack([f[cam] for f in frames]) for cam in frames[0]},
+        cartesian_position=states[:, :6],
+        gripper_position=states[:, 6],
+        joint_positions=np.stack([np.asarray(r[1]["joint_positions"], np.float64) for r in rows]),
+        camera_extrinsics={cam: np.stack([np.asarray(r[1]["camera_extrinsics"][cam], np.float64) for r in rows])
+                           for cam in frames[0]},
+        actions=np.stack(actions),
+        sim_time=np.arange(t) / float(env.unwrapped.control_hz),
+        wall_time_ms=np.asarray(wall_ms, np.int64),
+        targets=target_rows,
+    )
+    return episode, bool(info.get("success", False))
+
+
+_WORKER: dict[str, Any] = {}  # per process: the env, made once
+
+
+def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
+                    make_env: EnvFactory = make_franka_env,
+                    make_expert: ExpertFactory = make_franka_expert) -> dict[str, Any]:
+    """Roll out and write episode `index`; returns its summary row."""
+    if _WORKER.get("key") != (config, make_env):
+        if "env" in _WORKER:
+            _WORKER["env"].close()
+        _WORKER.update(key=(config, make_env), env=make_env(config))
+    env = _WORKER["env"]
+    seed = episode_seed(config.seed, index)
+    start = time.perf_counter()
+    expert = make_expert(env, config.noise, seed)
+    episode, success = rollout(env, expert, seed, info.max_steps, info.cameras, config.stop_on_success)
+    uuid = f"jepa_ac+{info.task}+s{config.seed}-{index:06d}"
+    meta = EpisodeMeta(uuid=uuid, fps=info.fps, task=info.task, success=success, env_id=config.env, seed=seed,
+                       extra={"episode_index": index, "noise": config.noise, "image_size": config.image_size})
+    write_episode(config.out, episode_name(index), episode, meta, crf=config.crf)
+    return {"index": index, "uuid": uuid, "success": success, "length": episode.length,
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+# -- the dataset ------------------------------------------------------------------------------
+
+
+def prepare_out_dir(config: CollectConfig, info: DatasetInfo) -> dict[int, dict[str, Any]]:
+    """Create or check `out`, remove unfinished writes; -> {index: summary row} of complete episodes."""
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    info_path = out / layout.DATASET_INFO_FILE
+    if info_path.exists():
+        existing = DatasetInfo.load(info_path)
+        ours, theirs = info.to_dict(), existing.to_dict()
+        differ = [k for k in ours if k != "features" and ours[k] != theirs[k]]
+        if differ:
+            k = differ[0]
+            raise ValueError(f"{out} was collected with {k}={theirs[k]!r}, this run has {k}={ours[k]!r}: "
+                             "refusing to mix datasets (use another --out)")
+    else:
+        _write_json(info_path, info.to_dict())
+    for tmp in out.glob(f"{layout.TEMP_PREFIX}*"):
+        pid = _pid_of_temp(tmp.name)
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            raise RuntimeError(f"{tmp} is being written by process {pid}: another collect is using {out}")
+        print(f"removing unfinished episode {tmp.name}", file=sys.stderr)
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    done = {}
+    for index in range(config.episodes):
+        folder = out / episode_name(index)
+        if folder.exists():
+            try:
+                metadata = read_metadata(folder)
+            except ValueError as err:
+                raise ValueError(f"{folder} exists but is not a complete episode ({err}); delete it to re-collect") from err
+            done[index] = {"index": index, "uuid": metadata["uuid"], "success": bool(metadata["success"]),
+                           "length": int(metadata["trajectory_length"]), "seconds": None}
+    return done
+
+
+def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
+            make_expert: ExpertFactory = make_franka_expert, progress: bool = True) -> dict[str, Any]:
+    """Collect (or finish collecting) `config.episodes` episodes into `config.out`; returns the summary."""
+    from tqdm import tqdm
+
+    probe = make_env(config)
+    try:
+        task, fps, cameras, max_steps = env_facts(probe, config)
+    finally:
+        probe.close()
+    if not config.wrist_camera:
+        cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
+    info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
+                       noise=config.noise, seed=config.seed, max_steps=max_steps,
+                       features=droid_features(cameras, config.image_size))
+    rows = prepare_out_dir(config, info)
+    todo = [i for i in range(config.episodes) if i not in rows]
+    start = time.perf_counter()
+    bar = tqdm(total=config.episodes, initial=len(rows), desc=f"collect {task}", unit="ep", disable=not progress)
+    try:
+        if config.workers == 1 or len(todo) <= 1:
+            for index in todo:
+                rows[index] = collect_episode(config, info, index, make_env, make_expert)
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(collect_episode, config, info, i, make_env, make_expert) for i in todo]
+                for future in as_completed(futures):
+                    row = future.result()
+                    rows[row["index"]] = row
+                    bar.update(1)
+    finally:
+        bar.close()
+        if "env" in _WORKER:
+            _WORKER.pop("env").close()
+            _WORKER.pop("key", None)
+    elapsed = time.perf_counter() - start
+    ordered = [rows[i] for i in range(config.episodes)]
+    write_trajectory_list(config.out / layout.TRAJECTORY_LIST_FILE,
+                          [config.out / episode_name(i) for i in range(config.episodes)],
+                          header=f"{config.env} scripted expert, noise {config.noise}, seed {config.seed}")
+    successes = sum(r["success"] for r in ordered)
+    new_steps = sum(rows[i]["length"] - 1 for i in todo)
+    summary = {
+        "env_id": config.env, "task": task, "episodes": config.episodes, "successes": successes,
+        "success_rate": successes / config.episodes, "collected_now": len(todo),
+        "resumed": config.episodes - len(todo), "fps": fps, "image_size": config.image_size,
+        "noise": config.noise, "seed": config.seed, "workers": config.workers,
+        "seconds": round(elapsed, 2), "steps_per_second": round(new_steps / elapsed, 2) if todo and elapsed > 0 else None,
+        "mean_length": float(np.mean([r["length"] for r in ordered])),
+        "per_episode": ordered,
+    }
+    _write_json(config.out / layout.SUMMARY_FILE, summary)
+    return summary
+
+
+def _write_json(path: Path, value: Any) -> None:
+    from jepa_ac.data.video import fsync_path
+
+    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    fsync_path(tmp)
+    tmp.replace(path)
+
+
+def _pid_of_temp(name: str) -> int | None:
+    parts = name.rsplit("-", 2)  # .tmp-<name>-<pid>-<token>
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = CollectConfig(out=Path("."))
+    parser = argparse.ArgumentParser(
+        prog="python -m jepa_ac.collect",
+        description="Collect scripted-expert rollouts as a DROID-layout dataset (resumable).",
+        epilog="example: python -m jepa_ac.collect --env jepa_ac/FrankaReach-v0 --episodes 50 --out data/reach",
+    )
+    parser.add_argument("--env", default=defaults.env, help="gymnasium env id (default %(default)s)")
+    parser.add_argument("--episodes", type=int, default=defaults.episodes, help="total episodes wanted (default %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; resumed if it exists)")
+    parser.add_argument("--noise", type=float, default=defaults.noise, help="expert action noise (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed; episode i uses a seed derived from (seed, i)")
+    parser.add_argument("--image-size", type=int, default=defaults.image_size, help="square render size (even; default %(default)s)")
+    parser.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's registered length)")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="parallel processes (default %(default)s)")
+    parser.add_argument("--crf", type=int, default=defaults.crf, help="H.264 quality, lower is better (default %(default)s)")
+    parser.add_argument("--wrist-camera", action="store_true", help="also record the wrist camera")
+    parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, noise=args.noise, seed=args.seed,
+                           image_size=args.image_size, max_steps=args.max_steps, workers=args.workers, crf=args.crf,
+                           wrist_camera=args.wrist_camera, stop_on_success=args.stop_on_success)
+    summary = collect(config, progress=not args.no_progress)
+    print(f"{summary['env_id']}: {summary['episodes']} episodes in {config.out} "
+          f"({summary['collected_now']} new, {summary['resumed']} resumed)")
+    print(f"  success rate  {summary['success_rate']:.1%} ({summary['successes']}/{summary['episodes']})")
+    print(f"  mean length   {summary['mean_length']:.1f} rows at {summary['fps']:g} fps")
+    if summary["steps_per_second"]:
+        print(f"  throughput    {summary['steps_per_second']:.1f} steps/s over {summary['seconds']:.1f} s")
+    print(f"  summary       {config.out / layout.SUMMARY_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
