@@ -1,0 +1,217 @@
+"""`PlannerClient`: the robot-side client of `python -m jepa_ac.serve` (numpy, msgpack, websockets only).
+
+    from jepa_ac.client import PlannerClient
+
+    with PlannerClient("ws://127.0.0.1:8765", token=None, timeout=30.0) as planner:
+        planner.set_goal(goal_uint8)                                    # [H, W, 3]
+        out = planner.infer({"image": frame_uint8, "state": state})     # state [7]
+        out["action"], out["energy"], out["timing"]
+
+It has the methods of a local `jepa_ac.PlanningPolicy` (`reset`, `set_goal`, `infer`, `metadata`),
+so `jepa_ac.robot.run_episode` drives either. A dropped connection is re-opened (at most
+`retries` attempts with exponential back-off, then `PlannerConnectionError`); the goal is sent
+again on the new connection, but the server's planner state (warm start) starts fresh. Server
+errors raise `PlannerError` with the server's code; a reply slower than `timeout` raises
+`PlannerTimeout` and drops the connection (the late reply would be out of step). Not thread-safe:
+use one client per thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import numpy as np
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.sync.client import ClientConnection, connect
+
+from jepa_ac.wire import WireError, packb, unpackb
+
+# error codes after which reconnecting cannot help
+_FATAL_ON_CONNECT = ("unauthorized", "too_many_connections")
+_CLOSE_TOO_BIG = 1009
+
+
+class PlannerError(RuntimeError):
+    """The server answered with an error (or the reply could not be used)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"planning server error [{code}]: {message}")
+        self.code, self.message = code, message
+
+
+class PlannerConnectionError(ConnectionError):
+    """The server could not be reached (after the allowed retries)."""
+
+
+class PlannerTimeout(TimeoutError):
+    """No reply within the client's timeout."""
+
+
+class PlannerClient:
+    """Synchronous client: `reset()`, `set_goal(image)`, `infer(obs) -> dict`, `health()`, `metadata()`."""
+
+    def __init__(
+        self,
+        url: str = "ws://127.0.0.1:8765",
+        token: str | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"url must start with ws:// or wss://, got {url!r}")
+        if not timeout > 0 or not connect_timeout > 0:
+            raise ValueError(f"timeout and connect_timeout must be > 0, got {timeout!r}, {connect_timeout!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        self.url = url
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.retries = retries
+        self.backoff_s = float(backoff_s)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._ws: ClientConnection | None = None
+        self._metadata: dict[str, Any] = {}
+        self._goal: np.ndarray | None = None
+        self.reconnects = 0
+        self._connect()
+
+    # -- connection -----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        last: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                self._open()
+                return
+            except PlannerError as err:
+                if err.code in _FATAL_ON_CONNECT:
+                    raise
+                last = err
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, WireError) as err:
+                last = err
+            except InvalidURI as err:
+                raise ValueError(f"bad planning server url {self.url!r}: {err}") from None
+        raise PlannerConnectionError(
+            f"could not connect to the planning server at {self.url} after {self.retries + 1} attempts; "
+            f"last error: {type(last).__name__}: {last}"
+        )
+
+    def _open(self) -> None:
+        # proxy=None: never route a (usually loopback) robot link through an HTTP proxy from the env
+        # __enter__ gives the open ClientConnection on every websockets version (>= 17 warns when
+        # connect() is not used as a context manager); close() ends it
+        ws = connect(self.url, additional_headers=self._headers, open_timeout=self.connect_timeout,
+                     compression=None, max_size=None, proxy=None).__enter__()
+        try:
+            first = unpackb(ws.recv(timeout=self.connect_timeout))
+            if isinstance(first, dict) and "error" in first:
+                raise PlannerError(str(first["error"].get("code")), str(first["error"].get("message")))
+            if not isinstance(first, dict) or first.get("type") != "metadata":
+                raise PlannerError("bad_message", f"expected metadata on connect, got {first!r:.200}")
+            self._ws, self._metadata = ws, first
+            if self._goal is not None:  # a new connection has a fresh planner: give it the goal again
+                self._roundtrip({"type": "set_goal", "image": self._goal})
+        except BaseException:
+            self._ws = None
+            ws.close()
+            raise
+
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+
+    def __enter__(self) -> "PlannerClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- requests -------------------------------------------------------------------------------
+    def _roundtrip(self, message: dict[str, Any]) -> dict[str, Any]:
+        data = packb(message)
+        limit = self._metadata.get("max_message_bytes")
+        if isinstance(limit, int) and len(data) > limit:
+            raise PlannerError("message_too_large", f"request of {len(data)} bytes exceeds the server limit of {limit}")
+        assert self._ws is not None
+        try:
+            self._ws.send(data)
+            raw = self._ws.recv(timeout=self.timeout)
+        except TimeoutError:
+            self.close()
+            raise PlannerTimeout(f"no reply to {message.get('type')!r} from {self.url} within {self.timeout} s") from None
+        except ConnectionClosed as err:
+            self._ws = None
+            if err.rcvd is not None and err.rcvd.code == _CLOSE_TOO_BIG:
+                raise PlannerError("message_too_large", f"the server closed the connection: {err.rcvd.reason}") from None
+            raise
+        try:
+            reply = unpackb(raw)
+        except WireError as err:
+            raise PlannerError("bad_message", f"unreadable reply: {err}") from None
+        if not isinstance(reply, dict):
+            raise PlannerError("bad_message", f"reply is not a map: {reply!r:.200}")
+        if "error" in reply:
+            error = reply["error"] if isinstance(reply["error"], dict) else {}
+            raise PlannerError(str(error.get("code", "unknown")), str(error.get("message", reply["error"])))
+        return reply
+
+    def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        last: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            if self._ws is None:
+                if attempt:
+                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                self._connect()
+                if attempt:
+                    self.reconnects += 1
+            try:
+                return self._roundtrip(message)
+            except PlannerTimeout:  # a TimeoutError is an OSError, but re-sending would not help
+                raise
+            except (ConnectionClosed, OSError) as err:
+                self._ws, last = None, err
+        raise PlannerConnectionError(
+            f"lost the connection to {self.url} {self.retries + 1} times while sending {message.get('type')!r}; "
+            f"last error: {type(last).__name__}: {last}"
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """What the server sent on connect: protocol, policy/model info, limits."""
+        return dict(self._metadata)
+
+    def health(self) -> dict[str, Any]:
+        return self._request({"type": "health"})
+
+    def reset(self) -> None:
+        self._request({"type": "reset"})
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        goal = _image(goal, "goal")
+        self._request({"type": "set_goal", "image": goal})
+        self._goal = goal
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """`{"image": uint8 [H, W, 3], "state": [7]}` -> `{"action": float32 [7], "energy", "timing", ...}`."""
+        for key in ("image", "state"):
+            if key not in obs:
+                raise ValueError(f"observation is missing {key!r}; expected 'image' (uint8 [H,W,3]) and 'state' ([7])")
+        state = np.asarray(obs["state"], dtype=np.float32)
+        if state.shape != (7,):
+            raise ValueError(f"state must have shape [7], got {list(state.shape)}")
+        start = time.perf_counter()
+        reply = self._request({"type": "infer", "image": _image(obs["image"], "image"), "state": state})
+        reply.pop("type", None)
+        reply.setdefault("timing", {})["round_trip_s"] = time.perf_counter() - start
+        return reply
+
+
+def _image(image: Any, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{name} must be a uint8 RGB array [H, W, 3], got {image.dtype} {list(image.shape)}")
+    return np.ascontiguousarray(image)

@@ -1,0 +1,548 @@
+"""Planning server: a world model + CEM planner behind a websocket, for robot-side clients.
+
+Serve the tiny test model on loopback (port 8765):
+
+    python -m jepa_ac.serve --checkpoint tests/fixtures/vjepa2_ac_tiny.pt \
+        --arch tests/fixtures/vjepa2_ac_tiny.json --samples 64 --iterations 3 --topk 8
+
+A real upstream checkpoint, reachable from the robot's network, with a shared token and limits:
+
+    JEPA_AC_TOKEN=secret python -m jepa_ac.serve --checkpoint vjepa2-ac-vitg.pt \
+        --encoder vit_giant --predictor vit_ac_giant --host 0.0.0.0 --safety configs/safety_default.yaml
+
+Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json,md}):
+
+    python -m jepa_ac.serve --bench
+
+Protocol (msgpack, numpy arrays as `jepa_ac.wire` maps; every request may carry an `id` that
+the reply echoes). On connect the server sends `{"type": "metadata", ...}` (policy/model info,
+limits). Requests: `{"type": "reset"}`, `{"type": "set_goal", "image": uint8 [H,W,3]}`,
+`{"type": "infer", "image": uint8 [H,W,3], "state": float [7]}` -> `{"type": "infer", "action":
+float32 [7], "energy", "timing", "clips"}`, `{"type": "health"}`, `{"type": "metadata"}`.
+Any failure is answered with `{"error": {"code": ..., "message": ...}}` and the server keeps
+serving. Each connection has its own planner state (goal, warm start); the model is shared and
+all model calls run one at a time in a worker thread, so the event loop (health checks, other
+clients' messages) never waits on planning. The token, if set, is checked on connect from the
+header `Authorization: Bearer <token>` (constant-time compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import itertools
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from jepa_ac.robot.protocol import Policy
+from jepa_ac.robot.safety import SafetyLayer, SafetyStop, load_safety_config
+from jepa_ac.wire import WireError, packb, unpackb
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+TOKEN_ENV = "JEPA_AC_TOKEN"
+ERROR_CODES = (
+    "bad_message",  # not msgpack, not a map, text frame, malformed array
+    "unknown_type",  # missing or unknown "type"
+    "bad_input",  # wrong dtype/shape/values, missing field
+    "no_goal",  # infer before set_goal
+    "message_too_large",
+    "unauthorized",
+    "too_many_connections",
+    "unsafe_action",  # the server's safety layer refused the planned action
+    "policy_error",  # the planner raised
+    "internal_error",
+)
+REQUEST_TYPES = ("reset", "set_goal", "infer", "health", "metadata")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the server listens. Loopback only unless `host` says otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0 picks a free port
+    token: str | None = None
+    max_message_bytes: int = 16 * 2**20
+    max_image_side: int = 2048
+    max_connections: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError(f"ServerConfig.host must be a non-empty string, got {self.host!r}")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"ServerConfig.port must be an int in [0, 65535], got {self.port!r}")
+        if self.token is not None and (not isinstance(self.token, str) or len(self.token) < 1):
+            raise ValueError("ServerConfig.token must be a non-empty string or None")
+        for name, low in (("max_message_bytes", 1024), ("max_image_side", 2), ("max_connections", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"ServerConfig.{name} must be an int >= {low}, got {value!r}")
+
+
+class RequestError(Exception):
+    """A request the server answers with `{"error": {"code", "message"}}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        assert code in ERROR_CODES, code
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+def error_reply(code: str, message: str, request_id: Any = None) -> dict[str, Any]:
+    reply: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if request_id is not None:
+        reply["id"] = request_id
+    return reply
+
+
+def check_image(value: Any, name: str, max_side: int) -> np.ndarray:
+    """A uint8 RGB image [H, W, 3] with 2 <= H, W <= max_side, or `RequestError`."""
+    if not isinstance(value, np.ndarray):
+        raise RequestError("bad_input", f"{name!r} must be a uint8 array [H, W, 3], got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise RequestError("bad_input", f"{name!r} must have dtype uint8, got {value.dtype}")
+    if value.ndim != 3 or value.shape[-1] != 3:
+        raise RequestError("bad_input", f"{name!r} must have shape [H, W, 3], got {list(value.shape)}")
+    if not (2 <= value.shape[0] <= max_side and 2 <= value.shape[1] <= max_side):
+        raise RequestError("bad_input", f"{name!r} of shape {list(value.shape)} is outside 2..{max_side} pixels per side")
+    return value
+
+
+def check_state_input(value: Any) -> np.ndarray:
+    """A finite float state [7] (float32), or `RequestError`."""
+    if isinstance(value, list):
+        value = np.asarray(value) if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) else None
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
+        raise RequestError("bad_input", "'state' must be a float array [7] = [x, y, z, roll, pitch, yaw, gripper]")
+    if value.shape != (7,):
+        raise RequestError("bad_input", f"'state' must have shape [7], got {list(value.shape)}")
+    if not np.all(np.isfinite(value)):
+        raise RequestError("bad_input", f"'state' contains NaN or inf: {value.tolist()}")
+    return value.astype(np.float32)
+
+
+def _plain(value: Any) -> Any:
+    """Metadata made of msgpack-friendly types (unknown objects become strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.ndarray)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+class _Abandoned(Exception):
+    """The connection closed before its queued model call started."""
+
+
+class _Session:
+    def __init__(self, conn_id: int, ws: ServerConnection) -> None:
+        self.id = conn_id
+        self.ws = ws
+        self.policy: Policy | None = None
+        self.metadata: dict[str, Any] = {}
+        self.has_goal = False
+
+    def alive(self) -> bool:
+        return self.ws.state is State.OPEN
+
+
+class PlanningServer:
+    """Serves `make_policy()` policies (one per connection, sharing one model) over websockets.
+
+    `make_policy` is called for each new connection, e.g. `lambda: PlanningPolicy(CEMPlanner(wm, config))`;
+    it runs outside the model thread, so it must only build the policy, not run the model. `safety`, if given, filters every planned
+    action against the observed state before it is returned (the robot side filters again).
+    """
+
+    def __init__(self, make_policy: Callable[[], Policy], config: ServerConfig | None = None,
+                 safety: SafetyLayer | None = None) -> None:
+        self.make_policy = make_policy
+        self.config = config or ServerConfig()
+        self.safety = safety
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa_ac-planner")
+        self._ids = itertools.count(1)
+        self._sessions: dict[int, _Session] = {}
+        self._server: Any = None
+        self._started = time.monotonic()
+        self._pending = 0
+        self.requests = 0
+        self.errors = 0
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("server not started")
+        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
+        return f"ws://{host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.token is None and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+            logger.warning("serving on %s without a token: anyone who can reach this port can drive the planner",
+                           cfg.host)
+        self._server = await serve(
+            self._handle, cfg.host, cfg.port,
+            # messages up to 2x the limit are read and answered with "message_too_large";
+            # beyond that websockets closes the connection with code 1009
+            max_size=2 * cfg.max_message_bytes, max_queue=2, compression=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._started = time.monotonic()
+        logger.info("planning server listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def serve_forever(self, stop: asyncio.Event | None = None) -> None:
+        await self.start()
+        try:
+            await (stop or asyncio.Event()).wait()
+        finally:
+            await self.stop()
+
+    # -- connections ----------------------------------------------------------------------------
+    def _authorized(self, ws: ServerConnection) -> bool:
+        if self.config.token is None:
+            return True
+        given = ws.request.headers.get("Authorization", "") if ws.request is not None else ""
+        return hmac.compare_digest(given.encode(), f"Bearer {self.config.token}".encode())
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn_id = next(self._ids)
+        peer = ws.remote_address
+        if not self._authorized(ws):
+            logger.warning("connection %d from %s: wrong or missing token", conn_id, peer)
+            await self._refuse(ws, "unauthorized", "missing or wrong token; send 'Authorization: Bearer <token>'", 1008)
+            return
+        if len(self._sessions) >= self.config.max_connections:
+            logger.warning("connection %d from %s refused: %d connections open", conn_id, peer, len(self._sessions))
+            await self._refuse(ws, "too_many_connections",
+                               f"the server takes at most {self.config.max_connections} connections", 1013)
+            return
+        session = _Session(conn_id, ws)
+        self._sessions[conn_id] = session
+        logger.info("connection %d from %s opened", conn_id, peer)
+        try:
+            # not in the model thread: a new client must not wait for other clients' planning
+            await asyncio.get_running_loop().run_in_executor(None, self._open_session, session)
+            await ws.send(packb({"type": "metadata", **self._metadata(session)}))
+            async for message in ws:
+                await ws.send(await self._reply(session, message))
+        except ConnectionClosed as err:
+            logger.info("connection %d closed: %s", conn_id, err)
+        except _Abandoned:
+            logger.info("connection %d closed before its queued request started", conn_id)
+        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
+            logger.exception("connection %d failed", conn_id)
+        finally:
+            self._sessions.pop(conn_id, None)
+            logger.info("connection %d from %s closed", conn_id, peer)
+
+    async def _refuse(self, ws: ServerConnection, code: str, message: str, close_code: int) -> None:
+        try:
+            await ws.send(packb(error_reply(code, message)))
+            await ws.close(close_code, code)
+        except ConnectionClosed:
+            pass
+
+    def _open_session(self, session: _Session) -> None:
+        session.policy = self.make_policy()
+        session.metadata = _plain(session.policy.metadata())
+
+    def _metadata(self, session: _Session) -> dict[str, Any]:
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "server": "jepa_ac.serve",
+            "policy": session.metadata,
+            "max_message_bytes": self.config.max_message_bytes,
+            "max_image_side": self.config.max_image_side,
+            "safety": None if self.safety is None else self.safety.config.to_dict(),
+        }
+
+    async def _run(self, session: _Session, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+        """Run `fn(*args)` in the model thread: (result, seconds queued, seconds running)."""
+        submitted = time.perf_counter()
+
+        def job() -> tuple[Any, float, float]:
+            if not session.alive():
+                raise _Abandoned()
+            started = time.perf_counter()
+            value = fn(*args)
+            return value, started - submitted, time.perf_counter() - started
+
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        finally:
+            self._pending -= 1
+
+    # -- requests -------------------------------------------------------------------------------
+    async def _reply(self, session: _Session, message: Any) -> bytes:
+        received = time.perf_counter()
+        self.requests += 1
+        request_id = None
+        try:
+            request = self._parse(message)
+            request_id = request.get("id")
+            reply = await self._dispatch(session, request)
+            if request_id is not None:
+                reply["id"] = request_id
+            if reply.get("type") == "infer":
+                reply["timing"]["server_s"] = time.perf_counter() - received
+            return packb(reply)
+        except RequestError as err:
+            self.errors += 1
+            logger.warning("connection %d: %s", session.id, err)
+            return packb(error_reply(err.code, err.message, request_id))
+        except _Abandoned:
+            raise
+        except Exception as err:  # noqa: BLE001 - answer, log, keep serving
+            self.errors += 1
+            logger.exception("connection %d: request failed", session.id)
+            return packb(error_reply("internal_error", f"{type(err).__name__}: {err}", request_id))
+
+    def _parse(self, message: Any) -> dict[str, Any]:
+        if isinstance(message, str):
+            raise RequestError("bad_message", "expected a binary msgpack message, got a text frame")
+        if len(message) > self.config.max_message_bytes:
+            raise RequestError("message_too_large",
+                               f"message of {len(message)} bytes exceeds the limit of {self.config.max_message_bytes}")
+        try:
+            request = unpackb(message)
+        except WireError as err:
+            raise RequestError("bad_message", str(err)) from None
+        if not isinstance(request, dict):
+            raise RequestError("bad_message", f"a request must be a map with a 'type', got {type(request).__name__}")
+        if "id" in request and not isinstance(request["id"], (int, str)):
+            raise RequestError("bad_message", "'id' must be an int or a string")
+        kind = request.get("type")
+        if kind not in REQUEST_TYPES:
+            raise RequestError("unknown_type", f"'type' must be one of {list(REQUEST_TYPES)}, got {kind!r}")
+        return request
+
+    async def _dispatch(self, session: _Session, request: dict[str, Any]) -> dict[str, Any]:
+        kind = request["type"]
+        if kind == "health":
+            return {"type": "health", "status": "ok", "protocol": PROTOCOL_VERSION,
+                    "uptime_s": time.monotonic() - self._started, "connections": len(self._sessions),
+                    "pending": self._pending, "requests": self.requests, "errors": self.errors}
+        if kind == "metadata":
+            return {"type": "metadata", **self._metadata(session)}
+        if kind == "reset":
+            await self._call_policy(session, session.policy.reset)
+            return {"type": "reset", "ok": True}
+        max_side = self.config.max_image_side
+        if kind == "set_goal":
+            image = check_image(request.get("image"), "image", max_side)
+            await self._call_policy(session, session.policy.set_goal, image)
+            session.has_goal = True
+            return {"type": "set_goal", "ok": True}
+        # infer
+        image = check_image(request.get("image"), "image", max_side)
+        state = check_state_input(request.get("state"))
+        if not session.has_goal:
+            raise RequestError("no_goal", "no goal set on this connection; send set_goal first")
+        out, queued, running = await self._call_policy(session, session.policy.infer, {"image": image, "state": state})
+        return self._infer_reply(out, state, queued, running)
+
+    async def _call_policy(self, session: _Session, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
+        try:
+            return await self._run(session, fn, *args)
+        except (_Abandoned, RequestError):
+            raise
+        except ValueError as err:
+            raise RequestError("bad_input", str(err)) from None
+        except Exception as err:  # noqa: BLE001
+            logger.exception("connection %d: policy failed", session.id)
+            raise RequestError("policy_error", f"{type(err).__name__}: {err}") from None
+
+    def _infer_reply(self, out: Any, state: np.ndarray, queued: float, running: float) -> dict[str, Any]:
+        if not isinstance(out, dict) or "action" not in out:
+            raise RequestError("policy_error", "the policy returned no 'action'")
+        action = np.asarray(out["action"], dtype=np.float32)
+        if action.shape != (7,):
+            raise RequestError("policy_error", f"the policy returned an action of shape {list(action.shape)}, not [7]")
+        clips: list[str] = []
+        if self.safety is not None:
+            try:
+                safe = self.safety.filter(state, action)
+            except SafetyStop as err:
+                raise RequestError("unsafe_action", str(err)) from None
+            action, clips = safe.action.astype(np.float32), list(safe.clips)
+        timing = {str(k): float(v) for k, v in dict(out.get("timing") or {}).items()}
+        timing.update(queue_s=queued, infer_s=running)
+        reply: dict[str, Any] = {"type": "infer", "action": action, "timing": timing, "clips": clips,
+                                 "energy": None if out.get("energy") is None else float(out["energy"])}
+        if out.get("plan") is not None:
+            reply["plan"] = np.asarray(out["plan"], dtype=np.float32)
+        return reply
+
+
+class ServerThread:
+    """Run a `PlanningServer` on its own event loop in a background thread (tests, benchmarks).
+
+        with ServerThread(PlanningServer(make_policy, ServerConfig(port=0))) as url:
+            client = PlannerClient(url)
+    """
+
+    def __init__(self, server: PlanningServer) -> None:
+        self.server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="jepa_ac-server", daemon=True)
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            try:
+                await self.server.start()
+            finally:
+                self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await self.server.stop()
+
+        try:
+            asyncio.run(run())
+        except BaseException as err:  # noqa: BLE001 - surfaced by start()
+            self._error = err
+            self._ready.set()
+
+    def start(self, timeout: float = 10.0) -> str:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"planning server did not start within {timeout} s")
+        if self._error is not None:
+            raise RuntimeError(f"planning server failed to start: {self._error}") from self._error
+        return self.server.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# -- command line ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jepa_ac.serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", help="upstream .pt, HF folder or jepa_ac folder (required unless --bench)")
+    model.add_argument("--encoder", help="encoder preset for upstream .pt files (e.g. vit_giant)")
+    model.add_argument("--predictor", help="predictor preset for upstream .pt files (e.g. vit_ac_giant)")
+    model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
+    model.add_argument("--backend", default="torch", choices=["torch", "mlx"])
+    model.add_argument("--device", default=None)
+    cem = parser.add_argument_group("CEM")
+    cem.add_argument("--samples", type=int, default=800)
+    cem.add_argument("--iterations", type=int, default=10)
+    cem.add_argument("--topk", type=int, default=10)
+    cem.add_argument("--horizon", type=int, default=1)
+    cem.add_argument("--seed", type=int, default=0)
+    cem.add_argument("--warm-start", action="store_true", help="MPC warm start from the previous plan")
+    net = parser.add_argument_group("server")
+    defaults = ServerConfig()
+    net.add_argument("--host", default=defaults.host, help="bind address (default loopback only)")
+    net.add_argument("--port", type=int, default=defaults.port, help="0 picks a free port")
+    net.add_argument("--token", help=f"shared token clients must send (or set ${TOKEN_ENV}; the env var "
+                                      "keeps it out of the process list)")
+    net.add_argument("--safety", type=Path, help="YAML safety limits applied to every returned action")
+    net.add_argument("--max-message-mb", type=float, default=defaults.max_message_bytes / 2**20)
+    net.add_argument("--max-image-side", type=int, default=defaults.max_image_side)
+    net.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    parser.add_argument("--bench", action="store_true",
+                        help="run the wire latency benchmark (see python -m jepa_ac.robot.bench_wire --help)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def make_planning_policy_factory(wm: Any, config: Any) -> Callable[[], Policy]:
+    """One `PlanningPolicy` per connection, all sharing the world model `wm`."""
+    from jepa_ac.planning import CEMPlanner, PlanningPolicy
+
+    return lambda: PlanningPolicy(CEMPlanner(wm, config))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.bench:
+        from jepa_ac.robot import bench_wire
+
+        bench_wire.main(rest)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.checkpoint is None:
+        parser.error("--checkpoint is required")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    config = ServerConfig(host=args.host, port=args.port, token=token,
+                          max_message_bytes=int(math.ceil(args.max_message_mb * 2**20)),
+                          max_image_side=args.max_image_side, max_connections=args.max_connections)
+    safety = SafetyLayer(load_safety_config(args.safety)) if args.safety else None
+
+    from jepa_ac.plan import load_model
+    from jepa_ac.planning import CEMConfig
+
+    cem_config = CEMConfig(samples=args.samples, iterations=args.iterations, topk=args.topk, horizon=args.horizon,
+                           seed=args.seed, warm_start=args.warm_start)
+    wm = load_model(args)
+    server = PlanningServer(make_planning_policy_factory(wm, cem_config), config, safety)
+    asyncio.run(_serve_until_signal(server))
+
+
+async def _serve_until_signal(server: PlanningServer) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    # a parseable line for scripts that start the server with --port 0
+    print(f"listening on {server.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print("planning server stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
