@@ -1,0 +1,464 @@
+"""Gymnasium environments: a simulated Franka Panda at a table, driven by DROID end-effector deltas.
+
+    import gymnasium as gym, jepa_ac.envs
+    env = gym.make("jepa_ac/FrankaPush-v0", image_size=256, wrist_camera=True)
+    obs, info = env.reset(seed=0)        # obs: {"image": [H,W,3] uint8, "state": [7] float32, ...}
+    obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    goal = env.unwrapped.goal_image()    # the goal configuration seen by the same camera
+
+Action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` (DROID / V-JEPA 2-AC, see `jepa_ac.pose`):
+the target pose is `apply_action(state, action)` of the measured state, i.e. xyz offset in the
+base frame, rotation `R_target = R_delta @ R_state` (extrinsic xyz Euler), gripper closedness
+change. A differential-IK controller (`controller.py`) tracks the target over the control
+period (default 4 Hz, 125 physics substeps of 2 ms). Reward is 1.0 on success, else 0.0; episodes
+never terminate on their own (time limits come from the registration), so recorded data can
+keep frames after success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import colorsys
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from jepa_ac.envs import scene
+from jepa_ac.envs.controller import DiffIKController, IKConfig
+from jepa_ac.envs.rendering import make_renderer
+from jepa_ac.pose import apply_action, euler_xyz_to_matrix, matrix_to_euler_xyz
+
+# Home: TCP above the workspace, gripper pointing down, fingers spread along the base y axis.
+HOME_TCP_POS = np.array([0.40, 0.0, 0.30])
+HOME_TCP_EULER = np.array([np.pi, 0.0, 0.0])
+HOME_JOINT_GUESS = np.array([0.0, -0.2, 0.0, -2.4, 0.0, 0.75, 0.0])
+
+# TCP targets are clipped to this box (base frame, metres): at z = 0.055 the fingertips are
+# ~5 mm above the table.
+WORKSPACE_LOW = np.array([0.2, -0.45, 0.055])
+WORKSPACE_HIGH = np.array([0.8, 0.45, 0.6])
+
+MAX_TRANSLATION = 0.1  # m per control step
+MAX_ROTATION = 0.3  # rad per control step
+MAX_GRIPPER_DELTA = 1.0
+# A gripper action that does not open (>= -GRIPPER_HOLD_EPS) never lowers the commanded
+# closedness: like DROID's position-controlled gripper, a grasp blocked by an object keeps
+# squeezing while the measured closedness (the state) stays put.
+GRIPPER_HOLD_EPS = 0.05
+
+# Camera extrinsics in `info` use the OpenCV optical frame (x right, y down, z forward), as DROID's
+# calibrated cameras do; MuJoCo cameras look along -z with y up.
+_MJ_TO_CV = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class FrankaEnvConfig:
+    """Options of every Franka task. Randomisation draws from the env's seeded RNG."""
+
+    image_size: int = 256
+    control_hz: float = 4.0
+    wrist_camera: bool = False
+    shadows: bool = True
+    randomize_objects: bool = True  # object / goal poses; False uses fixed nominal poses
+    randomize_colors: bool = False  # object hues, table tint
+    randomize_lighting: bool = False  # key light position and intensities
+    camera_jitter: float = 0.0  # std (m) of exterior camera position and look-at jitter
+    joint_noise: float = 0.02  # uniform +- rad added to the home posture at reset
+    show_goal_marker: bool = False  # reach: draw the goal as a translucent sphere
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.image_size, int) and 16 <= self.image_size <= 2048):
+            raise ValueError(f"FrankaEnvConfig.image_size must be an int in [16, 2048], got {self.image_size!r}")
+        if not 0.5 <= self.control_hz <= 50.0:
+            raise ValueError(f"FrankaEnvConfig.control_hz must be in [0.5, 50] Hz, got {self.control_hz!r}")
+        if not 0.0 <= self.camera_jitter <= 0.2:
+            raise ValueError(f"FrankaEnvConfig.camera_jitter must be in [0, 0.2] m, got {self.camera_jitter!r}")
+        if not 0.0 <= self.joint_noise <= 0.3:
+            raise ValueError(f"FrankaEnvConfig.joint_noise must be in [0, 0.3] rad, got {self.joint_noise!r}")
+
+
+def _rgb_from_hue(rng: np.random.Generator) -> list[float]:
+    h, s, v = rng.uniform(0, 1), rng.uniform(0.55, 0.95), rng.uniform(0.55, 0.95)
+    return [*colorsys.hsv_to_rgb(h, s, v), 1.0]
+
+
+class FrankaEnv(gym.Env):
+    """A Franka Panda task at a table (subclasses set `task_name` and the task hooks)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    task_name: str = ""
+
+    def __init__(self, config: FrankaEnvConfig | None = None, render_mode: str | None = "rgb_array", *,
+                 image_size: int | None = None, control_hz: float | None = None,
+                 wrist_camera: bool | None = None, shadows: bool | None = None,
+                 randomize_objects: bool | None = None, randomize_colors: bool | None = None,
+                 randomize_lighting: bool | None = None, camera_jitter: float | None = None,
+                 joint_noise: float | None = None, show_goal_marker: bool | None = None):
+        # keyword overrides (as gym.make passes them) on top of `config`; defaults live in the dataclass
+        overrides = {k: v for k, v in dict(
+            image_size=image_size, control_hz=control_hz, wrist_camera=wrist_camera, shadows=shadows,
+            randomize_objects=randomize_objects, randomize_colors=randomize_colors,
+            randomize_lighting=randomize_lighting, camera_jitter=camera_jitter, joint_noise=joint_noise,
+            show_goal_marker=show_goal_marker).items() if v is not None}
+        self.config = dataclasses.replace(config or FrankaEnvConfig(), **overrides)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+
+        spec, self.scene_info = scene.build_spec(self.task_name, self.config.image_size, self.config.wrist_camera)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self._goal_data = mujoco.MjData(self.model)  # scratch data for goal images and IK
+        self.camera_names: tuple[str, ...] = self.scene_info.camera_names
+        self.control_hz = float(self.config.control_hz)
+
+        self._ee_site = self.model.site(scene.EE_SITE).id
+        self._arm_qpos = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in scene.ARM_JOINTS])
+        self._finger_qpos = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in scene.FINGER_JOINTS])
+        self._finger_act = np.array([self.model.actuator(a).id for a in scene.FINGER_ACTUATORS])
+        self._arm_act = np.array([self.model.actuator(a).id for a in scene.ARM_ACTUATORS])
+        self._cam_ids = {name: self.model.camera(name).id for name in self.camera_names}
+
+        self.controller = DiffIKController(self.model, scene.EE_SITE, scene.ARM_JOINTS, scene.ARM_ACTUATORS,
+                                           HOME_JOINT_GUESS, IKConfig())
+        self.home_rot = euler_xyz_to_matrix(HOME_TCP_EULER)
+        self.home_qpos = self._solve_home()
+        self.controller.home_qpos = self.home_qpos
+
+        # nominal values that randomisation perturbs (restored at every reset)
+        self._nominal = {
+            "geom_rgba": self.model.geom_rgba.copy(), "light_pos": self.model.light_pos.copy(),
+            "light_dir": self.model.light_dir.copy(), "light_diffuse": self.model.light_diffuse.copy(),
+            "headlight_ambient": self.model.vis.headlight.ambient.copy(),
+            "cam_pos": self.model.cam_pos.copy(), "cam_quat": self.model.cam_quat.copy(),
+        }
+
+        size = self.config.image_size
+        image_space = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
+        obs_spaces = {"image": image_space,
+                      "state": spaces.Box(np.array([-2, -2, -2, -np.pi, -np.pi, -np.pi, 0], np.float32),
+                                          np.array([2, 2, 2, np.pi, np.pi, np.pi, 1], np.float32), dtype=np.float32)}
+        if self.config.wrist_camera:
+            obs_spaces["wrist_image"] = image_space
+        self.observation_space = spaces.Dict(obs_spaces)
+        bound = np.array([MAX_TRANSLATION] * 3 + [MAX_ROTATION] * 3 + [MAX_GRIPPER_DELTA], np.float32)
+        self.action_space = spaces.Box(-bound, bound, dtype=np.float32)
+
+        self._renderer = None  # created lazily: building the env does not need a GL context
+        self._scene_option = mujoco.MjvOption()
+        self._scene_option.sitegroup[4] = int(self.config.show_goal_marker)
+        self._gripper_cmd = 0.0
+        self._commanded_state = np.zeros(7)
+        self._last_image: np.ndarray | None = None
+
+    # -- task hooks (subclasses) ------------------------------------------------------------
+    def _sample_task(self, rng: np.random.Generator) -> None:
+        """Place objects and the goal in `self.data` (arm already at home)."""
+        raise NotImplementedError
+
+    def _task_metrics(self) -> dict[str, Any]:
+        """Privileged task distances and `success` for the current `self.data`."""
+        raise NotImplementedError
+
+    def _set_goal_configuration(self, data: mujoco.MjData) -> float:
+        """Put `data` (a copy of the current state) into the goal configuration; returns the gripper closedness."""
+        raise NotImplementedError
+
+    # -- gymnasium API ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"reset options are not supported (got {sorted(options)}); configure the env instead")
+        rng = self.np_random
+        self._randomize_appearance(rng)
+        mujoco.mj_resetData(self.model, self.data)
+        noise = rng.uniform(-self.config.joint_noise, self.config.joint_noise, size=7)
+        self.data.qpos[self._arm_qpos] = self.home_qpos + noise
+        self.data.qpos[self._finger_qpos] = scene.FINGER_OPEN
+        self.data.ctrl[self._arm_act] = self.data.qpos[self._arm_qpos]
+        self.data.ctrl[self._finger_act] = scene.FINGER_OPEN
+        self._gripper_cmd = 0.0
+        self._sample_task(rng)
+        mujoco.mj_forward(self.model, self.data)
+        for _ in range(10):  # let objects settle onto the table
+            mujoco.mj_step(self.model, self.data)
+        self._commanded_state = self.state()
+        return self._observation(), self._info()
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (7,):
+            raise ValueError(f"action must have shape [7] = [dx,dy,dz,droll,dpitch,dyaw,dgripper], got {list(action.shape)}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be finite, got {action.tolist()}")
+        action = np.clip(action, self.action_space.low, self.action_space.high)
+        state = self.state()
+        target = apply_action(state, action)  # [7] target TCP pose + gripper
+        target[:3] = np.clip(target[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+        grip = float(target[6])
+        if action[6] >= -GRIPPER_HOLD_EPS:
+            grip = max(grip, self._gripper_cmd)
+        self._gripper_cmd = grip
+        target[6] = grip
+        self._commanded_state = target
+        self.data.ctrl[self._finger_act] = scene.FINGER_OPEN * (1.0 - grip)
+        self.controller.run(self.data, target[:3], euler_xyz_to_matrix(target[3:6]), 1.0 / self.control_hz)
+        obs, info = self._observation(), self._info()
+        return obs, float(info["success"]), False, False, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        if self._last_image is None:
+            return self._render(self.data, scene.EXTERIOR_CAMERA)
+        return self._last_image.copy()
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # -- state, observation, info -----------------------------------------------------------
+    def state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """[7] float64 `[x, y, z, roll, pitch, yaw, gripper]` of the TCP in the base frame."""
+        data = self.data if data is None else data
+        rot = data.site_xmat[self._ee_site].reshape(3, 3)
+        return np.concatenate([data.site_xpos[self._ee_site], matrix_to_euler_xyz(rot),
+                               [self._closedness(data)]])
+
+    def _closedness(self, data: mujoco.MjData) -> float:
+        opening = data.qpos[self._finger_qpos].sum() / (2 * scene.FINGER_OPEN)
+        return float(np.clip(1.0 - opening, 0.0, 1.0))
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        image = self._render(self.data, scene.EXTERIOR_CAMERA)
+        self._last_image = image
+        obs = {"image": image, "state": self.state().astype(np.float32)}
+        if self.config.wrist_camera:
+            obs["wrist_image"] = self._render(self.data, scene.WRIST_CAMERA)
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        state = self.state()
+        info = {
+            "cartesian_position": state[:6].copy(),
+            "gripper_position": float(state[6]),
+            "joint_positions": self.data.qpos[self._arm_qpos].copy(),
+            "commanded_state": self._commanded_state.copy(),
+            "camera_extrinsics": self.camera_extrinsics(),
+        }
+        info.update(self._task_metrics())
+        return info
+
+    def camera_extrinsics(self, data: mujoco.MjData | None = None) -> dict[str, np.ndarray]:
+        """{camera: [6] = xyz + extrinsic xyz Euler} of each camera (OpenCV optical frame) in the base frame."""
+        data = self.data if data is None else data
+        out = {}
+        for name, cam in self._cam_ids.items():
+            rot = data.cam_xmat[cam].reshape(3, 3) @ _MJ_TO_CV
+            out[name] = np.concatenate([data.cam_xpos[cam], matrix_to_euler_xyz(rot)])
+        return out
+
+    # -- rendering and goals ----------------------------------------------------------------
+    def _render(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+        if self._renderer is None:
+            size = self.config.image_size
+            self._renderer = make_renderer(self.model, size, size)
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(self.config.shadows)
+        self._renderer.update_scene(data, camera=camera, scene_option=self._scene_option)
+        return self._renderer.render().copy()
+
+    def _goal_data_ready(self) -> mujoco.MjData:
+        goal = self._goal_data
+        mujoco.mj_copyData(goal, self.model, self.data)
+        closedness = self._set_goal_configuration(goal)
+        goal.qpos[self._finger_qpos] = scene.FINGER_OPEN * (1.0 - closedness)
+        mujoco.mj_forward(self.model, goal)
+        return goal
+
+    def goal_image(self, camera: str = scene.EXTERIOR_CAMERA) -> np.ndarray:
+        """[H, W, 3] uint8: the goal configuration of this episode seen from `camera`."""
+        if camera not in self.camera_names:
+            raise ValueError(f"unknown camera {camera!r}; this env has {self.camera_names}")
+        return self._render(self._goal_data_ready(), camera)
+
+    def goal_state(self) -> np.ndarray:
+        """[7] TCP state of the arm in the goal configuration (what `goal_image` shows)."""
+        return self.state(self._goal_data_ready())
+
+    def _arm_to(self, data: mujoco.MjData, pos: np.ndarray, rot: np.ndarray | None = None) -> None:
+        """IK: set `data`'s arm joints so the TCP is at `pos` with `rot` (default: home orientation)."""
+        data.qpos[self._arm_qpos] = self.home_qpos
+        err = self.controller.solve_ik(data, np.asarray(pos, float), self.home_rot if rot is None else rot)
+        if err > 1e-3:
+            raise RuntimeError(f"IK did not reach TCP pose {np.round(pos, 3).tolist()} (error {err:.4f})")
+
+    def _solve_home(self) -> np.ndarray:
+        data = self._goal_data
+        data.qpos[self._arm_qpos] = HOME_JOINT_GUESS
+        err = self.controller.solve_ik(data, HOME_TCP_POS, self.home_rot)
+        if err > 1e-4:
+            raise RuntimeError(f"IK for the home pose failed (error {err:.5f})")
+        return data.qpos[self._arm_qpos].copy()
+
+    # -- randomisation ----------------------------------------------------------------------
+    def _randomize_appearance(self, rng: np.random.Generator) -> None:
+        m, nominal, cfg = self.model, self._nominal, self.config
+        m.geom_rgba[:] = nominal["geom_rgba"]
+        m.light_pos[:], m.light_dir[:] = nominal["light_pos"], nominal["light_dir"]
+        m.light_diffuse[:] = nominal["light_diffuse"]
+        m.vis.headlight.ambient[:] = nominal["headlight_ambient"]
+        m.cam_pos[:], m.cam_quat[:] = nominal["cam_pos"], nominal["cam_quat"]
+        if cfg.randomize_colors:
+            for name in self.scene_info.object_geoms:
+                rgb = _rgb_from_hue(rng)
+                for g in self._geoms_named(name):
+                    m.geom_rgba[g] = rgb
+            table = m.geom("table").id
+            m.geom_rgba[table, :3] = np.clip(nominal["geom_rgba"][table, :3] + rng.uniform(-0.1, 0.1, 3), 0, 1)
+        if cfg.randomize_lighting:
+            key = m.light("key").id
+            m.light_pos[key] = nominal["light_pos"][key] + rng.uniform(-0.4, 0.4, 3) * [1, 1, 0.25]
+            m.light_diffuse[:] = nominal["light_diffuse"] * rng.uniform(0.6, 1.15, (m.nlight, 1))
+            m.vis.headlight.ambient[:] = nominal["headlight_ambient"] * rng.uniform(0.6, 1.4)
+        if cfg.camera_jitter > 0:
+            cam = self._cam_ids[scene.EXTERIOR_CAMERA]
+            jitter = np.clip(rng.normal(0.0, cfg.camera_jitter, (2, 3)), -3 * cfg.camera_jitter, 3 * cfg.camera_jitter)
+            pos = np.asarray(scene.EXTERIOR_POS) + jitter[0]
+            m.cam_pos[cam] = pos
+            m.cam_quat[cam] = scene.look_at_quat(pos, np.asarray(scene.EXTERIOR_LOOKAT) + jitter[1])
+
+    def _geoms_named(self, prefix: str) -> list[int]:
+        return [g for g in range(self.model.ngeom)
+                if (name := self.model.geom(g).name) == prefix or name.startswith(prefix + "_wall")]
+
+    # -- helpers for tasks ------------------------------------------------------------------
+    def _free_joint_qpos(self, body: str) -> int:
+        return int(self.model.jnt_qposadr[self.model.body(body).jntadr[0]])
+
+    def object_pose(self, body: str, data: mujoco.MjData | None = None) -> tuple[np.ndarray, float]:
+        """(position [3], yaw) of a body in the base frame."""
+        data = self.data if data is None else data
+        rot = data.xmat[self.model.body(body).id].reshape(3, 3)
+        return data.xpos[self.model.body(body).id].copy(), float(np.arctan2(rot[1, 0], rot[0, 0]))
+
+    def _place_free_body(self, data: mujoco.MjData, body: str, pos, yaw: float) -> None:
+        adr = self._free_joint_qpos(body)
+        data.qpos[adr:adr + 3] = pos
+        data.qpos[adr + 3:adr + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        dof = int(self.model.jnt_dofadr[self.model.body(body).jntadr[0]])
+        data.qvel[dof:dof + 6] = 0.0
+
+
+class FrankaReachEnv(FrankaEnv):
+    """Move the TCP to within `SUCCESS_DISTANCE` of a goal position (orientation free)."""
+
+    task_name = "reach"
+    SUCCESS_DISTANCE = 0.04
+    NOMINAL_GOAL = np.array([0.55, 0.15, 0.15])
+
+    def _sample_task(self, rng):
+        goal = self.NOMINAL_GOAL.copy()
+        if self.config.randomize_objects:
+            for _ in range(100):
+                goal = rng.uniform([0.32, -0.25, 0.08], [0.65, 0.25, 0.35])
+                if np.linalg.norm(goal - HOME_TCP_POS) > 0.12:
+                    break
+        self.goal_pos = goal
+        self.model.site_pos[self.model.site("goal_marker").id] = goal
+
+    def _task_metrics(self):
+        dist = float(np.linalg.norm(self.data.site_xpos[self._ee_site] - self.goal_pos))
+        return {"success": dist < self.SUCCESS_DISTANCE, "ee_to_goal": dist}
+
+    def _set_goal_configuration(self, data):
+        self._arm_to(data, self.goal_pos)
+        return 0.0
+
+
+class FrankaPushEnv(FrankaEnv):
+    """Push a block so its centre is within `SUCCESS_DISTANCE` of the target disc's centre."""
+
+    task_name = "push"
+    SUCCESS_DISTANCE = 0.05
+    NOMINAL_BLOCK = np.array([0.5, -0.08])
+    NOMINAL_TARGET = np.array([0.58, 0.1])
+
+    def _sample_task(self, rng):
+        block, target, yaw = self.NOMINAL_BLOCK.copy(), self.NOMINAL_TARGET.copy(), 0.0
+        if self.config.randomize_objects:
+            yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+            for _ in range(100):
+                block = rng.uniform([0.42, -0.18], [0.62, 0.18])
+                target = rng.uniform([0.38, -0.25], [0.68, 0.25])
+                if 0.12 <= np.linalg.norm(target - block) <= 0.25:
+                    break
+        self.target_pos = target
+        self._place_free_body(self.data, "block", [*block, scene.TABLE_TOP + scene.PUSH_BLOCK_HALF], yaw)
+        self.model.geom_pos[self.model.geom("target").id, :2] = target
+
+    def _task_metrics(self):
+        pos, _ = self.object_pose("block")
+        dist = float(np.linalg.norm(pos[:2] - self.target_pos))
+        ee = float(np.linalg.norm(self.data.site_xpos[self._ee_site] - pos))
+        return {"success": dist < self.SUCCESS_DISTANCE, "block_to_target": dist, "ee_to_block": ee}
+
+    def push_pose(self, block_xy: np.ndarray, toward_xy: np.ndarray) -> tuple[np.ndarray, float]:
+        """TCP xy just behind the block for pushing it toward `toward_xy`, and the gripper yaw."""
+        direction = toward_xy - block_xy
+        direction /= max(np.linalg.norm(direction), 1e-9)
+        behind = block_xy - direction * (scene.PUSH_BLOCK_HALF + 0.03)
+        # closed fingers are widest along the gripper's y axis: face the block with that side
+        yaw = float(np.arctan2(direction[1], direction[0]))
+        yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2  # the gripper is symmetric under yaw + pi
+        return behind, yaw
+
+    def _set_goal_configuration(self, data):
+        start, yaw = self.object_pose("block", data)
+        self._place_free_body(data, "block", [*self.target_pos, start[2]], yaw)
+        behind, tcp_yaw = self.push_pose(self.target_pos, self.target_pos + (self.target_pos - start[:2]))
+        rot = euler_xyz_to_matrix(np.array([0.0, 0.0, tcp_yaw])) @ self.home_rot
+        self._arm_to(data, [*behind, 0.06], rot)
+        return 1.0
+
+
+class FrankaPickPlaceEnv(FrankaEnv):
+    """Pick up a cube and put it in a bowl: success when it rests inside the bowl's rim."""
+
+    task_name = "pickplace"
+    NOMINAL_CUBE = np.array([0.5, -0.12])
+    NOMINAL_BOWL = np.array([0.55, 0.15])
+
+    def _sample_task(self, rng):
+        cube, bowl, yaw = self.NOMINAL_CUBE.copy(), self.NOMINAL_BOWL.copy(), 0.0
+        if self.config.randomize_objects:
+            yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+            for _ in range(100):
+                cube = rng.uniform([0.4, -0.22], [0.64, 0.22])
+                bowl = rng.uniform([0.4, -0.22], [0.64, 0.22])
+                if np.linalg.norm(cube - bowl) >= 0.18:
+                    break
+        self.bowl_pos = np.array([*bowl, scene.TABLE_TOP])
+        self.model.body_pos[self.model.body("bowl").id] = self.bowl_pos
+        self._place_free_body(self.data, "cube", [*cube, scene.TABLE_TOP + scene.PICK_CUBE_HALF], yaw)
+
+    def _task_metrics(self):
+        pos, _ = self.object_pose("cube")
+        dist = float(np.linalg.norm(pos[:2] - self.bowl_pos[:2]))
+        inside = dist < scene.BOWL_RADIUS - scene.PICK_CUBE_HALF + 0.005
+        resting = pos[2] < scene.TABLE_TOP + 2 * scene.BOWL_BASE_HALF + scene.PICK_CUBE_HALF + 0.01
+        ee = float(np.linalg.norm(self.data.site_xpos[self._ee_site] - pos))
+        return {"success": bool(inside and resting), "cube_to_bowl": dist, "cube_height": float(pos[2]),
+                "ee_to_cube": ee}
+
+    def _set_goal_configuration(self, data):
+        _, yaw = self.object_pose("cube", data)
+        cube_z = scene.TABLE_TOP + 2 * scene.BOWL_BASE_HALF + scene.PICK_CUBE_HALF
+        self._place_free_body(data, "cube", [*self.bowl_pos[:2], cube_z], yaw)
+        self._arm_to(data, [*self.bowl_pos[:2], 0.18])
+        return 0.0

@@ -1,0 +1,253 @@
+"""MuJoCo Franka envs: gymnasium API, DROID action semantics, seeding, goal images, scripted experts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("mujoco")
+
+import jepa_ac.envs  # noqa: E402  (registers the ids)
+from jepa_ac.envs import ENV_IDS, register_envs  # noqa: E402
+from jepa_ac.envs.experts import make_expert  # noqa: E402
+from jepa_ac.pose import apply_action, euler_xyz_to_matrix  # noqa: E402
+
+IDS = list(ENV_IDS)
+SMALL = 64  # image size for tests: the env logic does not depend on it
+
+
+def _make(env_id: str, **kwargs):
+    return gym.make(env_id, image_size=kwargs.pop("image_size", SMALL), shadows=False, **kwargs)
+
+
+def _rotation_angle(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.arccos(np.clip((np.trace(a @ b.T) - 1) / 2, -1, 1)))
+
+
+def test_register_is_idempotent_and_ids_exist():
+    register_envs()
+    register_envs()
+    for env_id in IDS:
+        assert env_id in gym.registry
+        assert gym.registry[env_id].max_episode_steps > 0
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env(env_id):
+    from gymnasium.utils.env_checker import check_env
+
+    env = _make(env_id)
+    check_env(env.unwrapped)
+    env.close()
+
+
+def test_observation_info_layout_with_wrist_camera():
+    env = _make("jepa_ac/FrankaPickPlace-v0", wrist_camera=True)
+    obs, info = env.reset(seed=0)
+    assert set(obs) == {"image", "state", "wrist_image"}
+    assert obs["image"].shape == obs["wrist_image"].shape == (SMALL, SMALL, 3)
+    assert obs["image"].dtype == np.uint8 and obs["state"].dtype == np.float32
+    assert obs["image"].std() > 5 and obs["wrist_image"].std() > 5  # a real picture, not a blank frame
+    assert not np.array_equal(obs["image"], obs["wrist_image"])
+    state = obs["state"]
+    np.testing.assert_allclose(state[:6], info["cartesian_position"], atol=1e-5)
+    assert state[6] == pytest.approx(info["gripper_position"], abs=1e-6)
+    assert 0.0 <= info["gripper_position"] < 0.05  # starts open
+    assert info["joint_positions"].shape == (7,)
+    assert set(info["camera_extrinsics"]) == {"exterior", "wrist"}
+    for extrinsics in info["camera_extrinsics"].values():
+        assert extrinsics.shape == (6,)
+    for key in ("success", "cube_to_bowl", "cube_height", "ee_to_cube"):
+        assert key in info
+    base = env.unwrapped
+    assert base.task_name == "pickplace" and base.control_hz == 4.0
+    assert base.camera_names == ("exterior", "wrist")
+    np.testing.assert_array_equal(env.render(), obs["image"])
+    env.close()
+
+
+def test_exterior_extrinsics_look_at_the_workspace():
+    """OpenCV convention: the camera's +z (3rd column of R) points from the camera to the table."""
+    env = _make("jepa_ac/FrankaReach-v0")
+    _, info = env.reset(seed=0)
+    ext = info["camera_extrinsics"]["exterior"]
+    forward = euler_xyz_to_matrix(ext[3:6])[:, 2]
+    to_workspace = np.array([0.45, 0.0, 0.1]) - ext[:3]
+    cos = forward @ to_workspace / np.linalg.norm(to_workspace)
+    assert cos > 0.95
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["jepa_ac/FrankaPush-v0", "jepa_ac/FrankaPickPlace-v0"])
+def test_seeded_reset_determines_the_episode(env_id):
+    env = _make(env_id, randomize_colors=True, randomize_lighting=True, camera_jitter=0.02)
+    obs_a, info_a = env.reset(seed=7)
+    obs_b, info_b = env.reset(seed=7)
+    np.testing.assert_array_equal(obs_a["image"], obs_b["image"])
+    np.testing.assert_array_equal(obs_a["state"], obs_b["state"])
+    np.testing.assert_array_equal(info_a["camera_extrinsics"]["exterior"], info_b["camera_extrinsics"]["exterior"])
+    obs_c, info_c = env.reset(seed=8)
+    assert not np.array_equal(obs_a["image"], obs_c["image"])
+    assert not np.allclose(info_a["camera_extrinsics"]["exterior"], info_c["camera_extrinsics"]["exterior"])
+    env.close()
+
+
+def test_randomize_objects_off_gives_nominal_layout():
+    env = _make("jepa_ac/FrankaPush-v0", randomize_objects=False, joint_noise=0.0)
+    _, info_a = env.reset(seed=1)
+    _, info_b = env.reset(seed=2)
+    assert info_a["block_to_target"] == pytest.approx(info_b["block_to_target"], abs=1e-6)
+    np.testing.assert_allclose(info_a["cartesian_position"], info_b["cartesian_position"], atol=1e-6)
+    env.close()
+
+
+def test_translation_action_moves_the_tcp_by_that_much():
+    env = _make("jepa_ac/FrankaReach-v0", joint_noise=0.0)
+    obs, _ = env.reset(seed=0)
+    for axis, delta in ((0, 0.05), (1, -0.04), (2, -0.08), (0, 0.1)):
+        action = np.zeros(7, np.float32)
+        action[axis] = delta
+        before = obs["state"].astype(np.float64)
+        obs, _, _, _, info = env.step(action)
+        moved = obs["state"][:3] - before[:3]
+        assert moved[axis] == pytest.approx(delta, abs=0.005), (axis, delta, moved)
+        others = [i for i in range(3) if i != axis]
+        assert np.all(np.abs(moved[others]) < 0.005), (axis, moved)
+        # the orientation is held
+        assert _rotation_angle(euler_xyz_to_matrix(obs["state"][3:6].astype(np.float64)),
+                               euler_xyz_to_matrix(before[3:6])) < 0.02
+        # the commanded target is apply_action(state, action) (obs state is float32: compare loosely)
+        commanded, expected = info["commanded_state"], apply_action(before, action.astype(np.float64))
+        np.testing.assert_allclose(commanded[:3], expected[:3], atol=1e-6)
+        assert _rotation_angle(euler_xyz_to_matrix(commanded[3:6]), euler_xyz_to_matrix(expected[3:6])) < 1e-5
+    env.close()
+
+
+def test_rotation_action_composes_like_pose_apply_action():
+    env = _make("jepa_ac/FrankaReach-v0", joint_noise=0.0)
+    obs, _ = env.reset(seed=0)
+    order_checked = 0
+    for action in ([0, 0, 0, 0, 0, 0.25, 0], [0, 0, 0, 0, -0.15, 0, 0], [0, 0, 0, 0.2, 0, 0, 0],
+                   [0, 0, 0, 0.1, -0.15, 0.1, 0]):
+        action = np.array(action, np.float32)
+        before = obs["state"].astype(np.float64)
+        obs, _, _, _, _ = env.step(action)
+        expected = apply_action(before, action.astype(np.float64))  # R_next = R_delta @ R_prev
+        reached = euler_xyz_to_matrix(obs["state"][3:6].astype(np.float64))
+        assert _rotation_angle(reached, euler_xyz_to_matrix(expected[3:6])) < 0.02
+        # and not the other composition order R_prev @ R_delta, where the two differ
+        wrong = euler_xyz_to_matrix(before[3:6]) @ euler_xyz_to_matrix(action[3:6].astype(np.float64))
+        gap = _rotation_angle(euler_xyz_to_matrix(expected[3:6]), wrong)
+        if gap > 0.1:
+            assert _rotation_angle(reached, wrong) > gap - 0.02
+            order_checked += 1
+        np.testing.assert_allclose(obs["state"][:3], before[:3], atol=0.006)  # TCP position held
+    assert order_checked >= 2
+    env.close()
+
+
+def test_gripper_closes_and_opens():
+    env = _make("jepa_ac/FrankaReach-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs["state"][6] < 0.05
+    close = np.array([0, 0, 0, 0, 0, 0, 1.0], np.float32)
+    obs, *_ = env.step(close)
+    assert obs["state"][6] > 0.9
+    obs, *_ = env.step(np.zeros(7, np.float32))  # a zero action keeps it closed
+    assert obs["state"][6] > 0.9
+    obs, *_ = env.step(-close)
+    assert obs["state"][6] < 0.1
+    env.close()
+
+
+def test_targets_are_clipped_to_the_workspace():
+    env = _make("jepa_ac/FrankaReach-v0")
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):  # try to drive the fingers through the table
+        obs, *_ = env.step(np.array([0, 0, -0.1, 0, 0, 0, 0], np.float32))
+    assert obs["state"][2] > 0.045
+    env.close()
+
+
+def test_bad_inputs_raise_clear_errors():
+    env = _make("jepa_ac/FrankaReach-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \[7\]"):
+        env.step(np.zeros(6))
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.full(7, np.nan))
+    with pytest.raises(ValueError, match="reset options"):
+        env.reset(options={"goal": 1})
+    with pytest.raises(ValueError, match="unknown camera"):
+        env.unwrapped.goal_image("top")
+    with pytest.raises(ValueError, match="image_size"):
+        gym.make("jepa_ac/FrankaReach-v0", image_size=8)
+    with pytest.raises(ValueError, match="control_hz"):
+        gym.make("jepa_ac/FrankaReach-v0", control_hz=0.0)
+    with pytest.raises(ValueError, match="noise"):
+        make_expert(env, noise=-1.0)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_goal_image_shows_the_goal_configuration(env_id):
+    env = _make(env_id)
+    obs, info = env.reset(seed=3)
+    base = env.unwrapped
+    goal = base.goal_image()
+    assert goal.shape == obs["image"].shape and goal.dtype == np.uint8
+    assert np.abs(goal.astype(int) - obs["image"].astype(int)).mean() > 1.0
+    # rendering the goal leaves the live simulation untouched
+    np.testing.assert_array_equal(env.render(), obs["image"])
+    np.testing.assert_allclose(base.state()[:6], info["cartesian_position"])
+    goal_state = base.goal_state()
+    if base.task_name == "reach":
+        np.testing.assert_allclose(goal_state[:3], base.goal_pos, atol=1e-3)
+    elif base.task_name == "pickplace":
+        np.testing.assert_allclose(goal_state[:2], base.bowl_pos[:2], atol=1e-3)
+    env.close()
+
+
+def _run_expert(env_id: str, seeds, noise: float = 0.0) -> list[bool]:
+    env = _make(env_id)
+    results = []
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        expert = make_expert(env, noise=noise, seed=seed)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(expert.act(obs))
+            done = terminated or truncated
+        results.append(bool(info["success"]))
+    env.close()
+    return results
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_scripted_expert_succeeds_few_episodes(env_id):
+    results = _run_expert(env_id, seeds=(100, 101))
+    assert all(results), results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", IDS)
+def test_scripted_expert_succeeds_90_percent(env_id):
+    results = _run_expert(env_id, seeds=range(20))
+    assert np.mean(results) >= 0.9, results
+
+
+@pytest.mark.slow
+def test_noisy_expert_still_mostly_succeeds_but_acts_differently():
+    env = _make("jepa_ac/FrankaPush-v0")
+    obs, _ = env.reset(seed=0)
+    clean, noisy = make_expert(env, noise=0.0), make_expert(env, noise=0.2, seed=0)
+    assert not np.allclose(clean.act(obs), noisy.act(obs))
+    env.close()
+    assert np.mean(_run_expert("jepa_ac/FrankaPush-v0", seeds=range(10), noise=0.1)) >= 0.5
+
+
+def test_make_expert_rejects_other_envs():
+    env = gym.make("CartPole-v1")
+    with pytest.raises(ValueError, match="no scripted expert"):
+        make_expert(env)
