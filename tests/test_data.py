@@ -380,3 +380,19 @@ def test_encode_dataset_cli(tmp_path, tiny_arch):
     torch.save(state, other)
     with pytest.raises(CacheError, match="refusing to mix"):
         encode_dataset.main([*args[:2], "--checkpoint", str(other), *args[4:]])
+
+
+def test_committed_sample_matches_manifest_and_loads():
+    import hashlib
+
+    root = Path(__file__).parents[1] / "datasets"
+    for line in (root / "manifests" / "franka_reach_64.sha256").read_text().splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256((root / "samples" / name).read_bytes()).hexdigest() == digest, name
+    sample = root / "samples" / "franka_reach_64"
+    info = DatasetInfo.load(sample / layout.DATASET_INFO_FILE)
+    clips = DroidClips(sample / layout.TRAJECTORY_LIST_FILE, ClipConfig(frames_per_clip=4, fps=info.fps))
+    assert len(clips.episodes) == 2 and not clips.skipped and len(clips) == 2 * (11 - 4 + 1)
+    item = clips[0]
+    assert item["frames"].shape == (4, info.image_size, info.image_size, 3)
+    assert np.all(np.isfinite(item["states"])) and np.abs(item["actions"][:, :3]).max() > 1e-3  # the arm moves

@@ -27,7 +27,7 @@ import numpy as np
 
 from jepa_ac import pose
 from jepa_ac.data import layout
-from jepa_ac.data.reader import EpisodeError, EpisodeRecord, _check_shard, clip_windows, frame_stride, open_episode
+from jepa_ac.data.reader import EpisodeError, EpisodeRecord, check_shard, clip_windows, frame_stride, open_episode
 from jepa_ac.data.video import iter_mp4
 
 logger = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class LatentClips:
     def __init__(self, path: str | Path, frames_per_clip: int = 8, fps: float | None = 4.0,
                  clip_step: int | None = None, rank: int = 0, world_size: int = 1,
                  encoder_hash: str | None = None) -> None:
-        _check_shard(rank, world_size)
+        check_shard(rank, world_size)
         if frames_per_clip < 2:
             raise ValueError(f"frames_per_clip must be >= 2, got {frames_per_clip}")
         self.cache = LatentCache.open(path)

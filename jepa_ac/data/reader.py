@@ -271,7 +271,7 @@ class DroidClips:
 
     def __init__(self, source: str | Path | Sequence[str | Path], config: ClipConfig = ClipConfig(),
                  rank: int = 0, world_size: int = 1) -> None:
-        _check_shard(rank, world_size)
+        check_shard(rank, world_size)
         self.config = config
         folders = find_episodes(source)
         self.episodes, self.strides, self.skipped = index_episodes(folders, config.frames_per_clip, config.fps,
@@ -325,6 +325,6 @@ def torch_clips(clips: Any):
     return _TorchClips(clips)
 
 
-def _check_shard(rank: int, world_size: int) -> None:
+def check_shard(rank: int, world_size: int) -> None:
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
