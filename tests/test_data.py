@@ -144,6 +144,9 @@ def test_torch_wrapper(tmp_path):
 
     write_synthetic(tmp_path, 0, t=12)
     data = torch_clips(DroidClips(tmp_path, ClipConfig(frames_per_clip=3, fps=None)))
+    import pickle
+
+    data = pickle.loads(pickle.dumps(data))  # DataLoader workers started with spawn pickle the dataset
     batch = next(iter(torch.utils.data.DataLoader(data, batch_size=2)))
     assert batch["frames"].shape == (2, 3, 64, 64, 3) and batch["frames"].dtype == torch.uint8
     assert batch["states"].dtype == torch.float32 and batch["actions"].shape == (2, 2, 7)

@@ -301,28 +301,9 @@ class DroidClips:
 
 def torch_clips(clips: Any):
     """Wrap `DroidClips` / `LatentClips` as a `torch.utils.data.Dataset` of tensors (float32 states)."""
-    import torch
+    from jepa_ac.data.torch_dataset import TorchClips
 
-    class _TorchClips(torch.utils.data.Dataset):
-        def __init__(self, core: Any) -> None:
-            self.core = core
-
-        def __len__(self) -> int:
-            return len(self.core)
-
-        def __getitem__(self, index: int) -> dict[str, Any]:
-            item = self.core[index]
-            out: dict[str, Any] = {}
-            for key, value in item.items():
-                if isinstance(value, np.ndarray):
-                    if value.dtype in (np.float64, np.float16):
-                        value = value.astype(np.float32)
-                    out[key] = torch.from_numpy(np.ascontiguousarray(value))
-                else:
-                    out[key] = value
-            return out
-
-    return _TorchClips(clips)
+    return TorchClips(clips)
 
 
 def check_shard(rank: int, world_size: int) -> None:
