@@ -402,3 +402,18 @@ def test_mujoco_episode_same_actions_in_process_and_through_server(tiny_wm):
     np.testing.assert_allclose(remote.actions, local.actions, atol=1e-7)
     np.testing.assert_allclose(np.stack([s.state for s in remote.steps]), np.stack([s.state for s in local.steps]))
     assert np.abs(local.actions[:, :3]).max() > 0  # the planner actually moved the arm
+
+
+def test_bench_runs_the_cli_server_and_writes_results(tmp_path):
+    from jepa_ac.robot import bench_wire
+
+    report = bench_wire.main(["--checkpoint", str(ROOT / "tests/fixtures/vjepa2_ac_tiny.pt"),
+                              "--arch", str(ROOT / "tests/fixtures/vjepa2_ac_tiny.json"), "--samples", "8",
+                              "--iterations", "1", "--topk", "2", "--sizes", "32x48", "--requests", "2",
+                              "--warmup", "0", "--out", str(tmp_path)])
+    (row,) = report["results"]
+    assert row["size"] == "32x48" and row["request_bytes"] > 32 * 48 * 3
+    assert row["round_trip_ms"]["median"] >= row["planning_ms"]["median"] > 0
+    assert row["overhead_ms"]["median"] > 0
+    assert "| 32x48 |" in (tmp_path / "wire_latency.md").read_text()
+    assert (tmp_path / "wire_latency.json").is_file()
