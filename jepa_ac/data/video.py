@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -72,15 +72,19 @@ def probe_mp4(path: str | Path) -> VideoInfo:
         return VideoInfo(int(num_frames), float(rate), stream.height, stream.width)
 
 
-def iter_mp4(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode frames one at a time -> uint8 [H, W, 3] each (constant memory for long videos)."""
+def _decode(path: str | Path) -> Iterator[Any]:
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+        yield from container.decode(stream)
+
+
+def iter_mp4(path: str | Path) -> Iterator[np.ndarray]:
+    """Decode frames one at a time -> uint8 [H, W, 3] each (constant memory for long videos)."""
+    for frame in _decode(path):
+        yield frame.to_ndarray(format="rgb24")
 
 
 def read_mp4(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
@@ -95,9 +99,9 @@ def read_mp4(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarr
         raise ValueError(f"indices must be a non-empty 1-D list of non-negative frame numbers, got {indices!r}")
     needed, last = set(wanted.tolist()), int(wanted.max())
     decoded: dict[int, np.ndarray] = {}
-    for i, frame in enumerate(iter_mp4(path)):  # decoding is sequential: stop after the last one needed
+    for i, frame in enumerate(_decode(path)):  # decoding is sequential: stop after the last one needed
         if i in needed:
-            decoded[i] = frame
+            decoded[i] = frame.to_ndarray(format="rgb24")  # colour-convert only the frames kept
         if i >= last:
             break
     missing = sorted(needed - set(decoded))
