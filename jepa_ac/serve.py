@@ -1,4 +1,4 @@
-"""Planning server: a world model + CEM planner behind a websocket, for robot-side clients.
+r"""Planning server: a world model + CEM planner behind a websocket, for robot-side clients.
 
 Serve the tiny test model on loopback (port 8765):
 

@@ -4,7 +4,6 @@ and the same actions through the server as in-process (tiny real model; MuJoCo e
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import sys
 import threading
