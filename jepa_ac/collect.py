@@ -231,18 +231,23 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
     probe = make_env(config)
     try:
         task, fps, cameras, max_steps = env_facts(probe, config)
-    finally:
+    except BaseException:
         probe.close()
-    if not config.wrist_camera:
-        cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
-    info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
-                       noise=config.noise, seed=config.seed, max_steps=max_steps,
-                       features=droid_features(cameras, config.image_size))
-    rows = prepare_out_dir(config, info)
-    todo = [i for i in range(config.episodes) if i not in rows]
-    start = time.perf_counter()
-    bar = tqdm(total=config.episodes, initial=len(rows), desc=f"collect {task}", unit="ep", disable=not progress)
+        raise
+    if config.workers == 1:  # collect with this env instead of building a second one
+        _WORKER.update(key=(config, make_env), env=probe)
+    else:
+        probe.close()
     try:
+        if not config.wrist_camera:
+            cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
+        info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
+                           noise=config.noise, seed=config.seed, max_steps=max_steps,
+                           features=droid_features(cameras, config.image_size))
+        rows = prepare_out_dir(config, info)
+        todo = [i for i in range(config.episodes) if i not in rows]
+        start = time.perf_counter()
+        bar = tqdm(total=config.episodes, initial=len(rows), desc=f"collect {task}", unit="ep", disable=not progress)
         if config.workers == 1 or len(todo) <= 1:
             for index in todo:
                 rows[index] = collect_episode(config, info, index, make_env, make_expert)
@@ -254,8 +259,8 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
                     row = future.result()
                     rows[row["index"]] = row
                     bar.update(1)
-    finally:
         bar.close()
+    finally:
         if "env" in _WORKER:
             _WORKER.pop("env").close()
             _WORKER.pop("key", None)

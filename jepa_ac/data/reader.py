@@ -89,7 +89,7 @@ def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
 
     A folder counts as an episode if it holds `trajectory.h5` or a `metadata_*.json` (so an
     episode missing one of them is reported as broken, not silently ignored). Hidden folders
-    (in-progress writes) are never searched.
+    (in-progress writes) and `.zarr` stores are never searched.
     """
     if isinstance(source, (list, tuple)):
         return [Path(p) for p in source]
@@ -105,7 +105,7 @@ def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
     while stack:
         folder = stack.pop()
         for child in sorted(folder.iterdir(), reverse=True):
-            if not child.is_dir() or child.name.startswith("."):
+            if not child.is_dir() or child.name.startswith(".") or child.suffix == ".zarr":
                 continue
             if _looks_like_episode(child):
                 found.append(child)
@@ -180,6 +180,8 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> E
         logger.warning("episode %s: %d h5 rows but %d video frames; using the first %d",
                        folder, len(states), video.num_frames, min(len(states), video.num_frames))
     n = min(len(states), video.num_frames)
+    if n == 0:
+        raise EpisodeError(f"no frames ({len(states)} h5 rows, {video.num_frames} video frames)")
     return EpisodeRecord(folder, str(metadata.get("uuid", folder.name)), camera, mp4_path, video.fps,
                          states[:n], metadata)
 
