@@ -216,7 +216,8 @@ def _record_token_shape(cache: LatentCache, tokens: int, dim: int) -> None:
 class LatentClips:
     """Clips of cached latents for predictor training, sharded by rank for torchrun.
 
-    Item: {"latents": [F, N, D] float32, "states": [F, 7], "actions": [F-1, 7], "indices": [F], "episode"}.
+    Item: {"latents": [F, N, D] float32, "states": [F, 7], "actions": [F-1, 7], "indices": [F] frame
+    numbers, "episode": position in `names`} (numbers only, so any collate can stack them).
     Windows are enumerated as in `DroidClips` and dealt round-robin: rank r keeps windows r, r+W, ...
     """
 
@@ -260,5 +261,5 @@ class LatentClips:
             "states": states,
             "actions": pose.actions_from_states(states),  # [F-1, 7]
             "indices": indices,
-            "episode": self.names[episode],
+            "episode": np.int64(episode),
         }

@@ -1,7 +1,8 @@
 """Read DROID raw episodes (the released data or ours) as V-JEPA 2-AC training clips.
 
     clips = DroidClips("data/reach", frames_per_clip=8, fps=4.0)   # a folder, a list file, or paths
-    clip = clips[0]   # {"frames": [F, H, W, 3] uint8, "states": [F, 7], "actions": [F-1, 7], ...}
+    clip = clips[0]   # {"frames": [F, H, W, 3] uint8, "states": [F, 7], "actions": [F-1, 7],
+                      #  "indices": [F] frame numbers, "episode": index into clips.episodes}
 
 As upstream (`app/vjepa_droid/droid.py`): the left exterior camera (`metadata*.json` ->
 `left_mp4_path`), frames every `round(native_fps / fps)` video frames, states =
@@ -297,7 +298,7 @@ class DroidClips:
             "states": states,
             "actions": pose.actions_from_states(states),  # [F-1, 7]
             "indices": indices,
-            "episode": episode.uuid,
+            "episode": np.int64(episode_index),  # position in self.episodes (numbers only: collate-friendly)
         }
 
 
