@@ -1,0 +1,236 @@
+"""MLX backend (Apple silicon; CPU on Linux): the MLX encoder/predictor behind the backend interface.
+
+Same interface as `jepa_ac.backends.torch_backend`: `parameter_shapes` reports the torch layout
+(so the strict checkpoint check is shared), `load_arrays` / `state_arrays` convert layouts
+(conv kernels `(O, I, T, H, W)` <-> `(O, T, H, W, I)`) and dtypes. Nothing here imports torch:
+our safetensors folders load with MLX alone.
+
+MLX is lazy: work is recorded and runs at `mx.eval`. The encoder output is evaluated per batch;
+predictor outputs stay lazy so a whole rollout + energy becomes one graph, evaluated when CEM
+asks for the top-k (`MLXOps.smallest_k`), once per CEM iteration.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten
+
+from jepa_ac.array_ops import ArrayOps
+from jepa_ac.config import EncoderConfig, PredictorConfig
+from jepa_ac.nn_mlx.encoder import VisionTransformer
+from jepa_ac.nn_mlx.layers import as_numpy, to_mlx_layout, to_torch_layout, torch_shape
+from jepa_ac.nn_mlx.predictor import ACPredictor
+
+DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
+DEVICES = ("cpu", "gpu")
+
+
+class MLXOps(ArrayOps):
+    """`ArrayOps` over MLX arrays."""
+
+    name = "mlx"
+
+    def __init__(self, dtype: mx.Dtype = mx.float32) -> None:
+        self.dtype = dtype
+
+    def asarray(self, x: Any, like: Any = None) -> mx.array:
+        dtype = self.dtype if like is None else like.dtype
+        if isinstance(x, mx.array):
+            return x if x.dtype == dtype else x.astype(dtype)
+        x = as_numpy(x)
+        if x.dtype == np.float64:  # MLX has no float64 on the GPU: narrow on the host
+            x = x.astype(np.float32)
+        return mx.array(x).astype(dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return as_numpy(x)
+
+    def zeros(self, shape: Sequence[int], like: Any) -> mx.array:
+        return mx.zeros(tuple(shape), dtype=like.dtype)
+
+    def sin(self, x: Any) -> Any:
+        return mx.sin(x)
+
+    def cos(self, x: Any) -> Any:
+        return mx.cos(x)
+
+    def arcsin(self, x: Any) -> Any:
+        return mx.arcsin(x)
+
+    def arctan2(self, y: Any, x: Any) -> Any:
+        return mx.arctan2(y, x)
+
+    def clip(self, x: Any, low: Any, high: Any) -> Any:
+        return mx.clip(x, low, high)
+
+    def abs(self, x: Any) -> Any:
+        return mx.abs(x)
+
+    def stack(self, xs: Sequence[Any], axis: int) -> Any:
+        return mx.stack(list(xs), axis=axis)
+
+    def concat(self, xs: Sequence[Any], axis: int) -> Any:
+        return mx.concatenate(list(xs), axis=axis)
+
+    def broadcast_to(self, x: Any, shape: Sequence[int]) -> Any:
+        return mx.broadcast_to(x, tuple(shape))
+
+    def mean(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return mx.mean(x, axis=axis)
+
+    def std(self, x: Any, axis: int) -> Any:
+        return mx.std(x, axis=axis, ddof=1)  # unbiased, as upstream (torch.std)
+
+    def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
+        return mx.sum(x, axis=axis)
+
+    def smallest_k(self, x: Any, k: int) -> Any:
+        """Indices of the k smallest entries, smallest first. Evaluates: this is where CEM's lazy
+        rollout graph of one iteration runs."""
+        idx = mx.argpartition(x, kth=k - 1)[:k]  # [k], unordered
+        idx = idx[mx.argsort(x[idx])]  # [k], smallest first
+        mx.eval(idx)
+        return idx
+
+    def layer_norm(self, x: Any, eps: float = 1e-5) -> Any:
+        return mx.fast.layer_norm(x, None, None, eps)
+
+
+MLX_OPS = MLXOps()
+
+
+def resolve_device(device: str | mx.Device | None) -> mx.Device:
+    """None (MLX's default: the GPU on Apple silicon, else the CPU), "cpu", "gpu" or an `mx.Device`."""
+    if device is None:
+        return mx.default_device()
+    if isinstance(device, str):
+        if device not in DEVICES:
+            raise ValueError(f"MLX device must be one of {DEVICES} (or None for the default), got {device!r}")
+        device = mx.Device(mx.cpu if device == "cpu" else mx.gpu)
+    if not mx.is_available(device):
+        raise ValueError(f"MLX device {device} is not available on this machine (this MLX build has no GPU support)")
+    return device
+
+
+def resolve_dtype(dtype: str | mx.Dtype | None) -> mx.Dtype:
+    if dtype is None:
+        return mx.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        return DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return dtype
+
+
+class MLXBackend:
+    """Frozen MLX encoder and/or predictor on one device, weights in one dtype.
+
+    `compile` runs the predictor through `mx.compile` (one trace per input shape) to fuse its
+    elementwise work; outputs equal the eager path up to float rounding. Default (None): on for
+    the GPU, off for the CPU, where it measured no faster on Linux (experiments/parity).
+    """
+
+    name = "mlx"
+
+    def __init__(
+        self,
+        encoder_config: EncoderConfig | None,
+        predictor_config: PredictorConfig | None,
+        device: str | mx.Device | None = None,
+        dtype: str | mx.Dtype | None = None,
+        compile: bool | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype)
+        self.ops = MLX_OPS
+        self.modules: dict[str, Any] = {}
+        if encoder_config is not None:
+            self.modules["encoder"] = VisionTransformer(encoder_config)
+        if predictor_config is not None:
+            self.modules["predictor"] = ACPredictor(predictor_config)
+        for module in self.modules.values():
+            module.set_dtype(self.dtype)
+            module.eval()
+            module.freeze()
+        self._predict_fn: Callable[..., mx.array] | None = None
+        self.compiled = False
+        if predictor_config is not None:
+            forward = self.modules["predictor"].forward
+            if compile is None:
+                compile = self.device.type == mx.DeviceType.gpu
+            self._predict_fn = mx.compile(forward) if compile else forward
+            self.compiled = bool(compile)
+
+    @property
+    def encoder(self) -> VisionTransformer:
+        return self.modules["encoder"]
+
+    @property
+    def predictor(self) -> ACPredictor:
+        return self.modules["predictor"]
+
+    def _module(self, part: str) -> Any:
+        if part not in self.modules:
+            raise ValueError(f"this backend has no {part}; it holds {sorted(self.modules)}")
+        return self.modules[part]
+
+    def parameter_shapes(self, part: str) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of every tensor `part` ("encoder"/"predictor") expects, in torch layout."""
+        module = self._module(part)
+        return {
+            name: torch_shape(tuple(value.shape), name in module.conv_weights)
+            for name, value in tree_flatten(module.parameters())
+        }
+
+    def load_arrays(self, part: str, arrays: Mapping[str, Any]) -> None:
+        """Load already-checked tensors (torch layout; numpy, torch or MLX values), cast to the dtype."""
+        module = self._module(part)
+        expected = self.parameter_shapes(part)
+        if set(arrays) != set(expected):
+            missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+            raise ValueError(f"MLX {part}: weights do not match the model (missing {missing[:5]}, unexpected {extra[:5]})")
+        weights = []
+        for name, value in arrays.items():
+            value = to_mlx_layout(as_numpy(value), name in module.conv_weights)
+            if tuple(np.shape(value)) != torch_shape_to_mlx(expected[name], name in module.conv_weights):
+                raise ValueError(f"MLX {part}: {name} has shape {np.shape(value)} after layout change, "
+                                 f"expected {torch_shape_to_mlx(expected[name], name in module.conv_weights)}")
+            weights.append((name, mx.array(np.ascontiguousarray(value)).astype(self.dtype)))
+        module.load_weights(weights, strict=True)
+        mx.eval(module.parameters())
+
+    def state_arrays(self, part: str) -> dict[str, np.ndarray]:
+        """The part's weights as float32 numpy arrays (torch layout), for saving."""
+        module = self._module(part)
+        return {
+            name: np.ascontiguousarray(to_torch_layout(as_numpy(value.astype(mx.float32)), name in module.conv_weights))
+            for name, value in tree_flatten(module.parameters())
+        }
+
+    def encode(self, clip: Any) -> mx.array:
+        """clip [B, 3, T, S, S] float32 -> tokens [B, N, D] float32 (encoder norm applied, no extra layer norm)."""
+        with mx.stream(self.device):
+            x = self.ops.asarray(clip).astype(self.dtype)
+            out = self.encoder(x).astype(mx.float32)
+            mx.eval(out)
+        return out
+
+    def predict(self, z: Any, actions: Any, states: Any, extrinsics: Any = None) -> mx.array:
+        """Upstream predictor call: [B, T*N, D], [B, T, 7], [B, T, 7] -> [B, T*N, D] float32 (lazy)."""
+        predictor = self._module("predictor")
+        with mx.stream(self.device):
+            cast = lambda x: None if x is None else self.ops.asarray(x).astype(self.dtype)  # noqa: E731
+            z, actions, states, extrinsics = cast(z), cast(actions), cast(states), cast(extrinsics)
+            T = predictor.check_inputs(z.shape, actions.shape, states.shape, None if extrinsics is None else extrinsics.shape)
+            cos, sin, mask = predictor.tables(T)
+            return self._predict_fn(z, actions, states, extrinsics, cos, sin, mask).astype(mx.float32)
+
+
+def torch_shape_to_mlx(shape: tuple[int, ...], is_conv: bool) -> tuple[int, ...]:
+    """A torch-layout shape in MLX layout (conv kernels channels-last)."""
+    return (shape[0], *shape[2:], shape[1]) if is_conv else tuple(shape)
