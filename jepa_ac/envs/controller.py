@@ -105,17 +105,16 @@ class DiffIKController:
         err = np.concatenate([pos - cur_pos, so3_log(rot @ cur_rot.T)])  # [6] world-frame pose error
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self.site_id)
         jac = np.concatenate([self._jacp[:, self.dof_idx], self._jacr[:, self.dof_idx]])  # [6, 7]
-        jjt = jac @ jac.T + (self.config.damping**2) * np.eye(6)
-        pinv = jac.T @ np.linalg.inv(jjt)  # [7, 6]
-        q = data.qpos[self.qpos_idx]
-        null = np.zeros_like(q)
+        jjt = jac @ jac.T
+        rhs = np.stack([err, np.zeros(6) if twist is None else twist], axis=1)  # [6, 2]
+        sol = jac.T @ np.linalg.solve(jjt + (self.config.damping**2) * np.eye(6), rhs)  # [7, 2]: J^+ rhs
+        dq = sol[:, 0]
         if nullspace_gain > 0:
-            # exact projector (undamped pseudo-inverse); the damped one leaks into the task and
-            # leaves a steady TCP offset of a few mm
-            projector = np.eye(len(q)) - np.linalg.pinv(jac, rcond=1e-3) @ jac
-            null = projector @ (nullspace_gain * (self.home_qpos - q))
-        dq = np.clip(pinv @ err + null, -self.config.max_joint_step, self.config.max_joint_step)
-        return dq, (pinv @ twist if twist is not None else np.zeros_like(dq))
+            # projector with the (nearly) undamped pseudo-inverse; the damped one leaks into the
+            # task and leaves a steady TCP offset of a few mm
+            pull = nullspace_gain * (self.home_qpos - data.qpos[self.qpos_idx])
+            dq = dq + pull - jac.T @ np.linalg.solve(jjt + 1e-9 * np.eye(6), jac @ pull)
+        return np.clip(dq, -self.config.max_joint_step, self.config.max_joint_step), sol[:, 1]
 
     def solve_ik(self, data: mujoco.MjData, pos: np.ndarray, rot: np.ndarray, iterations: int = 200,
                  tol: float = 1e-4) -> float:

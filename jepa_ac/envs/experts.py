@@ -111,9 +111,12 @@ class PushExpert(ScriptedExpert):
         dist = float(np.linalg.norm(to_target))
         _, yaw = env.push_pose(block[:2], env.target_pos)
         tcp = state[:3]
-        if dist < 0.012:  # done: hold still
+        if dist < 0.012 or (self.phase == "done" and dist < 0.03):  # done: back off to the goal pose
             self.set_phase("done")
-            return tcp.copy(), self.yaw_of(state), 1.0, STEP
+            if tcp[2] < LOW_Z + 0.03:  # first straight up, clear of the block
+                return np.array([*tcp[:2], env.GOAL_TCP_Z]), self.yaw_of(state), 1.0, STEP
+            goal, goal_yaw = env.goal_tcp()
+            return goal, goal_yaw, 1.0, STEP
         u = to_target / dist
         rel = tcp[:2] - block[:2]
         lateral = abs(rel[0] * u[1] - rel[1] * u[0])
@@ -150,7 +153,7 @@ class PickPlaceExpert(ScriptedExpert):
     """Above the cube, down, close, lift, over the bowl, lower, open, retreat."""
 
     task_name = "pickplace"
-    CARRY_Z = 0.2
+    CARRY_Z = 0.2  # = FrankaPickPlaceEnv.GOAL_TCP_Z
     RELEASE_Z = 0.11
 
     def target(self, state):
@@ -200,7 +203,7 @@ class PickPlaceExpert(ScriptedExpert):
             return np.array([*bowl[:2], self.RELEASE_Z]), yaw, 1.0, 0.05
         if phase == "release":
             return np.array([*bowl[:2], self.RELEASE_Z]), yaw, 0.0, 0.02
-        return np.array([*bowl[:2], self.CARRY_Z]), yaw, 0.0, STEP  # retreat
+        return env.goal_tcp(), 0.0, 0.0, STEP  # retreat to the goal image's arm pose (home yaw)
 
 
 EXPERTS = {cls.task_name: cls for cls in (ReachExpert, PushExpert, PickPlaceExpert)}

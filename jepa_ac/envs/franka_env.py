@@ -388,6 +388,8 @@ class FrankaPushEnv(FrankaEnv):
     SUCCESS_DISTANCE = 0.05
     NOMINAL_BLOCK = np.array([0.5, -0.08])
     NOMINAL_TARGET = np.array([0.58, 0.1])
+    GOAL_BACKOFF = 0.04  # m further back than the pushing pose
+    GOAL_TCP_Z = 0.12
 
     def _sample_task(self, rng):
         block, target, yaw = self.NOMINAL_BLOCK.copy(), self.NOMINAL_TARGET.copy(), 0.0
@@ -399,7 +401,8 @@ class FrankaPushEnv(FrankaEnv):
                 if 0.12 <= np.linalg.norm(target - block) <= 0.25:
                     break
         self.target_pos = target
-        self._place_free_body(self.data, "block", [*block, scene.TABLE_TOP + scene.PUSH_BLOCK_HALF], yaw)
+        self._start_block = np.array([*block, scene.TABLE_TOP + scene.PUSH_BLOCK_HALF])
+        self._place_free_body(self.data, "block", self._start_block, yaw)
         self.model.geom_pos[self.model.geom("target").id, :2] = target
 
     def _task_metrics(self):
@@ -418,12 +421,19 @@ class FrankaPushEnv(FrankaEnv):
         yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2  # the gripper is symmetric under yaw + pi
         return behind, yaw
 
+    def goal_tcp(self) -> tuple[np.ndarray, float]:
+        """Where the arm ends (and the goal image shows it): backed off and raised behind the
+        block at the target, so the block stays visible; (TCP position [3], gripper yaw)."""
+        direction = self.target_pos - self._start_block[:2]
+        behind, yaw = self.push_pose(self.target_pos, self.target_pos + direction)
+        back = (behind - self.target_pos) / np.linalg.norm(behind - self.target_pos)
+        return np.array([*(behind + back * self.GOAL_BACKOFF), self.GOAL_TCP_Z]), yaw
+
     def _set_goal_configuration(self, data):
-        start, yaw = self.object_pose("block", data)
-        self._place_free_body(data, "block", [*self.target_pos, start[2]], yaw)
-        behind, tcp_yaw = self.push_pose(self.target_pos, self.target_pos + (self.target_pos - start[:2]))
-        rot = euler_xyz_to_matrix(np.array([0.0, 0.0, tcp_yaw])) @ self.home_rot
-        self._arm_to(data, [*behind, 0.06], rot)
+        _, yaw = self.object_pose("block", data)
+        self._place_free_body(data, "block", [*self.target_pos, self._start_block[2]], yaw)
+        pos, tcp_yaw = self.goal_tcp()
+        self._arm_to(data, pos, euler_xyz_to_matrix(np.array([0.0, 0.0, tcp_yaw])) @ self.home_rot)
         return 1.0
 
 
@@ -433,6 +443,7 @@ class FrankaPickPlaceEnv(FrankaEnv):
     task_name = "pickplace"
     NOMINAL_CUBE = np.array([0.5, -0.12])
     NOMINAL_BOWL = np.array([0.55, 0.15])
+    GOAL_TCP_Z = 0.2
 
     def _sample_task(self, rng):
         cube, bowl, yaw = self.NOMINAL_CUBE.copy(), self.NOMINAL_BOWL.copy(), 0.0
@@ -460,5 +471,9 @@ class FrankaPickPlaceEnv(FrankaEnv):
         _, yaw = self.object_pose("cube", data)
         cube_z = scene.TABLE_TOP + 2 * scene.BOWL_BASE_HALF + scene.PICK_CUBE_HALF
         self._place_free_body(data, "cube", [*self.bowl_pos[:2], cube_z], yaw)
-        self._arm_to(data, [*self.bowl_pos[:2], 0.18])
+        self._arm_to(data, self.goal_tcp())
         return 0.0
+
+    def goal_tcp(self) -> np.ndarray:
+        """Where the arm ends (and the goal image shows it): above the bowl, gripper open."""
+        return np.array([*self.bowl_pos[:2], self.GOAL_TCP_Z])

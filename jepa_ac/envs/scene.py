@@ -7,7 +7,8 @@ physics the controller needs (gravity compensation, stiff joint servos, no self-
 adds the table, the task objects, an exterior camera placed like a DROID side camera, an
 optional wrist camera and lights. World frame = robot base frame; the table top is z = 0.
 
-`envs/franka_scene_<task>.xml` in the repository is this scene written out for inspection.
+`python -m jepa_ac.envs export-xml --out DIR` writes the composed scenes as MJCF; `envs/README.md`
+lists what was changed from the shipped model and why.
 """
 
 from __future__ import annotations
