@@ -5,7 +5,8 @@
 
 `--data` is a dataset folder, an episode folder or a trajectory list file. The cache is keyed by
 the sha256 of the encoder weights: writing latents of another encoder into an existing cache is
-refused. Re-running resumes (episodes already complete are skipped). Training reads the cache
+refused. Re-running resumes (episodes already complete are skipped); each run appends its counts
+to the store's `runs` attr. Training reads the cache
 with `jepa_ac.data.latent_cache.LatentClips(path, frames_per_clip, fps, rank=, world_size=)`.
 """
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         progress=None if args.no_progress else (lambda xs: tqdm(xs, desc="encode", unit="ep")),
     )
     elapsed = time.perf_counter() - start
+    run = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": str(args.data), "encoded": len(summary["encoded"]),
+           "already_cached": len(summary["already_cached"]), "skipped": summary["skipped"],
+           "frames": summary["frames"], "seconds": round(elapsed, 2)}
+    cache.group.attrs["runs"] = [*cache.group.attrs.get("runs", []), run]  # a log of every run, in the store
     print(f"{args.out}: {len(summary['encoded'])} episodes encoded ({summary['frames']} frames, "
           f"{summary['frames'] / elapsed if elapsed > 0 else 0:.1f} frames/s), "
           f"{len(summary['already_cached'])} already cached, {len(summary['skipped'])} skipped")

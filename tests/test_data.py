@@ -375,6 +375,7 @@ def test_encode_dataset_cli(tmp_path, tiny_arch):
     assert encode_dataset.main(args) == 0
     cache = LatentCache.open(tmp_path / "c.zarr")
     assert cache.episode_names() == ["test+ep0"] and cache.attrs["encoder"]["config"]["embed_dim"] == 192
+    assert [(r["encoded"], r["frames"]) for r in cache.attrs["runs"]] == [(1, 8)]
     # a different encoder (one weight changed) must not write into this cache
     state = torch.load(TINY_PT, weights_only=True)
     key = next(k for k in state["encoder"] if k.endswith("norm.weight"))
