@@ -361,6 +361,14 @@ def test_latent_cache_matches_direct_encoding(tmp_path, tiny_wm):
         LatentCache.create(tmp_path / "c.zarr", "0" * 64)
     with pytest.raises(CacheError, match="not the expected"):
         LatentClips(tmp_path / "c.zarr", encoder_hash="f" * 64)
+    info = LatentCache.open(tmp_path / "c.zarr").info
+    assert (info.encoder_hash, info.tokens_per_frame, info.embed_dim, info.encoder) == (
+        tiny_wm.encoder_hash(), 16, 192, {"name": "tiny"})
+    import zarr
+
+    zarr.open_group(str(tmp_path / "c.zarr"), mode="a").attrs["version"] = 99
+    with pytest.raises(CacheError, match="version 99"):
+        LatentCache.open(tmp_path / "c.zarr")
 
 
 def test_encode_dataset_cli(tmp_path, tiny_arch):

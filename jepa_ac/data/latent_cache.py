@@ -19,7 +19,9 @@ run is resumed by re-encoding just the unfinished episodes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -42,6 +44,34 @@ class CacheError(ValueError):
     """The store is not a latent cache, or belongs to another encoder."""
 
 
+@dataclass(frozen=True)
+class CacheInfo:
+    """The typed root record of a latent cache (stored as the store's attrs)."""
+
+    encoder_hash: str
+    latent_dtype: str = "float16"
+    encoder: Mapping[str, Any] = field(default_factory=dict)  # checkpoint path, encoder key, EncoderConfig
+    tokens_per_frame: int | None = None  # N, known once the first episode is written
+    embed_dim: int | None = None  # D
+    format: str = CACHE_FORMAT
+    version: int = CACHE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.format != CACHE_FORMAT:
+            raise CacheError(f"not a latent cache (format={self.format!r}, expected {CACHE_FORMAT!r})")
+        if self.version != CACHE_VERSION:
+            raise CacheError(f"latent cache version {self.version!r}; this code reads version {CACHE_VERSION}")
+        if not self.encoder_hash or not isinstance(self.encoder_hash, str):
+            raise ValueError(f"CacheInfo.encoder_hash must be a non-empty sha256 string, got {self.encoder_hash!r}")
+        if self.latent_dtype not in LATENT_DTYPES:
+            raise ValueError(f"CacheInfo.latent_dtype must be one of {LATENT_DTYPES}, got {self.latent_dtype!r}")
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> "CacheInfo":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in attrs.items() if k in known})  # other attrs (e.g. "runs") are logs
+
+
 class LatentCache:
     """Read/write access to a latent cache store."""
 
@@ -51,10 +81,12 @@ class LatentCache:
         attrs = dict(group.attrs)
         if attrs.get("format") != CACHE_FORMAT:
             raise CacheError(f"{path} is not a latent cache (attrs format={attrs.get('format')!r})")
-        if attrs.get("version") != CACHE_VERSION:
-            raise CacheError(f"{path}: cache version {attrs.get('version')!r}, this code reads {CACHE_VERSION}")
-        self.encoder_hash: str = attrs["encoder_hash"]
-        self.latent_dtype: str = attrs["latent_dtype"]
+        try:
+            self.info = CacheInfo.from_attrs(attrs)
+        except (CacheError, ValueError, TypeError) as err:
+            raise CacheError(f"{path}: {err}") from None
+        self.encoder_hash = self.info.encoder_hash
+        self.latent_dtype = self.info.latent_dtype
         self.attrs = attrs
 
     @classmethod
@@ -67,8 +99,6 @@ class LatentCache:
 
         if latent_dtype not in LATENT_DTYPES:
             raise ValueError(f"latent_dtype must be one of {LATENT_DTYPES}, got {latent_dtype!r}")
-        if not encoder_hash:
-            raise ValueError("encoder_hash must be a non-empty hash of the encoder weights")
         path = Path(path)
         if path.exists():
             cache = cls.open(path, mode="a")
@@ -80,11 +110,9 @@ class LatentCache:
             if cache.latent_dtype != latent_dtype:
                 raise CacheError(f"{path} stores {cache.latent_dtype} latents, not {latent_dtype}")
             return cache
+        info = CacheInfo(encoder_hash=encoder_hash, latent_dtype=latent_dtype, encoder=dict(encoder_info or {}))
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-        group.attrs.update({
-            "format": CACHE_FORMAT, "version": CACHE_VERSION, "encoder_hash": encoder_hash,
-            "encoder": dict(encoder_info or {}), "latent_dtype": latent_dtype,
-        })
+        group.attrs.update(dataclasses.asdict(info))
         group.create_group(EPISODES_GROUP)
         return cls(group, path)
 
@@ -209,6 +237,7 @@ def _record_token_shape(cache: LatentCache, tokens: int, dim: int) -> None:
     if known == (None, None):
         cache.group.attrs.update({"tokens_per_frame": tokens, "embed_dim": dim})
         cache.attrs.update({"tokens_per_frame": tokens, "embed_dim": dim})
+        cache.info = dataclasses.replace(cache.info, tokens_per_frame=tokens, embed_dim=dim)
     elif known != (tokens, dim):
         raise CacheError(f"{cache.path}: latents are [N={known[0]}, D={known[1]}] but the encoder gave [{tokens}, {dim}]")
 
