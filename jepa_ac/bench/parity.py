@@ -175,13 +175,15 @@ def run_outputs(wm, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def cem_step(wm, data: dict[str, np.ndarray], config, noise: np.ndarray, seen: list | None = None):
-    """One CEM planning step from frame 0 towards the last frame with the given noise; the
-    costs of every iteration are appended to `seen` (as numpy) if given."""
+    """One CEM planning step from frame 0 with the given noise, towards the latent the model
+    predicts for a known action (random-weight models give near-tied costs towards an encoded
+    image); the costs of every iteration are appended to `seen` (as numpy) if given."""
     from jepa_ac.planning import ActionSpec, cem
 
     z = wm.encode(data["frames"][0])
-    z_goal = wm.encode(data["frames"][-1])
     state = wm.ops.asarray(data["states"][0, :1])  # [1, 7]
+    plan = np.array([[[0.04, -0.03, 0.02, 0, 0, 0, 0.5]]], np.float32)  # [1, 1, 7]
+    z_goal = wm.rollout(z, state, wm.ops.asarray(plan))[:, -1]  # [1, N, D]
 
     def cost(actions):  # [S, H, 7] -> [S]
         energy = wm.rollout_energy(z, state, actions, z_goal)
