@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 
 from jepa_ac.training.cli_config import parse_config
-from jepa_ac.training.clips import Subset, open_clips, split_indices
+from jepa_ac.training.clips import open_clips, split_by_episode
 from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
 
 
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     if config.val_data:
         train, val = data, open_clips(config.val_data, config.frames, config.fps)
     else:
-        train_idx, val_idx = split_indices(len(data), config.val_fraction, config.seed)
-        train, val = Subset(data, train_idx), Subset(data, val_idx)
+        train, val = split_by_episode(data, config.val_fraction, config.seed)
     summary = PredictorTrainer(config, train, val).fit()
     print(json.dumps(summary, indent=2))
     return summary

@@ -128,3 +128,23 @@ def test_fine_tune_from_upstream_checkpoint(encoder_dir, clips_npz, tmp_path, ti
     with pytest.raises(Exception, match="first bad key"):
         run(encoder_dir, clips_npz, tmp_path / "ft2", "--steps", "4", "--init-predictor", str(TINY_PT),
             "--predictor", json.dumps({"predictor_embed_dim": 48, "depth": 2, "num_heads": 2}))
+
+
+def test_trains_from_latent_cache_and_from_video(encoder_dir, tmp_path):
+    """The shipped 2-episode sample: on-the-fly video clips and the zarr latent cache both train."""
+    from conftest import FIXTURES
+    from jepa_ac import encode_dataset
+    from jepa_ac.training.clips import open_clips, split_by_episode
+
+    sample = FIXTURES.parent.parent / "datasets" / "samples"
+    encode_dataset.main(["--data", str(sample), "--checkpoint", str(encoder_dir), "--out",
+                         str(tmp_path / "cache.zarr"), "--no-progress", "--device", "cpu"])
+    for data in (str(tmp_path / "cache.zarr"), str(sample)):
+        clips = open_clips(data, frames=4, fps=4.0)
+        train, val = split_by_episode(clips, 0.5, seed=0)
+        assert len(train) and len(val)
+        train_eps = {clips.windows[i][0] for i in train.indices}
+        assert train_eps.isdisjoint({clips.windows[i][0] for i in val.indices})
+        summary = run(encoder_dir, data, tmp_path / f"run_{len(data)}", "--steps", "2", "--warmup-steps", "0",
+                      "--decay-steps", "0", "--val-fraction", "0.5", "--eval-every", "2")
+        assert summary["finished"] and summary["val_copy_last_baseline"] > 0

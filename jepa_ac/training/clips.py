@@ -87,7 +87,8 @@ class Subset:
 
 
 def open_clips(path: str | Path, frames: int, fps: float) -> Any:
-    """A clip dataset from a path: clips `.npz`, a latent cache, or DROID-layout episodes."""
+    """A clip dataset from a path: a `.zarr` latent cache, DROID-layout episodes (a folder or a
+    trajectory list file, encoded on the fly), or a clips `.npz`."""
     path = Path(path)
     if not str(path) or not path.exists():
         raise FileNotFoundError(f"training data not found: {str(path)!r}")
@@ -96,5 +97,30 @@ def open_clips(path: str | Path, frames: int, fps: float) -> Any:
         if clips.states.shape[1] != frames:
             raise ValueError(f"{path} holds clips of {clips.states.shape[1]} frames, but frames={frames}")
         return clips
-    raise ValueError(f"{path}: unsupported training data (expected a clips .npz, a .zarr latent cache, "
-                     "or a DROID-layout episode folder / list file)")
+    if path.suffix == ".zarr":
+        from jepa_ac.data.latent_cache import LatentClips
+
+        return LatentClips(path, frames_per_clip=frames, fps=fps)
+    if path.is_dir() or path.suffix in (".txt", ".csv", ".list"):
+        from jepa_ac.data.reader import ClipConfig, DroidClips
+
+        return DroidClips(path, ClipConfig(frames_per_clip=frames, fps=fps))
+    raise ValueError(f"{path}: unsupported training data (expected a .zarr latent cache, a DROID-layout episode "
+                     "folder or trajectory list, or a clips .npz)")
+
+
+def episode_ids(dataset: Any) -> np.ndarray:
+    """The episode of every clip ([C]); clips without episode structure count as their own episode."""
+    windows = getattr(dataset, "windows", None)
+    if windows is not None:
+        return np.asarray([episode for episode, _ in windows])
+    return np.arange(len(dataset))
+
+
+def split_by_episode(dataset: Any, val_fraction: float, seed: int) -> tuple[Subset, Subset]:
+    """Hold out whole episodes (never clips of a training episode) for validation."""
+    episodes = episode_ids(dataset)
+    unique = np.unique(episodes)
+    train_eps, val_eps = split_indices(len(unique), val_fraction, seed)
+    val_mask = np.isin(episodes, unique[val_eps])
+    return Subset(dataset, np.flatnonzero(~val_mask)), Subset(dataset, np.flatnonzero(val_mask))
