@@ -251,3 +251,23 @@ def test_make_expert_rejects_other_envs():
     env = gym.make("CartPole-v1")
     with pytest.raises(ValueError, match="no scripted expert"):
         make_expert(env)
+
+
+def test_gl_failure_gives_an_actionable_error(monkeypatch):
+    import mujoco
+
+    from jepa_ac.envs import rendering
+
+    def broken(*args, **kwargs):
+        raise mujoco.FatalError("gladLoadGL error")
+
+    monkeypatch.setattr(mujoco, "Renderer", broken)
+    with pytest.raises(RuntimeError, match="MUJOCO_GL=.*osmesa"):
+        rendering.make_renderer(None, 64, 64)
+
+
+def test_select_gl_backend_keeps_the_users_choice(monkeypatch):
+    from jepa_ac.envs import rendering
+
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    assert rendering.select_gl_backend() == "osmesa"

@@ -71,6 +71,8 @@ class FrankaEnvConfig:
     show_goal_marker: bool = False  # reach: draw the goal as a translucent sphere
 
     def __post_init__(self) -> None:
+        if isinstance(self.image_size, np.integer):
+            object.__setattr__(self, "image_size", int(self.image_size))
         if not (isinstance(self.image_size, int) and 16 <= self.image_size <= 2048):
             raise ValueError(f"FrankaEnvConfig.image_size must be an int in [16, 2048], got {self.image_size!r}")
         if not 0.5 <= self.control_hz <= 50.0:

@@ -32,8 +32,8 @@ EE_SITE = "end_effector"  # Franka TCP: 0.1034 m past the flange, between the fi
 HAND_BODY = "panda0_link7"
 FINGER_OPEN = 0.04  # metres per finger; closedness = 1 - (q1 + q2) / (2 * FINGER_OPEN)
 
-# Vertex-clustering cell for the visual meshes: 134k -> 24k triangles, same look at 256 px
-VISUAL_MESH_CELL = 0.008
+# Vertex-clustering cell for the visual meshes: 134k -> 12k triangles, same look at 256 px
+VISUAL_MESH_CELL = 0.012
 
 EXTERIOR_CAMERA = "exterior"
 WRIST_CAMERA = "wrist"
@@ -241,7 +241,7 @@ def _add_environment(spec: mujoco.MjSpec, image_size: int) -> None:
     spec.option.impratio = 10.0
     spec.visual.global_.offwidth = max(640, image_size)
     spec.visual.global_.offheight = max(640, image_size)
-    spec.visual.quality.shadowsize = 1024
+    spec.visual.quality.shadowsize = 512  # 1024 costs ~50% more render time for little visible gain
     spec.visual.quality.offsamples = 0  # multisampling costs ~30x on software (llvmpipe) rendering
     spec.visual.headlight.ambient = [0.25, 0.25, 0.25]
     spec.visual.headlight.diffuse = [0.35, 0.35, 0.35]
@@ -273,7 +273,7 @@ def _add_environment(spec: mujoco.MjSpec, image_size: int) -> None:
                    rgba=[0.2, 0.2, 0.22, 1.0], contype=0, conaffinity=0)
 
     world.add_light(name="key", pos=[0.9, -0.9, 2.0], dir=[-0.35, 0.45, -1.0], castshadow=True,
-                    diffuse=[0.75, 0.75, 0.72], specular=[0.15, 0.15, 0.15], cutoff=60, exponent=2)
+                    diffuse=[0.75, 0.75, 0.72], specular=[0.15, 0.15, 0.15], cutoff=45, exponent=2)
     world.add_light(name="fill", pos=[0.2, 1.2, 1.6], dir=[0.1, -0.6, -1.0], castshadow=False,
                     diffuse=[0.35, 0.36, 0.4], specular=[0.0, 0.0, 0.0], cutoff=70, exponent=1)
 
