@@ -42,6 +42,14 @@ def test_check_env(env_id):
     env.close()
 
 
+def test_check_env_with_wrist_camera():
+    from gymnasium.utils.env_checker import check_env
+
+    env = _make("jepa_ac/FrankaPickPlace-v0", wrist_camera=True)
+    check_env(env.unwrapped)
+    env.close()
+
+
 def test_observation_info_layout_with_wrist_camera():
     env = _make("jepa_ac/FrankaPickPlace-v0", wrist_camera=True)
     obs, info = env.reset(seed=0)
@@ -172,6 +180,10 @@ def test_targets_are_clipped_to_the_workspace():
 
 def test_bad_inputs_raise_clear_errors():
     env = _make("jepa_ac/FrankaReach-v0")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.goal_image()
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.step(np.zeros(7))
     env.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \[7\]"):
         env.step(np.zeros(6))

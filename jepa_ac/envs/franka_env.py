@@ -157,6 +157,7 @@ class FrankaEnv(gym.Env):
         self._gripper_cmd = 0.0
         self._commanded_state = np.zeros(7)
         self._last_image: np.ndarray | None = None
+        self._episode_started = False
 
     # -- task hooks (subclasses) ------------------------------------------------------------
     def _sample_task(self, rng: np.random.Generator) -> None:
@@ -190,9 +191,11 @@ class FrankaEnv(gym.Env):
         for _ in range(10):  # let objects settle onto the table
             mujoco.mj_step(self.model, self.data)
         self._commanded_state = self.state()
+        self._episode_started = True
         return self._observation(), self._info()
 
     def step(self, action):
+        self._require_reset("step()")
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (7,):
             raise ValueError(f"action must have shape [7] = [dx,dy,dz,droll,dpitch,dyaw,dgripper], got {list(action.shape)}")
@@ -275,7 +278,12 @@ class FrankaEnv(gym.Env):
         self._renderer.update_scene(data, camera=camera, scene_option=self._scene_option)
         return self._renderer.render().copy()
 
+    def _require_reset(self, what: str) -> None:
+        if not self._episode_started:
+            raise RuntimeError(f"call reset() before {what}: the episode (objects, goal) is not set up yet")
+
     def _goal_data_ready(self) -> mujoco.MjData:
+        self._require_reset("goal_image() / goal_state()")
         goal = self._goal_data
         mujoco.mj_copyData(goal, self.model, self.data)
         closedness = self._set_goal_configuration(goal)
