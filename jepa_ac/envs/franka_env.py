@@ -285,7 +285,8 @@ class FrankaEnv(gym.Env):
     def _goal_data_ready(self) -> mujoco.MjData:
         self._require_reset("goal_image() / goal_state()")
         goal = self._goal_data
-        mujoco.mj_copyData(goal, self.model, self.data)
+        goal.qpos[:] = self.data.qpos  # positions are all a picture needs; mj_forward does the rest
+        goal.qvel[:] = 0.0
         closedness = self._set_goal_configuration(goal)
         goal.qpos[self._finger_qpos] = scene.FINGER_OPEN * (1.0 - closedness)
         mujoco.mj_forward(self.model, goal)

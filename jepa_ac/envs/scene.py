@@ -200,25 +200,32 @@ def look_at_quat(pos, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
     return quat
 
 
+def _set_position_gains(actuator, kp: float, kv: float) -> None:
+    """PD position servo: force = kp * (ctrl - q) - kv * qdot (what `set_to_position` does in mujoco >= 3.3.3)."""
+    gain = np.zeros(len(actuator.gainprm))
+    bias = np.zeros(len(actuator.biasprm))
+    gain[0], bias[1], bias[2] = kp, -kp, -kv
+    actuator.gaintype = mujoco.mjtGain.mjGAIN_FIXED
+    actuator.biastype = mujoco.mjtBias.mjBIAS_AFFINE
+    actuator.gainprm, actuator.biasprm = gain.tolist(), bias.tolist()
+
+
 def _tune_robot(spec: mujoco.MjSpec) -> None:
     """Controller-friendly physics for the shipped arm (gravity compensation, servo gains, contacts)."""
     for body in spec.bodies:
         if body.name.startswith("panda0_"):
             body.gravcomp = 1.0
-    for name in ARM_JOINTS:
+    for name in ARM_JOINTS + FINGER_JOINTS:
         joint = spec.joint(name)
-        joint.damping = [0.0, 0.0, 0.0]  # damping lives in the servo (kv) so it does not fight the commanded motion
-        joint.armature = 0.1
-    for name in FINGER_JOINTS:
-        joint = spec.joint(name)
-        joint.damping = [0.0, 0.0, 0.0]
-        joint.armature = 0.01
-    for name, kp, kv in zip(ARM_ACTUATORS, ARM_KP, ARM_KV):
-        spec.actuator(name).set_to_position(kp=kp, kv=kv)
+        # damping lives in the servo (kv) so it does not fight the commanded motion; mujoco 4
+        # made joint damping a 3-vector (polynomial), mujoco 3 has a scalar
+        joint.damping = np.zeros_like(np.asarray(joint.damping, dtype=float)).tolist() if np.ndim(
+            joint.damping) else 0.0
+        joint.armature = 0.1 if name in ARM_JOINTS else 0.01
+    for name, kp, kv in zip(ARM_ACTUATORS + FINGER_ACTUATORS, ARM_KP + (FINGER_KP,) * 2, ARM_KV + (FINGER_KV,) * 2):
+        _set_position_gains(spec.actuator(name), kp, kv)
     for name in FINGER_ACTUATORS:
-        act = spec.actuator(name)
-        act.set_to_position(kp=FINGER_KP, kv=FINGER_KV)
-        act.forcerange = [-40.0, 40.0]  # the Franka hand's continuous grasp force is 70 N for both fingers
+        spec.actuator(name).forcerange = [-40.0, 40.0]  # the Franka hand's grasp force is 70 N in all
     spec.site(EE_SITE).group = 5  # never drawn
     for geom in spec.geoms:
         if geom.parent.name.startswith("panda0_") and geom.contype == 1 and geom.conaffinity == 1:
