@@ -130,9 +130,9 @@ def resolve_dtype(dtype: str | mx.Dtype | None) -> mx.Dtype:
 class MLXBackend:
     """Frozen MLX encoder and/or predictor on one device, weights in one dtype.
 
-    `compile` runs the predictor through `mx.compile` (one trace per input shape) to fuse its
-    elementwise work; outputs equal the eager path up to float rounding. Default (None): on for
-    the GPU, off for the CPU, where it measured no faster on Linux (experiments/parity).
+    `compile=True` (default) runs the predictor through `mx.compile` (one trace per input shape)
+    to fuse its elementwise work; outputs equal the eager path up to float rounding. On the Linux
+    CPU build it measured 1.0-1.5x faster than eager (experiments/parity), within machine noise.
     """
 
     name = "mlx"
@@ -143,7 +143,7 @@ class MLXBackend:
         predictor_config: PredictorConfig | None,
         device: str | mx.Device | None = None,
         dtype: str | mx.Dtype | None = None,
-        compile: bool | None = None,
+        compile: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
@@ -161,8 +161,6 @@ class MLXBackend:
         self.compiled = False
         if predictor_config is not None:
             forward = self.modules["predictor"].forward
-            if compile is None:
-                compile = self.device.type == mx.DeviceType.gpu
             self._predict_fn = mx.compile(forward) if compile else forward
             self.compiled = bool(compile)
 
