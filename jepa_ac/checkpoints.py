@@ -336,5 +336,14 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is missing")
     try:
         return load_file(str(path))
+    except TypeError as err:  # numpy has no bfloat16: widen BF16 tensors to float32 (exact)
+        if "bfloat16" not in str(err):
+            raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
+        from jepa_ac.convert import read_safetensors
+
+        try:
+            return read_safetensors(path)
+        except ValueError as err2:
+            raise CheckpointError(str(err2)) from err2
     except Exception as err:  # safetensors raises its own error types for truncated files
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
