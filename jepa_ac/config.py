@@ -186,6 +186,37 @@ class PredictorConfig:
         return cls(**dict(values))
 
 
+@dataclass(frozen=True)
+class MaskPredictorConfig:
+    """V-JEPA pretraining predictor: a narrow ViT that fills masked tokens from the context.
+
+    Field names follow upstream `VisionTransformerPredictor`; `num_mask_tokens` is one learned
+    mask token per mask generator (short-range, long-range, ...).
+    """
+
+    embed_dim: int = 192  # encoder width (input and output)
+    predictor_embed_dim: int = 96
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    num_mask_tokens: int = 2
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "embed_dim", "predictor_embed_dim", "depth", "num_heads", "mlp_ratio",
+                        "num_mask_tokens", "norm_eps")
+        _check_head_dim(self, "predictor_embed_dim")
+
+    @property
+    def head_dim(self) -> int:
+        return self.predictor_embed_dim // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 # Released V-JEPA 2 models (facebookresearch/vjepa2 `src/hub/backbones.py`). The hub's "vit_giant"
 # is `vit_giant_xformers`: 22 heads of 64 dims.
 ENCODER_PRESETS: dict[str, EncoderConfig] = {

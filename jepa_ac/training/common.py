@@ -47,6 +47,26 @@ class WarmupConstantDecay:
         return self.lr + (self.final_lr - self.lr) * min(1.0, frac)
 
 
+@dataclass(frozen=True)
+class WarmupCosine:
+    """Linear warmup start_lr -> lr, then cosine decay to final_lr at total_steps (V-JEPA pretraining)."""
+
+    lr: float
+    start_lr: float
+    final_lr: float
+    warmup_steps: int
+    total_steps: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_steps <= self.total_steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be in [0, total steps ({self.total_steps})]")
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.start_lr + (self.lr - self.start_lr) * step / max(1, self.warmup_steps)
+        return cosine(self.lr, self.final_lr, step - self.warmup_steps, self.total_steps - self.warmup_steps)
+
+
 def cosine(start: float, end: float, step: int, total: int) -> float:
     """Cosine interpolation from start (step 0) to end (step total)."""
     frac = min(1.0, step / max(1, total))

@@ -1,0 +1,38 @@
+"""V-JEPA self-supervised pretraining of a small video encoder on robot video.
+
+    python -m jepa_ac.pretrain_encoder --data data/sim128/all.txt --out runs/pretrain --steps 2000
+    python -m jepa_ac.pretrain_encoder --config experiments/pretraining/default.yaml --resume true
+    torchrun --nproc_per_node 4 -m jepa_ac.pretrain_encoder --config ...   # DDP, batches split by rank
+
+`--data` is a DROID-layout episode folder or trajectory list (ours or the released DROID; the
+left exterior camera). Architecture: `--encoder '{"img_size": 64, "patch_size": 8, "embed_dim":
+192, "depth": 6, "num_heads": 6}'` (any V-JEPA 2 encoder config, 3D RoPE, tubelet 2) and
+`--predictor '{"predictor_embed_dim": 96, "depth": 4, "num_heads": 4}'`. Outputs under `--out`:
+`checkpoint/` (latest, atomic; `--resume true` continues exactly), `final/` (the target encoder in
+our checkpoint format: `jepa_ac.load_world_model("runs/pretrain/final")`), `metrics.jsonl`
+(loss, LR, weight decay, EMA momentum, target feature std), `loss_curves.png`, `summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer
+from jepa_ac.pretraining.video_data import VideoClips
+from jepa_ac.training.cli_config import parse_config
+from jepa_ac.training.clips import split_by_episode
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(PretrainEncoderConfig, argv, __doc__, "python -m jepa_ac.pretrain_encoder")
+    if not config.data:
+        raise SystemExit("error: --data is required (a DROID-layout episode folder or trajectory list)")
+    data = VideoClips(config.data, config.frames, config.fps, preload=config.preload)
+    train, val = split_by_episode(data, config.val_fraction, config.seed)
+    summary = PretrainTrainer(config, train, val).fit()
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""V-JEPA self-supervised pretraining of a small video encoder.
+
+One step: a batch of random-resized-cropped clips; the target encoder (EMA, no gradient) encodes
+the full clips and its layer-normed features are the targets; for each mask generator
+(short-range, long-range) the context encoder sees only the visible tokens and the mask predictor
+fills in the masked ones; the loss is L1 on the target tokens, averaged over generators. AdamW
+with warmup + cosine LR and a cosine weight-decay schedule, gradient clipping, EMA momentum ramp,
+bf16 autocast on CUDA, atomic checkpoints with exact resume, DDP by rank, collapse monitoring.
+The output folder holds the target encoder in our checkpoint format (`load_world_model` loads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from jepa_ac.checkpoints import save_checkpoint
+from jepa_ac.config import EncoderConfig, MaskPredictorConfig
+from jepa_ac.nn_torch.encoder import VisionTransformer
+from jepa_ac.nn_torch.mask_predictor import MaskPredictor
+from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
+from jepa_ac.pretraining.masks import LONG_RANGE, SHORT_RANGE, BlockMaskSpec, sample_batch_masks
+from jepa_ac.pretraining.video_data import CropSpec, random_resized_crop
+from jepa_ac.training.common import (
+    DistInfo,
+    MetricsLog,
+    WarmupCosine,
+    all_reduce_mean,
+    barrier,
+    batch_indices,
+    init_distributed,
+    param_groups,
+    plot_curves,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE = "trainer_state.pt"
+CHECKPOINT_DIR = "checkpoint"
+FINAL_DIR = "final"
+MASK_SETS: dict[str, tuple[BlockMaskSpec, ...]] = {
+    "vjepa": (SHORT_RANGE, LONG_RANGE),
+    "short": (SHORT_RANGE,),
+    "long": (LONG_RANGE,),
+}
+
+
+@dataclass(frozen=True)
+class PretrainEncoderConfig:
+    """Everything a pretraining run needs; saved into every checkpoint."""
+
+    data: str = ""  # DROID-layout episode folder or trajectory list
+    val_fraction: float = 0.05  # held-out episodes for the validation loss
+    frames: int = 4  # frames per clip (the encoder's num_frames)
+    fps: float = 4.0
+    preload: bool = True  # decode every episode into memory once (small datasets)
+    encoder: dict[str, Any] = field(default_factory=lambda: {
+        "img_size": 64, "patch_size": 8, "embed_dim": 192, "depth": 6, "num_heads": 6})
+    predictor: dict[str, Any] = field(default_factory=lambda: {
+        "predictor_embed_dim": 96, "depth": 4, "num_heads": 4})
+    masks: str = "vjepa"  # mask generators: vjepa (short + long range), short, long
+    crop_scale_min: float = 0.3
+    crop_scale_max: float = 1.0
+    crop_ratio_min: float = 0.75
+    crop_ratio_max: float = 1.35
+    repeat_frame_prob: float = 0.0
+    batch_size: int = 16  # global batch
+    steps: int = 1000
+    lr: float = 5e-4
+    start_lr: float = 1e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    ema_start: float = 0.998
+    ema_end: float = 1.0
+    grad_clip: float = 1.0
+    loss_exp: float = 1.0
+    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU trains in float32
+    collapse_std: float = 0.05  # warn when the target features' mean per-dim std falls below this
+    seed: int = 0
+    out: str = "runs/pretrain"
+    save_every: int = 200
+    log_every: int = 10
+    eval_every: int = 100
+    val_batches: int = 4
+    device: str = ""
+    stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("frames", "batch_size", "steps", "save_every", "log_every", "eval_every", "val_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PretrainEncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.masks not in MASK_SETS:
+            raise ValueError(f"PretrainEncoderConfig.masks must be one of {sorted(MASK_SETS)}, got {self.masks!r}")
+        if self.dtype not in ("bfloat16", "float16", "float32"):
+            raise ValueError(f"PretrainEncoderConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"PretrainEncoderConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 < self.ema_start <= self.ema_end <= 1:
+            raise ValueError(f"PretrainEncoderConfig: need 0 < ema_start <= ema_end <= 1, got "
+                             f"{self.ema_start}, {self.ema_end}")
+        self.crop  # validates the crop fields
+        self.encoder_config  # validates the architecture
+
+    @property
+    def crop(self) -> CropSpec:
+        return CropSpec((self.crop_scale_min, self.crop_scale_max), (self.crop_ratio_min, self.crop_ratio_max),
+                        self.repeat_frame_prob)
+
+    @property
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig.from_dict({"tubelet_size": 2, **self.encoder, "num_frames": self.frames})
+
+    @property
+    def predictor_config(self) -> MaskPredictorConfig:
+        return MaskPredictorConfig(**{**self.predictor, "embed_dim": self.encoder_config.embed_dim,
+                                      "num_mask_tokens": len(MASK_SETS[self.masks])})
+
+
+class JEPAModel(nn.Module):
+    """Context encoder + mask predictor (the trained parts; one module so DDP syncs both)."""
+
+    def __init__(self, encoder: VisionTransformer, predictor: MaskPredictor) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = predictor
+
+    def forward(self, clips: torch.Tensor, targets: torch.Tensor, masks: list[tuple[torch.Tensor, torch.Tensor]],
+                loss_exp: float) -> torch.Tensor:
+        """clips [B, 3, T, H, W], target features [B, N, D], (context ids, target ids) per generator -> loss."""
+        _, grid_h, grid_w = self.encoder.token_grid(clips)
+        losses = []
+        for index, (context_ids, target_ids) in enumerate(masks):
+            context = self.encoder(clips, context_ids)  # [B, Kc, D]
+            predicted = self.predictor(context, context_ids, target_ids, (grid_h, grid_w), index)  # [B, Kt, D]
+            wanted = torch.gather(targets, 1, target_ids[..., None].expand(-1, -1, targets.shape[-1]))
+            losses.append((predicted.float() - wanted).abs().pow(loss_exp).mean() / loss_exp)
+        return torch.stack(losses).mean()
+
+
+def target_features(target_encoder: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Layer-normed (no affine) target-encoder features of the full clips [B, N, D], no gradient."""
+    with torch.no_grad():
+        h = target_encoder(clips)
+        return F.layer_norm(h.float(), (h.shape[-1],))
+
+
+def feature_std(h: torch.Tensor) -> float:
+    """Mean over dims of the per-dim std across all tokens of the batch (0 means collapse)."""
+    return float(h.reshape(-1, h.shape[-1]).std(dim=0).mean())
+
+
+class PretrainTrainer:
+    """Owns the encoders, predictor, optimizer, data and bookkeeping of one run (one DDP process)."""
+
+    def __init__(self, config: PretrainEncoderConfig, train_data: Any, val_data: Any | None = None,
+                 dist_info: DistInfo | None = None) -> None:
+        self.config = config
+        self.info = dist_info or init_distributed(config.device or None)
+        self.out = Path(config.out)
+        seed_everything(config.seed)
+        self.enc_config, self.pred_config = config.encoder_config, config.predictor_config
+        self.model = JEPAModel(VisionTransformer(self.enc_config), MaskPredictor(self.pred_config))
+        self.model.to(self.info.device).train()
+        self.target_encoder = make_target_encoder(self.model.encoder)
+        self.ddp = None
+        if self.info.world_size > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config.weight_decay), lr=config.lr,
+                                           betas=(0.9, 0.999), eps=1e-8)
+        self.schedule = WarmupCosine(config.lr, config.start_lr, config.final_lr, config.warmup_steps, config.steps)
+        self.mask_specs = MASK_SETS[config.masks]
+        if len(train_data) == 0:
+            raise ValueError(f"no training clips in {config.data!r}")
+        self.train_data, self.val_data = train_data, val_data
+        self.step = 0
+        self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
+        self.autocast = self.info.device.type == "cuda" and config.dtype != "float32"
+        self.initial_std: float | None = None
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, name: str = CHECKPOINT_DIR) -> Path:
+        """The target (EMA) encoder as a world-model checkpoint, plus everything needed to resume."""
+        path = self.out / name
+        if self.info.is_main:
+            state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "rng": rng_state(), "config": dataclasses.asdict(self.config),
+                     "world_size": self.info.world_size, "initial_std": self.initial_std}
+            arrays = {"encoder": {k: v.detach().float().cpu().numpy()
+                                  for k, v in self.target_encoder.state_dict().items()}}
+            provenance = {"trained_by": "jepa_ac.pretrain_encoder", "step": self.step,
+                          "encoder_weights": "target (EMA) encoder",
+                          "mask_predictor": self.pred_config.to_dict(),
+                          "train_config": dataclasses.asdict(self.config)}
+            save_checkpoint(path, arrays, self.enc_config, None, provenance,
+                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+        barrier(self.info)
+        return path
+
+    def resume(self) -> bool:
+        """Continue from `out/checkpoint` if it exists: weights, EMA, optimizer, RNG and step."""
+        from jepa_ac.checkpoints import read_checkpoint
+
+        path = self.out / CHECKPOINT_DIR
+        if not (path / TRAINER_STATE).exists():
+            return False
+        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
+        if state["world_size"] != self.info.world_size:
+            raise ValueError(f"{path} was written by {state['world_size']} processes; resume with the same number "
+                             f"(now {self.info.world_size}) to keep the data order")
+        self.model.load_state_dict(state["model"])
+        ckpt = read_checkpoint(path)
+        self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in ckpt.arrays["encoder"].items()})
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.step = int(state["step"])
+        self.initial_std = state.get("initial_std")
+        self.metrics.truncate_after(self.step)
+        return True
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _clips(self, data: Any, indices: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        clips = np.stack([data[int(i)] for i in indices])  # [B, T, H, W, 3] uint8
+        return random_resized_crop(clips, self.enc_config.img_size, self.config.crop, rng).to(self.info.device)
+
+    def _masks(self, batch: int, grid: tuple[int, int, int], rng: np.random.Generator):
+        dev = self.info.device
+        out = []
+        for spec in self.mask_specs:
+            context, target = sample_batch_masks(spec, grid, batch, rng)  # [B, Kc], [B, Kt]
+            out.append((torch.as_tensor(context, device=dev), torch.as_tensor(target, device=dev)))
+        return out
+
+    def _loss(self, model: nn.Module, clips: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+        grid = self.model.encoder.token_grid(clips)
+        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float16
+        with torch.autocast(device_type=self.info.device.type, dtype=dtype, enabled=self.autocast):
+            targets = target_features(self.target_encoder, clips)  # [B, N, D]
+            loss = model(clips, targets, self._masks(clips.shape[0], grid, rng), self.config.loss_exp)
+        return loss, feature_std(targets)
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        start = time.perf_counter()
+        lr = self.schedule(self.step)
+        wd = weight_decay_at(self.step, c.steps, c.weight_decay, c.final_weight_decay)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+            if group["weight_decay"] > 0:
+                group["weight_decay"] = wd
+        # every random choice of a step is a function of (seed, step, rank): exact resume and sharding
+        rng = np.random.default_rng([c.seed, self.step, self.info.rank])
+        idx = batch_indices(self.step, len(self.train_data), c.batch_size, c.seed, self.info.rank, self.info.world_size)
+        clips = self._clips(self.train_data, idx, rng)
+        loss, target_std = self._loss(self.ddp or self.model, clips, rng)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        momentum = ema_momentum(self.step, c.steps, c.ema_start, c.ema_end)
+        ema_update(self.target_encoder, self.model.encoder, momentum)
+        self.step += 1
+        loss = all_reduce_mean(loss.detach(), self.info)
+        self._check_collapse(target_std)
+        return {"step": self.step, "loss": float(loss), "lr": lr, "weight_decay": wd, "ema_momentum": momentum,
+                "grad_norm": float(grad_norm), "target_std": target_std, "step_time": time.perf_counter() - start}
+
+    def _check_collapse(self, target_std: float) -> None:
+        if self.initial_std is None:
+            self.initial_std = target_std
+        if target_std < self.config.collapse_std or target_std < 0.1 * self.initial_std:
+            logger.warning("step %d: target features' per-dim std fell to %.4f (started at %.4f): the "
+                           "representation may be collapsing", self.step, target_std, self.initial_std)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Loss on held-out episodes with fixed masks and centre crops (comparable across steps)."""
+        if not self.val_data or len(self.val_data) == 0:
+            return {}
+        self.model.eval()
+        c = self.config
+        losses, stds = [], []
+        count = min(len(self.val_data), c.val_batches * c.batch_size)
+        center = dataclasses.replace(c.crop, scale=(1.0, 1.0), ratio=(1.0, 1.0), repeat_frame_prob=0.0)
+        rng = np.random.default_rng([c.seed, 2**31 - 1])  # the same masks at every validation
+        for begin in range(0, count, c.batch_size):
+            idx = np.arange(begin, min(count, begin + c.batch_size))
+            clips = np.stack([self.val_data[int(i)] for i in idx])
+            x = random_resized_crop(clips, self.enc_config.img_size, center, rng).to(self.info.device)
+            loss, std = self._loss(self.model, x, rng)
+            losses.append(float(loss) * len(idx))
+            stds.append(std)
+        self.model.train()
+        return {"step": self.step, "val_loss": sum(losses) / count, "val_target_std": float(np.mean(stds))}
+
+    def fit(self) -> dict[str, Any]:
+        """Run to `steps` (or `stop_after` steps in this process); returns a summary."""
+        from tqdm import tqdm
+
+        c = self.config
+        if c.resume:
+            self.resume()
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+        end = c.steps if not c.stop_after else min(c.steps, self.step + c.stop_after)
+        bar = tqdm(total=c.steps, initial=self.step, disable=not self.info.is_main, desc="pretrain_encoder",
+                   dynamic_ncols=True, mininterval=2.0)
+        last_val: dict[str, float] = {}
+        record: dict[str, float] = {}
+        while self.step < end:
+            record = self.train_step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", std=f"{record['target_std']:.3f}",
+                            step_s=f"{record['step_time']:.2f}")
+            if self.step % c.log_every == 0 or self.step == end:
+                self.metrics.log(record)
+            if self.step % c.eval_every == 0 or self.step == c.steps:
+                last_val = self.validate()
+                if last_val:
+                    self.metrics.log(last_val)
+            if self.step % c.save_every == 0 or self.step == end:
+                self.save()
+        bar.close()
+        summary: dict[str, Any] = {"step": self.step, "finished": self.step >= c.steps,
+                                   "loss": record.get("loss"), "target_std": record.get("target_std"), **last_val}
+        if self.step >= c.steps:
+            self.save(FINAL_DIR)
+            if self.info.is_main and (self.out / "metrics.jsonl").exists():
+                plot_curves(self.out / "metrics.jsonl", self.out / "loss_curves.png", ("loss", "val_loss"),
+                            "V-JEPA pretraining")
+        if self.info.is_main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.metrics.close()
+        return summary
