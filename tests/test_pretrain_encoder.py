@@ -150,3 +150,18 @@ def test_ddp_two_processes(tmp_path):
                     "-m", "jepa_ac.pretrain_encoder", *args], check=True, env=env, capture_output=True, timeout=600)
     state = torch.load(tmp_path / "ddp/final/trainer_state.pt", weights_only=False)
     assert state["world_size"] == 2 and state["step"] == 2
+
+
+def test_linear_probe_recovers_a_linear_target():
+    from jepa_ac.pretraining.probe import probe, ridge_fit_predict
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 50))
+    w = rng.normal(size=(50, 3))
+    y = x @ w * 0.01 + 0.3  # positions in metres
+    episode = np.repeat(np.arange(20), 20)
+    result = probe(x, y, episode)
+    assert result["rmse_cm"] < 0.5 and result["r2"] > 0.99
+    noise = probe(rng.normal(size=(400, 50)), y, episode)  # features unrelated to the target
+    assert noise["r2"] < 0.2
+    np.testing.assert_allclose(ridge_fit_predict(x, y, x[:5], 1e-6), y[:5], atol=1e-3)
