@@ -1,6 +1,18 @@
 """Plan robot actions towards a goal image with a world model.
 
-One planning step from a frame + state to a goal image:
+Closed-loop MPC in a simulated Franka env (the shipped default model, the env's own goal image):
+
+    python -m jepa_ac.plan
+    python -m jepa_ac.plan --goal goal.png --env jepa_ac/FrankaPush-v0 --seed 3 --max-steps 40 --out runs/plan
+
+Each step encodes the camera frame, runs CEM towards the goal latent (encoded once), executes the
+first action and repeats, until the observed latent distance to the goal has not improved for
+`patience` steps or the step budget is spent. Without `--goal` the env renders the episode's goal
+and it is saved as goal.png. Writes `rollout.gif` (+ `rollout.mp4`; each frame beside the goal),
+`energy.png`, `metrics.json` and `goal.png` to `--out`. Settings come from `planning.json` beside
+the checkpoint (`--planning` to pick another); flags override them.
+
+One planning step from a frame + state to a goal image (no env):
 
     python -m jepa_ac.plan --checkpoint CKPT --frame now.png --state 0.5 0 0.3 3.14 0 0 0 --goal goal.png
 
@@ -9,9 +21,8 @@ One step on a recorded trajectory (frame 0 -> goal frame 1, compared with the re
     python -m jepa_ac.plan --checkpoint tests/fixtures/vjepa2_ac_tiny.pt \
         --arch tests/fixtures/vjepa2_ac_tiny.json --traj tests/fixtures/franka_example_traj.npz
 
-Upstream `.pt` files need their architecture: `--encoder vit_giant --predictor vit_ac_giant`, or
-`--arch FILE.json` holding `{"encoder": {...}, "predictor": {...}}` upstream constructor args.
-Results are printed and written to `--out` as JSON.
+`--checkpoint` defaults to the shipped model in jepa_ac/assets/default_model. Upstream `.pt`
+files need their architecture: `--encoder vit_giant --predictor vit_ac_giant`, or `--arch FILE.json`.
 """
 
 from __future__ import annotations
@@ -20,46 +31,108 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from jepa_ac.cli_args import add_model_args, load_model_from_args, resolve_checkpoint
+
+
+class GoalImageError(ValueError):
+    """A goal image file that cannot be used (not an image, wrong channels)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.plan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_argument_group("model")
-    model.add_argument("--checkpoint", required=True, help="upstream .pt, HF folder or jepa_ac folder")
-    model.add_argument("--encoder", help="encoder preset for upstream .pt files (e.g. vit_giant)")
-    model.add_argument("--predictor", help="predictor preset for upstream .pt files (e.g. vit_ac_giant)")
-    model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
-    model.add_argument("--backend", default="torch", choices=["torch", "mlx"])
-    model.add_argument("--device", default=None)
+    add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder "
+                                           "(default: the shipped jepa_ac/assets/default_model)")
     inputs = parser.add_argument_group("inputs")
-    inputs.add_argument("--frame", type=Path, help="current camera image")
-    inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="x y z roll pitch yaw gripper")
-    inputs.add_argument("--goal", type=Path, help="goal image")
-    inputs.add_argument("--traj", type=Path, help="npz with observations [1,T,H,W,3] and states [1,T,7]")
-    cem = parser.add_argument_group("CEM")
-    cem.add_argument("--samples", type=int, default=800)
-    cem.add_argument("--iterations", type=int, default=10)
-    cem.add_argument("--topk", type=int, default=10)
-    cem.add_argument("--horizon", type=int, default=1)
-    cem.add_argument("--seed", type=int, default=0)
+    inputs.add_argument("--goal", type=Path, help="goal image (closed loop: default the env's goal image)")
+    inputs.add_argument("--frame", type=Path, help="single step: current camera image")
+    inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="single step: x y z roll pitch yaw gripper")
+    inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
+    sim = parser.add_argument_group("closed loop (simulator)")
+    sim.add_argument("--env", help="gymnasium id (default: planning.json's env_id, jepa_ac/FrankaReach-v0)")
+    sim.add_argument("--image-size", type=int, help="env render size in px (default: planning.json)")
+    sim.add_argument("--max-steps", type=int, help="MPC step budget (default: planning.json)")
+    sim.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
+                                                  "(0 = never; default: planning.json)")
+    sim.add_argument("--min-improvement", type=float, help="a drop smaller than this does not count as improving")
+    sim.add_argument("--no-video", action="store_true", help="skip rollout.gif / rollout.mp4")
+    cem = parser.add_argument_group("CEM (default: planning.json beside the checkpoint, else V-JEPA 2-AC's)")
+    cem.add_argument("--planning", type=Path, help="planning defaults JSON (default: <checkpoint>/planning.json)")
+    cem.add_argument("--samples", type=int)
+    cem.add_argument("--iterations", type=int)
+    cem.add_argument("--topk", type=int)
+    cem.add_argument("--horizon", type=int)
+    cem.add_argument("--seed", type=int, default=0, help="env reset seed and CEM seed")
     parser.add_argument("--out", type=Path, default=Path("runs/plan"), help="output folder")
     return parser
 
 
-def load_model(args: argparse.Namespace):
-    import jepa_ac
+# -- settings ----------------------------------------------------------------------------------
+def planning_defaults(args: argparse.Namespace, env_specific: bool):
+    """planning.json (--planning, or beside the checkpoint) with --env's overrides and the CLI flags applied."""
+    from jepa_ac.planning.defaults import PlanningDefaults
 
-    encoder, predictor = args.encoder, args.predictor
-    if args.arch is not None:
-        arch = json.loads(args.arch.read_text())
-        encoder, predictor = arch.get("encoder", encoder), arch.get("predictor", predictor)
-    return jepa_ac.load_world_model(args.checkpoint, encoder=encoder, predictor=predictor,
-                                    backend=args.backend, device=args.device)
+    base = PlanningDefaults.from_json(args.planning) if args.planning else PlanningDefaults.for_checkpoint(
+        args.checkpoint)
+    defaults = base.for_env(args.env) if env_specific or args.env else base
+    cem = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon") if getattr(args, k) is not None}
+    cem["seed"] = args.seed
+    if "samples" in cem and "topk" not in cem:
+        cem["topk"] = min(defaults.cem.topk, cem["samples"])
+    mpc = {k: getattr(args, k) for k in ("max_steps", "min_improvement") if getattr(args, k, None) is not None}
+    if getattr(args, "patience", None) is not None:
+        mpc["patience"] = args.patience or None
+    env = {"image_size": args.image_size} if getattr(args, "image_size", None) is not None else {}
+    return defaults.replace(cem=cem, mpc=mpc, env=env)
 
 
+# -- goal image --------------------------------------------------------------------------------
+def read_goal_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
+    """A goal image file as uint8 RGB [size, size, 3], and a note when it had to be converted.
+
+    Another size is resized (shorter side) and centre-cropped, as the model's preprocessing does.
+    Grey-scale, two-channel, CMYK or transparent images are rejected: the goal must look like the camera.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from jepa_ac.preprocess import resize_center_crop
+
+    path = Path(path)
+    if not path.is_file():
+        raise GoalImageError(f"goal image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, bands = image.mode, image.getbands()
+            if mode == "P":  # palette PNG/GIF: colours by index, fine once expanded
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+                mode, bands = image.mode, image.getbands()
+            array = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise GoalImageError(f"goal {path} is not a readable image file (PNG, JPEG, ...): {err}") from None
+    notes = []
+    if bands == ("R", "G", "B", "A"):
+        if array.ndim == 3 and array[..., 3].min() < 255:
+            raise GoalImageError(f"goal {path} has transparent pixels (RGBA); pass an opaque RGB camera image")
+        array, notes = array[..., :3], ["alpha channel dropped (fully opaque)"]
+    elif bands != ("R", "G", "B"):
+        raise GoalImageError(
+            f"goal {path} has {len(bands)} channel(s) (PIL mode {mode!r}); expected an RGB image with 3 channels "
+            "like the camera's")
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    h, w = array.shape[:2]
+    if (h, w) != (size, size):
+        array = resize_center_crop(array, size)[0]
+        notes.append(f"resized from {w}x{h} to {size}x{size} (shorter side to {size}, centre crop, "
+                     "as the model's preprocessing does)")
+    return array, ("; ".join(notes) or None)
+
+
+# -- single step (no env) ------------------------------------------------------------------------
 def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(frame, state, goal, recorded action or None) from --traj or --frame/--state/--goal."""
     from jepa_ac.pose import action_between
@@ -75,15 +148,13 @@ def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.nd
     return load_image(args.frame), np.asarray(args.state, np.float32), load_image(args.goal), None
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
-    from jepa_ac.planning import CEMConfig, CEMPlanner
+def plan_single_step(args: argparse.Namespace) -> dict:
+    from jepa_ac.planning import CEMPlanner
 
     frame, state, goal, recorded = read_inputs(args)
-    wm = load_model(args)
-    config = CEMConfig(samples=args.samples, iterations=args.iterations, topk=args.topk, horizon=args.horizon,
-                       seed=args.seed)
-    planner = CEMPlanner(wm, config)
+    defaults = planning_defaults(args, env_specific=False)
+    wm = load_model_from_args(args)
+    planner = CEMPlanner(wm, defaults.cem, defaults.action)
     start = time.perf_counter()
     planner.set_goal(goal)
     result = planner.plan_sequence(frame, state)
@@ -94,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_energy_per_iteration": result.elite_costs[:, 0].tolist(),
         "planning_seconds": seconds,
         "backend": args.backend,
-        "cem": config.__dict__,
+        "cem": defaults.cem.__dict__,
     }
     if recorded is not None:
         report["recorded_action"] = np.asarray(recorded).tolist()
@@ -104,9 +175,143 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"action   {result.actions[0]}")
     if recorded is not None:
         print(f"recorded {np.asarray(recorded)}")
-    print(f"energy {result.elite_costs[0, 0]:.4f} -> {result.elite_costs[-1, 0]:.4f} over {config.iterations} "
+    print(f"energy {result.elite_costs[0, 0]:.4f} -> {result.elite_costs[-1, 0]:.4f} over {defaults.cem.iterations} "
           f"iterations; {seconds:.2f} s ({args.backend}); wrote {args.out / 'plan.json'}")
     return report
+
+
+# -- closed loop ---------------------------------------------------------------------------------
+def plan_closed_loop(args: argparse.Namespace) -> dict:
+    from PIL import Image
+
+    from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop
+    from jepa_ac.planning import CEMPlanner, PlanningPolicy
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    defaults = planning_defaults(args, env_specific=True)
+    size = defaults.env.image_size
+    goal, note = (None, None) if args.goal is None else read_goal_image(args.goal, size)
+    if note:
+        print(f"note: goal image {note}")
+    wm = load_model_from_args(args)
+    env = make_env(defaults.env_id, defaults.env)
+    if goal is None:  # the env renders this episode's goal; reset first so it exists
+        env.reset(seed=args.seed)
+        goal = np.asarray(env.unwrapped.goal_image(), dtype=np.uint8)
+    args.out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(goal).save(args.out / "goal.png")
+
+    planner = CEMPlanner(wm, defaults.cem, defaults.action)
+    print(f"{defaults.env_id} seed {args.seed}: planning with {checkpoint} ({args.backend}), "
+          f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
+          f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps")
+
+    def show(record, distance):
+        energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
+        print(f"step {record.index + 1:3d}  energy {energy}  latent distance {distance:.4f}  "
+              f"plan {record.timing.get('plan_s', float('nan')):.3f} s", flush=True)
+
+    report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goal,
+                             distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show)
+    env.close()
+    metrics = {
+        **report.metrics(),
+        "goal": str(args.goal) if args.goal is not None else "env goal_image() (saved as goal.png)",
+        "goal_note": note,
+        "checkpoint": str(checkpoint),
+        "backend": args.backend,
+        "planning": defaults.to_dict(),
+    }
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_energy_plot(args.out / "energy.png", report)
+    written = ["goal.png", "metrics.json", "energy.png"]
+    if not args.no_video and report.frames:
+        written += write_rollout_video(args.out, report, goal, fps=defaults.env.control_hz)
+    task = f"{report.task_distance_name} {report.task_distance:.3f} m" if report.task_distance is not None else ""
+    print(f"{report.status} after {report.steps} steps ({report.stop_reason or 'step budget'}); "
+          f"success {report.success}; {task}; latent distance {metrics['initial_latent_distance']:.4f} -> "
+          f"{metrics['final_latent_distance']:.4f}; mean plan {metrics['plan_s_mean']:.3f} s/step")
+    print(f"wrote {', '.join(str(args.out / w) for w in written)}")
+    return metrics
+
+
+def write_energy_plot(path: Path, report: Any) -> Path:
+    """Planned (imagined) energy and observed latent distance per MPC step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if report.distances:
+        ax.plot(range(len(report.distances)), report.distances, "o-", label="observed latent distance to goal")
+    energies = [np.nan if e is None else e for e in report.energies]
+    if energies:
+        ax.plot(range(1, len(energies) + 1), energies, "s--", label="planned energy (best imagined next frame)")
+    ax.set_xlabel("MPC step")
+    ax.set_ylabel("L1 latent distance")
+    ax.set_title(f"{report.env_id} seed {report.seed}: success {report.success}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def side_by_side(frame: np.ndarray, goal: np.ndarray, caption: str, scale: int) -> np.ndarray:
+    """[H, W, 3] frame and goal -> one uint8 picture [H*scale + 16, 2*W*scale + gap, 3] with captions."""
+    from PIL import Image, ImageDraw
+
+    h, w = frame.shape[:2]
+    big = [np.asarray(Image.fromarray(x).resize((w * scale, h * scale), Image.NEAREST)) for x in (frame, goal)]
+    gap = 4
+    canvas = np.full((h * scale + 16, 2 * w * scale + gap, 3), 255, np.uint8)
+    canvas[:h * scale, :w * scale] = big[0]
+    canvas[:h * scale, w * scale + gap:] = big[1]
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    draw.text((2, h * scale + 2), caption, fill=(0, 0, 0))
+    draw.text((w * scale + gap + 2, h * scale + 2), "goal", fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def write_rollout_video(out: Path, report: Any, goal: np.ndarray, fps: float) -> list[str]:
+    """rollout.gif (and rollout.mp4 when PyAV has H.264): each frame beside the goal."""
+    from PIL import Image
+
+    scale = max(1, -(-192 // goal.shape[0]))  # at least 192 px per panel
+    pictures = []
+    for t, frame in enumerate(report.frames):
+        caption = f"step {t}/{report.steps}"
+        if t < len(report.distances):
+            caption += f"  d={report.distances[t]:.3f}"
+        pictures.append(side_by_side(frame, goal, caption, scale))
+    images = [Image.fromarray(p) for p in pictures]
+    duration = int(round(1000 / fps))
+    images[0].save(out / "rollout.gif", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    written = ["rollout.gif"]
+    try:
+        from jepa_ac.data.video import write_mp4
+
+        stack = np.stack(pictures)
+        stack = stack[:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2]  # H.264 needs even sides
+        write_mp4(out / "rollout.mp4", stack, fps=fps, fsync=False)
+        written.append("rollout.mp4")
+    except Exception as err:  # noqa: BLE001 - the GIF is the required output; the MP4 is a bonus
+        print(f"note: rollout.mp4 not written ({type(err).__name__}: {err})")
+    return written
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    single_step = args.traj is not None or args.frame is not None or args.state is not None
+    try:
+        if single_step:
+            return plan_single_step(args)
+        return plan_closed_loop(args)
+    except (GoalImageError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from jepa_ac.cli_args import add_model_args, load_model_from_args
 from jepa_ac.robot.protocol import Policy
 from jepa_ac.robot.safety import SafetyLayer, SafetyStop, load_safety_config
 from jepa_ac.wire import WireError, packb, unpackb
@@ -460,13 +461,7 @@ class ServerThread:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_argument_group("model")
-    model.add_argument("--checkpoint", help="upstream .pt, HF folder or jepa_ac folder (required unless --bench)")
-    model.add_argument("--encoder", help="encoder preset for upstream .pt files (e.g. vit_giant)")
-    model.add_argument("--predictor", help="predictor preset for upstream .pt files (e.g. vit_ac_giant)")
-    model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
-    model.add_argument("--backend", default="torch", choices=["torch", "mlx"])
-    model.add_argument("--device", default=None)
+    add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder (required unless --bench)")
     cem = parser.add_argument_group("CEM")
     cem.add_argument("--samples", type=int, default=800)
     cem.add_argument("--iterations", type=int, default=10)
@@ -517,12 +512,11 @@ def main(argv: list[str] | None = None) -> None:
                           max_image_side=args.max_image_side, max_connections=args.max_connections)
     safety = SafetyLayer(load_safety_config(args.safety)) if args.safety else None
 
-    from jepa_ac.plan import load_model
     from jepa_ac.planning import CEMConfig
 
     cem_config = CEMConfig(samples=args.samples, iterations=args.iterations, topk=args.topk, horizon=args.horizon,
                            seed=args.seed, warm_start=args.warm_start)
-    wm = load_model(args)
+    wm = load_model_from_args(args)
     server = PlanningServer(make_planning_policy_factory(wm, cem_config), config, safety)
     asyncio.run(_serve_until_signal(server))
 

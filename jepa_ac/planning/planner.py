@@ -55,6 +55,11 @@ class CEMPlanner:
     def has_goal(self) -> bool:
         return self._goal_latent is not None
 
+    @property
+    def goal_latent(self) -> Any:
+        """The encoded goal [1, N, D] on the model's backend (None before `set_goal`)."""
+        return self._goal_latent
+
     def plan(self, frame: np.ndarray, state: Any, goal: np.ndarray | None = None) -> np.ndarray:
         """The next action [7] to execute; `goal` (uint8 image) replaces the stored goal if given."""
         return self.plan_sequence(frame, state, goal).actions[0]

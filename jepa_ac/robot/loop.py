@@ -1,13 +1,15 @@
 """The MPC control loop: observe, plan one action, pass it through the safety layer, execute, repeat.
 
     result = run_episode(robot, policy, goal_image, max_steps=20, safety=SafetyLayer())
-    result.status, result.actions      # "max_steps" | "done" | "stopped", [T, 7] actions sent
+    result.status, result.actions      # "max_steps" | "done" | "converged" | "stopped", [T, 7] actions sent
 
 `policy` is anything with `reset()`, `set_goal(image)` and `infer(obs) -> {"action", ...}`: a
 `jepa_ac.PlanningPolicy` in-process or a `jepa_ac.client.PlannerClient` for a planning server.
 If the planner or the link fails, or the safety layer refuses an action, the robot is stopped
 (`robot.stop()` when it has one) and the episode ends with status "stopped" and the reason;
 nothing unchecked is ever sent. Errors raised by the robot itself stop it and propagate.
+`should_stop(record)` (optional) is asked after each executed step; a reason string ends the
+episode with status "converged" (e.g. the latent distance to the goal stopped improving).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("max_steps", "done", "stopped")
+STATUSES = ("max_steps", "done", "converged", "stopped")
 
 
 @dataclass
@@ -70,8 +72,9 @@ def run_episode(
     safety: SafetyLayer | SafetyConfig,
     reset_policy: bool = True,
     on_step: Callable[[StepRecord], None] | None = None,
+    should_stop: Callable[[StepRecord], str | None] | None = None,
 ) -> EpisodeResult:
-    """Run MPC until `max_steps`, until the robot reports `done`, or until a stop."""
+    """Run MPC until `max_steps`, until the robot reports `done`, `should_stop` gives a reason, or a stop."""
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     if isinstance(safety, SafetyConfig):
@@ -111,6 +114,10 @@ def run_episode(
             result.steps.append(record)
             if on_step is not None:
                 on_step(record)
+            reason = should_stop(record) if should_stop is not None else None
+            if reason:
+                result.status, result.stop_reason = "converged", str(reason)
+                break
         else:
             if getattr(robot, "done", False):
                 result.status = "done"

@@ -1,0 +1,72 @@
+"""Model-loading flags shared by the command-line tools (`plan`, `serve`, `evaluate`, `energy_landscape`).
+
+    parser = argparse.ArgumentParser()
+    add_model_args(parser)                       # --checkpoint --encoder --predictor --arch --backend --device
+    args = parser.parse_args()
+    wm = load_model_from_args(args)              # --checkpoint omitted -> the shipped default model
+
+Upstream `.pt` files carry no architecture: pass `--encoder vit_giant --predictor vit_ac_giant`, or
+`--arch FILE.json` holding `{"encoder": {...}, "predictor": {...}}` upstream constructor args.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "default_model"
+BACKENDS = ("torch", "mlx")
+
+
+def add_model_args(parser: argparse.ArgumentParser, checkpoint_help: str | None = None) -> argparse._ArgumentGroup:
+    """Add the model group to `parser`; `--checkpoint` defaults to None (callers pick the fallback)."""
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", type=Path, default=None,
+                       help=checkpoint_help or "upstream .pt, HF folder or jepa_ac folder")
+    model.add_argument("--encoder", help="encoder preset for upstream .pt files (e.g. vit_giant)")
+    model.add_argument("--predictor", help="predictor preset for upstream .pt files (e.g. vit_ac_giant)")
+    model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
+    model.add_argument("--backend", default="torch", choices=BACKENDS)
+    model.add_argument("--device", default=None, help="torch: cpu / cuda / cuda:1; mlx: cpu / gpu")
+    return model
+
+
+def resolve_checkpoint(path: str | Path | None) -> Path:
+    """`path`, or the shipped default model when None; a clear error if it is missing."""
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+    if not (DEFAULT_CHECKPOINT / "config.json").is_file() or not (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"no --checkpoint given and the shipped default model is missing ({DEFAULT_CHECKPOINT} needs "
+            "config.json + model.safetensors); pass --checkpoint PATH (e.g. --checkpoint "
+            "tests/fixtures/vjepa2_ac_tiny.pt --arch tests/fixtures/vjepa2_ac_tiny.json)"
+        )
+    return DEFAULT_CHECKPOINT
+
+
+def architecture_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(encoder, predictor) architecture arguments for `load_world_model` from --encoder/--predictor/--arch."""
+    encoder, predictor = args.encoder, args.predictor
+    if args.arch is not None:
+        if not Path(args.arch).is_file():
+            raise FileNotFoundError(f"--arch file not found: {args.arch}")
+        arch = json.loads(Path(args.arch).read_text())
+        if not isinstance(arch, dict):
+            raise ValueError(f"{args.arch}: expected a JSON object with 'encoder'/'predictor' entries")
+        encoder, predictor = arch.get("encoder", encoder), arch.get("predictor", predictor)
+    return encoder, predictor
+
+
+def load_model_from_args(args: argparse.Namespace):
+    """The world model the model flags describe (`--checkpoint` None -> the shipped default)."""
+    import jepa_ac
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    encoder, predictor = architecture_from_args(args)
+    return jepa_ac.load_world_model(checkpoint, encoder=encoder, predictor=predictor,
+                                    backend=args.backend, device=args.device)

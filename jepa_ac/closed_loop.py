@@ -1,0 +1,245 @@
+"""Closed-loop episodes in the simulated Franka envs, shared by `python -m jepa_ac.plan` and `evaluate`.
+
+    env = make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=64))
+    planner = CEMPlanner(wm, cem_config, action_spec)
+    report = run_closed_loop(env, PlanningPolicy(planner), seed=0, mpc=MPCConfig(max_steps=20),
+                             distance=LatentDistance(planner))
+    report.success, report.distances, report.plan_s, report.task_distance
+
+The control loop itself is `jepa_ac.robot.run_episode` (observe, plan, safety filter, act) on a
+`GymRobot`; this module adds what planning in simulation needs around it: the goal the env
+renders for the seeded episode, the observed latent distance to the goal after every action,
+the patience stop rule, recorded frames, and baseline policies (uniform random, scripted expert)
+with the same interface as `PlanningPolicy`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from jepa_ac.planning.action_spec import ActionSpec
+from jepa_ac.planning.defaults import EnvOptions, MPCConfig
+from jepa_ac.robot.adapters import GymRobot
+from jepa_ac.robot.loop import StepRecord, run_episode
+from jepa_ac.robot.safety import SafetyConfig, SafetyLayer
+
+# the simulator's final distance that defines each task's success
+TASK_DISTANCE = {"reach": "ee_to_goal", "push": "block_to_target", "pickplace": "cube_to_bowl"}
+POLICIES = ("planner", "random", "expert")
+
+
+def make_env(env_id: str, options: EnvOptions, **kwargs: Any):
+    """`gymnasium.make(env_id)` with the planning env options (image size, control rate)."""
+    import gymnasium
+
+    import jepa_ac.envs  # noqa: F401 - registers the Franka ids
+
+    if env_id not in gymnasium.registry:
+        known = sorted(k for k in gymnasium.registry if k.startswith("jepa_ac/"))
+        raise ValueError(f"unknown env id {env_id!r}; the Franka envs are {known}")
+    return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz, **kwargs)
+
+
+def sim_safety(env: Any) -> SafetyLayer:
+    """The default safety workspace with per-step limits as wide as the env's action space.
+
+    The simulator bounds its own actions; this keeps the NaN/inf refusal and the workspace box of
+    `SafetyConfig` without scaling down actions the env accepts (the experts use up to 8 cm per axis).
+    """
+    high = np.asarray(env.action_space.high, dtype=np.float64)
+    return SafetyLayer(SafetyConfig(max_translation=float(np.linalg.norm(high[:3])),
+                                    max_rotation=float(min(np.linalg.norm(high[3:6]), math.pi)),
+                                    max_gripper_delta=float(high[6])))
+
+
+class LatentDistance:
+    """L1 energy between an observed frame's latent and the planner's goal latent (the goal is encoded once)."""
+
+    def __init__(self, planner: Any) -> None:
+        self.planner = planner
+
+    def __call__(self, frame: np.ndarray) -> float:
+        wm = self.planner.wm
+        if not self.planner.has_goal:
+            raise ValueError("LatentDistance: the planner has no goal yet")
+        z = wm.encode(frame)  # [1, N, D]
+        return float(wm.ops.to_numpy(wm.energy(z, self.planner.goal_latent))[0])
+
+
+class PatienceStop:
+    """Stop once the distance has not fallen more than `min_improvement` below its best for `patience` steps."""
+
+    def __init__(self, patience: int | None, min_improvement: float = 0.0) -> None:
+        self.patience, self.min_improvement = patience, min_improvement
+        self.best, self.stale = math.inf, 0
+
+    def update(self, distance: float) -> str | None:
+        if distance < self.best - self.min_improvement:
+            self.best, self.stale = distance, 0
+            return None
+        self.stale += 1
+        if self.patience is not None and self.stale >= self.patience:
+            return (f"latent distance {distance:.4f} has not improved on its best {self.best:.4f} "
+                    f"for {self.stale} steps (patience {self.patience})")
+        return None
+
+
+class RandomPolicy:
+    """Uniform random actions inside an `ActionSpec`'s bounds (frozen dims at their values); seeded."""
+
+    def __init__(self, spec: ActionSpec, seed: int = 0) -> None:
+        self.spec, self.seed = spec, seed
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        """The goal is ignored."""
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
+        bounds = self.spec.free_bounds  # [F]
+        free = self.rng.uniform(-bounds, bounds).astype(np.float32)  # [F]
+        action = self.spec.clip_full(self.spec.expand(free, _numpy_ops()))  # [7]
+        return {"action": action, "energy": None, "timing": {"plan_s": time.perf_counter() - start}}
+
+    def metadata(self) -> dict[str, Any]:
+        return {"policy": "random", "seed": self.seed, "free": list(self.spec.free_names)}
+
+
+class ExpertPolicy:
+    """The env's scripted expert (privileged object poses) behind the policy interface."""
+
+    def __init__(self, env: Any, noise: float = 0.0, seed: int = 0) -> None:
+        from jepa_ac.envs import make_expert
+
+        self.expert = make_expert(env, noise=noise, seed=seed)
+        self.noise, self.seed = noise, seed
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        """The expert reads the goal from the simulator; the image is ignored."""
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
+        action = self.expert.act({"state": obs["state"]})
+        return {"action": action, "energy": None, "timing": {"plan_s": time.perf_counter() - start}}
+
+    def metadata(self) -> dict[str, Any]:
+        return {"policy": "expert", "noise": self.noise, "seed": self.seed}
+
+
+def _numpy_ops():
+    from jepa_ac.array_ops import NUMPY_OPS
+
+    return NUMPY_OPS
+
+
+@dataclass
+class EpisodeReport:
+    """What one closed-loop episode did; `metrics()` is its JSON record."""
+
+    env_id: str
+    seed: int
+    status: str  # jepa_ac.robot.loop.STATUSES
+    stop_reason: str | None
+    success: bool
+    steps: int
+    energies: list[float | None]  # [T] planner's best imagined energy per step
+    distances: list[float]  # [T+1] observed latent distance at reset and after each action ([] without a model)
+    plan_s: list[float]  # [T] policy time per step
+    step_s: list[float]  # [T] observe + plan + act per step
+    num_clipped: int
+    info: dict[str, Any]  # the simulator's final info (numbers only)
+    task_distance_name: str | None
+    frames: list[np.ndarray] = field(default_factory=list)  # [T+1] uint8 [H, W, 3] when recorded
+
+    @property
+    def task_distance(self) -> float | None:
+        return None if self.task_distance_name is None else self.info.get(self.task_distance_name)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id, "seed": self.seed, "success": self.success, "status": self.status,
+            "stop_reason": self.stop_reason, "steps": self.steps,
+            "final_latent_distance": self.distances[-1] if self.distances else None,
+            "initial_latent_distance": self.distances[0] if self.distances else None,
+            "task_distance_name": self.task_distance_name, "final_task_distance": self.task_distance,
+            "plan_s_mean": float(np.mean(self.plan_s)) if self.plan_s else None,
+            "plan_s_max": float(np.max(self.plan_s)) if self.plan_s else None,
+            "step_s_mean": float(np.mean(self.step_s)) if self.step_s else None,
+            "num_clipped": self.num_clipped,
+            "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
+                         "step_s": self.step_s},
+            "final_info": self.info,
+        }
+
+
+def run_closed_loop(
+    env: Any,
+    policy: Any,
+    seed: int,
+    mpc: MPCConfig,
+    goal: np.ndarray | None = None,
+    distance: Callable[[np.ndarray], float] | None = None,
+    record_frames: bool = False,
+    on_step: Callable[[StepRecord, float | None], None] | None = None,
+) -> EpisodeReport:
+    """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image).
+
+    With `distance` (a `LatentDistance`), the observed latent distance is measured at reset and
+    after every action, and the patience rule of `mpc` may end the episode early. `on_step(record,
+    distance)` is called after each action (printing, progress).
+    """
+    robot = GymRobot(env)
+    first_frame, _ = robot.reset(seed=seed)
+    goal = robot.goal_image() if goal is None else goal
+    frames = [first_frame] if record_frames else []
+    distances: list[float] = []
+    stopper = PatienceStop(mpc.patience, mpc.min_improvement)
+    task = getattr(env.unwrapped, "task_name", None)
+
+    def after_action(record: StepRecord) -> str | None:
+        frame, _ = robot.get_observation()
+        if record_frames:
+            frames.append(frame)
+        d = None
+        if distance is not None:
+            if not distances:  # the goal is set inside run_episode, so measure the reset frame now
+                distances.append(distance(first_frame))
+            d = distance(frame)
+            distances.append(d)
+        if on_step is not None:
+            on_step(record, d)
+        return stopper.update(d) if d is not None else None
+
+    result = run_episode(robot, policy, goal, max_steps=mpc.max_steps, safety=sim_safety(env),
+                         should_stop=after_action)
+    info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
+    return EpisodeReport(
+        env_id=env.spec.id if env.spec is not None else type(env.unwrapped).__name__, seed=seed,
+        status=result.status, stop_reason=result.stop_reason, success=bool(robot.success),
+        steps=len(result.steps), energies=[s.energy for s in result.steps], distances=distances,
+        plan_s=[float(s.timing.get("plan_s", math.nan)) for s in result.steps],
+        step_s=[float(s.timing["step_s"]) for s in result.steps], num_clipped=result.num_clipped, info=info,
+        task_distance_name=TASK_DISTANCE.get(task), frames=frames,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able number/bool/list for simulator info values, or None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value) if isinstance(value, (float, np.floating)) else int(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.size <= 16:
+        return value.astype(float).tolist()
+    return None

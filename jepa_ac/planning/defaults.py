@@ -1,0 +1,198 @@
+"""Planning defaults that travel with a model: `planning.json` beside `config.json` + `model.safetensors`.
+
+    defaults = PlanningDefaults.for_checkpoint("jepa_ac/assets/default_model")   # or .from_json(path)
+    reach = defaults.for_env("jepa_ac/FrankaReach-v0")    # per-env overrides merged in
+    reach.cem, reach.action, reach.env.image_size, reach.mpc.patience
+
+`planning.json` (every section and field optional; unknown keys are an error):
+
+    {"format": "jepa_ac.planning", "version": 1,
+     "env_id": "jepa_ac/FrankaReach-v0",                       # the env `plan` uses without --env
+     "cem":    {CEMConfig fields: samples, iterations, topk, horizon, momentum_*, warm_start, seed, ...},
+     "action": {ActionSpec fields; "frozen": {"droll": 0, "dpitch": 0, "dyaw": 0}},
+     "env":    {"image_size": 128, "control_hz": 4.0},          # what the env renders / steps at
+     "mpc":    {"max_steps": 40, "patience": 6, "min_improvement": 0.0},
+     "env_overrides": {"jepa_ac/FrankaPickPlace-v0": {"mpc": {"max_steps": 60}, "action": {...}}}}
+
+An override replaces the named fields of its sections (a section's `frozen` is replaced as a
+whole). Command-line flags override whatever `for_env` returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from jepa_ac.planning.action_spec import ActionSpec
+from jepa_ac.planning.cem import CEMConfig
+
+FORMAT_NAME = "jepa_ac.planning"
+FORMAT_VERSION = 1
+PLANNING_FILE = "planning.json"
+SECTIONS = ("cem", "action", "env", "mpc")
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How the simulator is made for planning: render size (px) and control rate (Hz)."""
+
+    image_size: int = 128
+    control_hz: float = 4.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 16 <= self.image_size <= 2048:
+            raise ValueError(f"EnvOptions.image_size must be an int in [16, 2048], got {self.image_size!r}")
+        if isinstance(self.control_hz, bool) or not isinstance(self.control_hz, (int, float)) or not self.control_hz > 0:
+            raise ValueError(f"EnvOptions.control_hz must be a positive number, got {self.control_hz!r}")
+        object.__setattr__(self, "control_hz", float(self.control_hz))
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """When closed-loop MPC stops: after `max_steps` actions, or once the observed latent distance to
+    the goal has not dropped by more than `min_improvement` below its best for `patience` steps
+    (`patience=None` turns the early stop off)."""
+
+    max_steps: int = 40
+    patience: int | None = 6
+    min_improvement: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"MPCConfig.max_steps must be a positive int, got {self.max_steps!r}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"MPCConfig.patience must be a positive int or null, got {self.patience!r}")
+        if isinstance(self.min_improvement, bool) or not isinstance(self.min_improvement, (int, float)) \
+                or not 0.0 <= self.min_improvement < math.inf:
+            raise ValueError(f"MPCConfig.min_improvement must be a finite number >= 0, got {self.min_improvement!r}")
+        object.__setattr__(self, "min_improvement", float(self.min_improvement))
+
+
+@dataclass(frozen=True)
+class PlanningDefaults:
+    """CEM settings, action spec, env options and MPC stop rule for one model, with per-env overrides."""
+
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    action: ActionSpec = field(default_factory=ActionSpec)
+    env: EnvOptions = field(default_factory=EnvOptions)
+    mpc: MPCConfig = field(default_factory=MPCConfig)
+    env_id: str = "jepa_ac/FrankaReach-v0"
+    env_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("cem", CEMConfig), ("action", ActionSpec), ("env", EnvOptions), ("mpc", MPCConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"PlanningDefaults.{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"PlanningDefaults.env_id must be a non-empty string, got {self.env_id!r}")
+        if not isinstance(self.env_overrides, Mapping):
+            raise ValueError("PlanningDefaults.env_overrides must map env ids to section overrides")
+        frozen = {}
+        for env_id, override in self.env_overrides.items():
+            _check_sections(override, f"env_overrides[{env_id!r}]")
+            frozen[str(env_id)] = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in override.items()})
+        object.__setattr__(self, "env_overrides", MappingProxyType(frozen))
+        for env_id in frozen:  # every override must build valid configs now, not at planning time
+            self.for_env(env_id)
+
+    # -- reading ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "planning defaults") -> "PlanningDefaults":
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        fmt, version = data.pop("format", FORMAT_NAME), data.pop("version", FORMAT_VERSION)
+        if fmt != FORMAT_NAME or version != FORMAT_VERSION:
+            raise ValueError(f"{source}: format {fmt!r} version {version!r} is not {FORMAT_NAME!r} version {FORMAT_VERSION}")
+        data.pop("comment", None)
+        known = set(SECTIONS) | {"env_id", "env_overrides"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {unknown}; valid keys are {sorted(known)}")
+        sections = {name: data.get(name, {}) for name in SECTIONS}
+        _check_sections(sections, source)
+        built = _build_sections(cls(), sections, source)  # errors name source.section
+        try:
+            return cls(**built, env_id=data.get("env_id", cls.env_id), env_overrides=data.get("env_overrides", {}))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "PlanningDefaults":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"planning defaults not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def for_checkpoint(cls, checkpoint: str | Path | None) -> "PlanningDefaults":
+        """`planning.json` beside a checkpoint folder's weights, or the built-in defaults if it has none."""
+        if checkpoint is not None and Path(checkpoint).is_dir() and (Path(checkpoint) / PLANNING_FILE).is_file():
+            return cls.from_json(Path(checkpoint) / PLANNING_FILE)
+        return cls()
+
+    # -- using ------------------------------------------------------------------------------
+    def for_env(self, env_id: str | None = None) -> "PlanningDefaults":
+        """These defaults with `env_id`'s overrides merged in (`env_id` None: the default env)."""
+        env_id = env_id or self.env_id
+        override = self.env_overrides.get(env_id)
+        if override is None:
+            return dataclasses.replace(self, env_id=env_id, env_overrides={})
+        built = _build_sections(self, override, f"env_overrides[{env_id!r}]")
+        return dataclasses.replace(self, env_id=env_id, env_overrides={}, **built)
+
+    def replace(self, **sections: Mapping[str, Any]) -> "PlanningDefaults":
+        """Override fields by section, e.g. `replace(cem={"samples": 64}, mpc={"patience": None})`."""
+        _check_sections(sections, "replace()")
+        return dataclasses.replace(self, **_build_sections(self, sections, "replace()"))
+
+    def to_dict(self) -> dict[str, Any]:
+        action = dataclasses.asdict(self.action)
+        action["frozen"] = dict(self.action.frozen)
+        return {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "env_id": self.env_id,
+            "cem": dataclasses.asdict(self.cem), "action": action, "env": dataclasses.asdict(self.env),
+            "mpc": dataclasses.asdict(self.mpc),
+            "env_overrides": {k: {s: dict(v) for s, v in o.items()} for k, o in self.env_overrides.items()},
+        }
+
+
+_SECTION_TYPES = {"cem": CEMConfig, "action": ActionSpec, "env": EnvOptions, "mpc": MPCConfig}
+
+
+def _check_sections(sections: Any, source: str) -> None:
+    if not isinstance(sections, Mapping):
+        raise ValueError(f"{source}: expected an object of sections {SECTIONS}, got {type(sections).__name__}")
+    for name, values in sections.items():
+        if name not in _SECTION_TYPES:
+            raise ValueError(f"{source}: unknown section {name!r}; sections are {SECTIONS}")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{source}.{name}: expected an object of fields, got {type(values).__name__}")
+        fields = {f.name for f in dataclasses.fields(_SECTION_TYPES[name])}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"{source}.{name}: unknown fields {unknown}; valid fields are {sorted(fields)}")
+
+
+def _build_sections(base: PlanningDefaults, sections: Mapping[str, Mapping[str, Any]], source: str) -> dict[str, Any]:
+    """New section dataclasses: `base`'s with the given fields replaced (validated by their __post_init__)."""
+    out = {}
+    for name, values in sections.items():
+        values = dict(values)
+        if name == "action" and "frozen" in values and isinstance(values["frozen"], Mapping):
+            values["frozen"] = tuple(values["frozen"].items())
+        try:
+            out[name] = dataclasses.replace(getattr(base, name), **values)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{source}.{name}: {err}") from None
+    return out
