@@ -1,9 +1,11 @@
-"""Model-loading flags shared by the command-line tools (`plan`, `serve`, `evaluate`, `energy_landscape`).
+"""Flags shared by the command-line tools (`plan`, `serve`, `evaluate`, `energy_landscape`).
 
     parser = argparse.ArgumentParser()
     add_model_args(parser)                       # --checkpoint --encoder --predictor --arch --backend --device
+    add_planning_args(parser)                    # --planning, CEM sizes, env image size, MPC stop rule
     args = parser.parse_args()
     wm = load_model_from_args(args)              # --checkpoint omitted -> the shipped default model
+    defaults = planning_from_args(args, "jepa_ac/FrankaPush-v0", seed=0)  # planning.json + overrides + flags
 
 Upstream `.pt` files carry no architecture: pass `--encoder vit_giant --predictor vit_ac_giant`, or
 `--arch FILE.json` holding `{"encoder": {...}, "predictor": {...}}` upstream constructor args.
@@ -70,3 +72,43 @@ def load_model_from_args(args: argparse.Namespace):
     encoder, predictor = architecture_from_args(args)
     return jepa_ac.load_world_model(checkpoint, encoder=encoder, predictor=predictor,
                                     backend=args.backend, device=args.device)
+
+
+def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """CEM / env / MPC flags; each defaults to None = take the value from planning.json."""
+    group = parser.add_argument_group(
+        "planning (defaults: planning.json beside the checkpoint, else V-JEPA 2-AC's CEM settings)")
+    group.add_argument("--planning", type=Path, help="planning defaults JSON (default: <checkpoint>/planning.json)")
+    group.add_argument("--samples", type=int)
+    group.add_argument("--iterations", type=int)
+    group.add_argument("--topk", type=int)
+    group.add_argument("--horizon", type=int)
+    group.add_argument("--image-size", type=int, help="env render size in px")
+    group.add_argument("--max-steps", type=int, help="MPC step budget per episode")
+    group.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
+                                                    "(0 = never)")
+    group.add_argument("--min-improvement", type=float, help="a drop smaller than this does not count as improving")
+    return group
+
+
+def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool = True):
+    """planning.json (--planning, or beside the checkpoint / the shipped default) with `env_id`'s
+    overrides (None: its default env; `for_env=False`: none), then the flags of `add_planning_args`.
+    `seed` is the CEM seed."""
+    from jepa_ac.planning.defaults import PlanningDefaults
+
+    if args.planning is not None:
+        base = PlanningDefaults.from_json(args.planning)
+    else:
+        base = PlanningDefaults.for_checkpoint(args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINT)
+    defaults = base.for_env(env_id) if for_env else base
+    cem: dict[str, Any] = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")
+                           if getattr(args, k) is not None}
+    cem["seed"] = seed
+    if "samples" in cem and "topk" not in cem:
+        cem["topk"] = min(defaults.cem.topk, cem["samples"])
+    mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement") if getattr(args, k) is not None}
+    if args.patience is not None:
+        mpc["patience"] = args.patience or None
+    env = {"image_size": args.image_size} if args.image_size is not None else {}
+    return defaults.replace(cem=cem, mpc=mpc, env=env)

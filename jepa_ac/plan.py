@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import add_model_args, load_model_from_args, resolve_checkpoint
+from jepa_ac.cli_args import (add_model_args, add_planning_args, load_model_from_args, planning_from_args,
+                              resolve_checkpoint)
 
 
 class GoalImageError(ValueError):
@@ -54,40 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
     sim = parser.add_argument_group("closed loop (simulator)")
     sim.add_argument("--env", help="gymnasium id (default: planning.json's env_id, jepa_ac/FrankaReach-v0)")
-    sim.add_argument("--image-size", type=int, help="env render size in px (default: planning.json)")
-    sim.add_argument("--max-steps", type=int, help="MPC step budget (default: planning.json)")
-    sim.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
-                                                  "(0 = never; default: planning.json)")
-    sim.add_argument("--min-improvement", type=float, help="a drop smaller than this does not count as improving")
+    sim.add_argument("--seed", type=int, default=0, help="env reset seed and CEM seed")
     sim.add_argument("--no-video", action="store_true", help="skip rollout.gif / rollout.mp4")
-    cem = parser.add_argument_group("CEM (default: planning.json beside the checkpoint, else V-JEPA 2-AC's)")
-    cem.add_argument("--planning", type=Path, help="planning defaults JSON (default: <checkpoint>/planning.json)")
-    cem.add_argument("--samples", type=int)
-    cem.add_argument("--iterations", type=int)
-    cem.add_argument("--topk", type=int)
-    cem.add_argument("--horizon", type=int)
-    cem.add_argument("--seed", type=int, default=0, help="env reset seed and CEM seed")
+    add_planning_args(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/plan"), help="output folder")
     return parser
-
-
-# -- settings ----------------------------------------------------------------------------------
-def planning_defaults(args: argparse.Namespace, env_specific: bool):
-    """planning.json (--planning, or beside the checkpoint) with --env's overrides and the CLI flags applied."""
-    from jepa_ac.planning.defaults import PlanningDefaults
-
-    base = PlanningDefaults.from_json(args.planning) if args.planning else PlanningDefaults.for_checkpoint(
-        args.checkpoint)
-    defaults = base.for_env(args.env) if env_specific or args.env else base
-    cem = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon") if getattr(args, k) is not None}
-    cem["seed"] = args.seed
-    if "samples" in cem and "topk" not in cem:
-        cem["topk"] = min(defaults.cem.topk, cem["samples"])
-    mpc = {k: getattr(args, k) for k in ("max_steps", "min_improvement") if getattr(args, k, None) is not None}
-    if getattr(args, "patience", None) is not None:
-        mpc["patience"] = args.patience or None
-    env = {"image_size": args.image_size} if getattr(args, "image_size", None) is not None else {}
-    return defaults.replace(cem=cem, mpc=mpc, env=env)
 
 
 # -- goal image --------------------------------------------------------------------------------
@@ -152,7 +125,7 @@ def plan_single_step(args: argparse.Namespace) -> dict:
     from jepa_ac.planning import CEMPlanner
 
     frame, state, goal, recorded = read_inputs(args)
-    defaults = planning_defaults(args, env_specific=False)
+    defaults = planning_from_args(args, args.env, seed=args.seed, for_env=args.env is not None)
     wm = load_model_from_args(args)
     planner = CEMPlanner(wm, defaults.cem, defaults.action)
     start = time.perf_counter()
@@ -188,7 +161,8 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
 
     checkpoint = resolve_checkpoint(args.checkpoint)
-    defaults = planning_defaults(args, env_specific=True)
+    logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)  # counted in metrics.json instead
+    defaults = planning_from_args(args, args.env, seed=args.seed)
     size = defaults.env.image_size
     goal, note = (None, None) if args.goal is None else read_goal_image(args.goal, size)
     if note:
@@ -230,7 +204,8 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     task = f"{report.task_distance_name} {report.task_distance:.3f} m" if report.task_distance is not None else ""
     print(f"{report.status} after {report.steps} steps ({report.stop_reason or 'step budget'}); "
           f"success {report.success}; {task}; latent distance {metrics['initial_latent_distance']:.4f} -> "
-          f"{metrics['final_latent_distance']:.4f}; mean plan {metrics['plan_s_mean']:.3f} s/step")
+          f"{metrics['final_latent_distance']:.4f}; mean plan {metrics['plan_s_mean']:.3f} s/step; "
+          f"{report.num_clipped} actions clipped by the safety layer")
     print(f"wrote {', '.join(str(args.out / w) for w in written)}")
     return metrics
 

@@ -1,0 +1,249 @@
+"""Evaluate a planner (or a baseline policy) over seeded episodes of the simulated Franka tasks.
+
+    python -m jepa_ac.evaluate --env jepa_ac/FrankaReach-v0 --episodes 50                # the shipped default model
+    python -m jepa_ac.evaluate --env all --episodes 50 --policy random expert            # baselines, same seeds
+    python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out experiments/evaluate
+
+Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.collect.episode_seed`),
+so the planner, the random policy and the scripted expert face the same scenes. The planner runs
+closed-loop MPC with the planning defaults of the checkpoint (planning.json; flags override) and
+stops on the patience rule or the step budget; the baselines run the step budget. Success is the
+simulator's at the end of the episode.
+
+Writes to `--out`: `results.json` (one row per (env, policy); a new run replaces its row and keeps
+the others, so several runs build one table), `results.md` (the table) and
+`episodes/<task>_<policy>.json` (per-episode records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jepa_ac.cli_args import (DEFAULT_CHECKPOINT, add_model_args, add_planning_args, load_model_from_args,
+                              planning_from_args)
+
+ENV_IDS = ("jepa_ac/FrankaReach-v0", "jepa_ac/FrankaPush-v0", "jepa_ac/FrankaPickPlace-v0")
+ENV_ALIASES = {"reach": ENV_IDS[0], "push": ENV_IDS[1], "pickplace": ENV_IDS[2], "pick-and-place": ENV_IDS[2]}
+POLICY_ORDER = ("planner", "random", "expert")
+RESULTS_FORMAT = "jepa_ac.evaluate/1"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jepa_ac.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", nargs="+", default=["all"],
+                        help="env ids, short names (reach, push, pickplace) or 'all' (the three tasks)")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--policy", nargs="+", default=["planner"], choices=POLICY_ORDER)
+    parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
+    parser.add_argument("--expert-noise", type=float, default=0.0, help="action noise of the scripted expert")
+    parser.add_argument("--out", type=Path, default=Path("experiments/evaluate"))
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_args(parser, checkpoint_help="planner's world model (default: the shipped jepa_ac/assets/default_model)")
+    add_planning_args(parser)
+    return parser
+
+
+def resolve_envs(names: list[str]) -> list[str]:
+    envs: list[str] = []
+    for name in names:
+        for env_id in (ENV_IDS if name == "all" else (ENV_ALIASES.get(name, name),)):
+            if env_id not in ENV_IDS:
+                raise SystemExit(f"error: unknown env {name!r}; use one of {list(ENV_IDS)}, "
+                                 f"{sorted(ENV_ALIASES)} or 'all'")
+            if env_id not in envs:
+                envs.append(env_id)
+    return envs
+
+
+# -- one (env, policy) run -------------------------------------------------------------------------
+def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.Namespace, wm: Any = None,
+             progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run `episodes` seeded episodes; returns (summary row, per-episode records)."""
+    from tqdm import tqdm
+
+    from jepa_ac.closed_loop import ExpertPolicy, LatentDistance, RandomPolicy, make_env, run_closed_loop
+    from jepa_ac.collect import episode_seed
+    from jepa_ac.planning import CEMPlanner, PlanningPolicy
+
+    defaults = planning_from_args(args, env_id, seed=seed)
+    if policy != "planner":  # baselines have no latent distance to watch: they run the step budget
+        defaults = defaults.replace(mpc={"patience": None})
+    env = make_env(env_id, defaults.env)
+    records = []
+    bar = tqdm(range(episodes), desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        for i in bar:
+            s = episode_seed(seed, i)
+            distance = None
+            if policy == "planner":
+                planner = CEMPlanner(wm, defaults.cem.replace(seed=s), defaults.action)
+                agent, distance = PlanningPolicy(planner), LatentDistance(planner)
+            elif policy == "random":
+                agent = RandomPolicy(defaults.action, seed=s)
+            else:
+                agent = ExpertPolicy(env, noise=args.expert_noise, seed=s)
+            report = run_closed_loop(env, agent, seed=s, mpc=defaults.mpc, distance=distance)
+            record = {"index": i, **report.metrics()}
+            record.pop("final_info")
+            records.append(record)
+            rate = np.mean([r["success"] for r in records])
+            bar.set_postfix(success=f"{rate:.2f}", steps=report.steps)
+    finally:
+        bar.close()
+        env.close()
+    return summarize(env_id, policy, seed, records, defaults, args), records
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]], defaults: Any,
+              args: argparse.Namespace) -> dict[str, Any]:
+    n = len(records)
+    successes = sum(bool(r["success"]) for r in records)
+    distances = [r["final_task_distance"] for r in records if r["final_task_distance"] is not None]
+    plan_s = [t for r in records for t in r["per_step"]["plan_s"]]
+    row = {
+        "env_id": env_id, "task": env_id.split("/")[-1], "policy": policy, "episodes": n, "seed": seed,
+        "successes": successes, "success_rate": successes / n if n else math.nan,
+        "success_rate_ci95": list(wilson_interval(successes, n)),
+        "task_distance_name": records[0]["task_distance_name"] if records else None,
+        "mean_final_task_distance": float(np.mean(distances)) if distances else None,
+        "mean_steps": float(np.mean([r["steps"] for r in records])) if records else None,
+        "plan_s_mean": float(np.mean(plan_s)) if plan_s else None,
+        "plan_s_p90": float(np.percentile(plan_s, 90)) if plan_s else None,
+        "mean_final_latent_distance": _mean([r["final_latent_distance"] for r in records]),
+        "episode_seeds": [r["seed"] for r in records],
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "env": {"image_size": defaults.env.image_size, "control_hz": defaults.env.control_hz},
+        "mpc": {"max_steps": defaults.mpc.max_steps, "patience": defaults.mpc.patience,
+                "min_improvement": defaults.mpc.min_improvement},
+    }
+    if policy == "planner":
+        row.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), backend=args.backend,
+                   cem=defaults.to_dict()["cem"], action=defaults.to_dict()["action"])
+    elif policy == "random":
+        row["action"] = defaults.to_dict()["action"]
+    else:
+        row["expert_noise"] = args.expert_noise
+    return row
+
+
+def _mean(values: list[Any]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+# -- results table ---------------------------------------------------------------------------------
+def row_key(row: dict[str, Any]) -> str:
+    return f"{row['env_id']}|{row['policy']}"
+
+
+def merge_results(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Read `path` (if any), replace the rows of the same (env, policy), write it back atomically."""
+    results = {"format": RESULTS_FORMAT, "rows": {}}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("format") != RESULTS_FORMAT:
+            raise SystemExit(f"error: {path} is not a {RESULTS_FORMAT} results file")
+        results["rows"] = dict(old.get("rows", {}))
+    for row in rows:
+        results["rows"][row_key(row)] = row
+    order = {p: i for i, p in enumerate(POLICY_ORDER)}
+    env_order = {e: i for i, e in enumerate(ENV_IDS)}
+    results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (
+        env_order.get(kv[1]["env_id"], 99), kv[1]["env_id"], order.get(kv[1]["policy"], 99))))
+    _write_atomic(path, json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = [
+        "| task | policy | episodes | success | 95% CI | final task distance (m) | steps | planning s/step (mean / p90) |",
+        "|---|---|---:|---:|---|---|---:|---:|",
+    ]
+    for row in results["rows"].values():
+        lo, hi = row["success_rate_ci95"]
+        dist = ("n/a" if row["mean_final_task_distance"] is None
+                else f"{row['mean_final_task_distance']:.3f} ({row['task_distance_name']})")
+        latency = ("n/a" if row["plan_s_mean"] is None or row["policy"] != "planner"
+                   else f"{row['plan_s_mean']:.3f} / {row['plan_s_p90']:.3f}")
+        lines.append(f"| {row['task']} | {row['policy']} | {row['episodes']} | {row['success_rate']:.2f} | "
+                     f"{lo:.2f}-{hi:.2f} | {dist} | {row['mean_steps']:.1f} | {latency} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, results: dict[str, Any]) -> None:
+    header = ("# Closed-loop evaluation\n\n"
+              "Regenerate with `python -m jepa_ac.evaluate` (see `results.json` for the command settings of each row: "
+              "checkpoint, CEM, step budget, seeds). Episode i of every row uses the same env seed, derived from "
+              "(seed, i). Success is the simulator's at the end of the episode.\n\n")
+    _write_atomic(path, header + markdown_table(results))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    # sim episodes clip often (e.g. opening an open gripper); clips are counted per episode instead
+    logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
+    if args.episodes < 1:
+        raise SystemExit("error: --episodes must be >= 1")
+    envs = resolve_envs(args.env)
+    policies = [p for p in POLICY_ORDER if p in args.policy]
+    wm = None
+    if "planner" in policies:
+        try:
+            wm = load_model_from_args(args)
+        except FileNotFoundError as err:
+            raise SystemExit(f"error: {err}") from None
+    rows = []
+    for env_id in envs:
+        for policy in policies:
+            start = time.perf_counter()
+            row, records = evaluate(env_id, policy, args.episodes, args.seed, args, wm=wm,
+                                    progress=not args.no_progress)
+            row["wall_s"] = time.perf_counter() - start
+            rows.append(row)
+            _write_atomic(args.out / "episodes" / f"{row['task']}_{policy}.json",
+                          json.dumps({"summary": row, "episodes": records}, indent=2) + "\n")
+            dist = row["mean_final_task_distance"]
+            print(f"{env_id} {policy}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "
+                  f"final {row['task_distance_name']} {dist:.3f} m, {row['mean_steps']:.1f} steps, "
+                  f"{row['wall_s']:.0f} s", flush=True)
+    results = merge_results(args.out / "results.json", rows)
+    write_markdown(args.out / "results.md", results)
+    print(markdown_table(results), end="")
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'results.md'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
