@@ -32,6 +32,8 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint_help: str | None 
     model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
     model.add_argument("--backend", default="torch", choices=BACKENDS)
     model.add_argument("--device", default=None, help="torch: cpu / cuda / cuda:1; mlx: cpu / gpu")
+    model.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice; 1 is much faster on a CPU busy with other jobs)")
     return model
 
 
@@ -70,6 +72,14 @@ def load_model_from_args(args: argparse.Namespace):
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     encoder, predictor = architecture_from_args(args)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        if args.backend == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
     return jepa_ac.load_world_model(checkpoint, encoder=encoder, predictor=predictor,
                                     backend=args.backend, device=args.device)
 

@@ -215,6 +215,7 @@ def run_closed_loop(
         if distance is not None:
             if not distances:  # the goal is set inside run_episode, so measure the reset frame now
                 distances.append(distance(first_frame))
+                stopper.update(distances[0])  # the baseline the first action has to improve on
             d = distance(frame)
             distances.append(d)
         if on_step is not None:

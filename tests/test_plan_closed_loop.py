@@ -1,0 +1,148 @@
+"""`python -m jepa_ac.plan` closed loop in the 64 px reach env with a tiny random model; planning.json; stop rules."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from planning_helpers import IMAGE_SIZE, TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
+
+from jepa_ac import cli_args, plan
+from jepa_ac.closed_loop import PatienceStop
+from jepa_ac.planning.defaults import PlanningDefaults
+from jepa_ac.robot import SafetyConfig, run_episode
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", planning=TINY_PLANNING)
+
+
+def run_plan(folder, out, *extra):
+    return plan.main(["--checkpoint", str(folder), "--out", str(out), "--threads", "1", *extra])
+
+
+def test_closed_loop_writes_video_plot_and_metrics(tiny_folder, tmp_path, capsys):
+    metrics = run_plan(tiny_folder, tmp_path, "--seed", "1")
+    printed = capsys.readouterr().out
+    assert printed.count("latent distance") >= 3 and "plan " in printed  # per-step energy and planning time
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert saved["steps"] == 3 and saved["status"] == "max_steps"  # budget from planning.json (patience off)
+    assert isinstance(saved["success"], bool) and saved["task_distance_name"] == "ee_to_goal"
+    assert saved["final_task_distance"] == pytest.approx(saved["final_info"]["ee_to_goal"])
+    per_step = saved["per_step"]
+    assert len(per_step["energy"]) == len(per_step["latent_distance"]) == len(per_step["plan_s"]) == 3
+    assert saved["final_latent_distance"] == per_step["latent_distance"][-1] > 0
+    assert saved["plan_s_mean"] == pytest.approx(np.mean(per_step["plan_s"])) and saved["plan_s_mean"] > 0
+    # settings came from the checkpoint's planning.json, with the reach override (gripper frozen)
+    assert saved["planning"]["cem"]["samples"] == 16 and saved["planning"]["cem"]["seed"] == 1
+    assert saved["planning"]["action"]["frozen"]["dgripper"] == 0.0
+    goal = np.asarray(Image.open(tmp_path / "goal.png"))
+    assert goal.shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    with Image.open(tmp_path / "rollout.gif") as gif:
+        assert gif.n_frames == 4  # reset frame + one per step
+        assert gif.size[0] > 2 * IMAGE_SIZE  # frame beside the goal
+    assert (tmp_path / "rollout.mp4").stat().st_size > 0
+    assert Image.open(tmp_path / "energy.png").size[0] > 100
+
+
+def test_patience_stops_when_the_distance_stops_improving(tiny_folder, tmp_path):
+    # no drop can beat a min_improvement of 1e9: every step is "stale" and patience 2 ends the episode
+    metrics = run_plan(tiny_folder, tmp_path, "--max-steps", "6", "--patience", "2", "--min-improvement", "1e9",
+                       "--no-video")
+    assert metrics["status"] == "converged" and metrics["steps"] == 2
+    assert "patience 2" in metrics["stop_reason"]
+    assert not (tmp_path / "rollout.gif").exists() and (tmp_path / "energy.png").exists()
+
+
+def test_patience_rule():
+    stop = PatienceStop(patience=2, min_improvement=0.01)
+    assert stop.update(1.0) is None and stop.update(0.9) is None  # improving
+    assert stop.update(0.895) is None  # drop below min_improvement: stale 1
+    assert "patience 2" in stop.update(0.95)  # stale 2
+    never = PatienceStop(patience=None)
+    assert all(never.update(1.0) is None for _ in range(10))
+
+
+def test_run_episode_should_stop_ends_with_converged():
+    class Robot:
+        def __init__(self):
+            self.sent = []
+
+        def get_observation(self):
+            return np.zeros((8, 8, 3), np.uint8), np.array([0.5, 0, 0.3, np.pi, 0, 0, 0], np.float32)
+
+        def apply_action(self, action):
+            self.sent.append(action)
+
+    class Policy:
+        def reset(self): ...
+        def set_goal(self, goal): ...
+        def infer(self, obs): return {"action": np.full(7, 0.001, np.float32), "energy": 1.0, "timing": {}}
+        def metadata(self): return {}
+
+    robot = Robot()
+    result = run_episode(robot, Policy(), np.zeros((8, 8, 3), np.uint8), max_steps=10, safety=SafetyConfig(),
+                         should_stop=lambda record: "enough" if record.index == 2 else None)
+    assert result.status == "converged" and result.stop_reason == "enough" and len(robot.sent) == 3
+
+
+def test_goal_image_of_another_size_is_resized(tiny_folder, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "goal_big.png"
+    Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(path)
+    metrics = run_plan(tiny_folder, tmp_path / "out", "--goal", str(path), "--max-steps", "1", "--no-video")
+    assert "resized from 100x80 to 64x64" in metrics["goal_note"]
+    assert np.asarray(Image.open(tmp_path / "out" / "goal.png")).shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+def test_bad_goal_images_are_rejected(tiny_folder, tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    gray = tmp_path / "gray.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(gray)
+    clear = tmp_path / "clear.png"
+    Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(clear)
+    for path, message in ((corrupt, "not a readable image"), (gray, "1 channel"), (clear, "transparent"),
+                          (tmp_path / "missing.png", "not found")):
+        with pytest.raises(SystemExit, match=message):
+            run_plan(tiny_folder, tmp_path / "out", "--goal", str(path))
+    assert not (tmp_path / "out").exists()  # rejected before anything ran
+
+
+def test_opaque_rgba_and_palette_goals_are_accepted(tmp_path):
+    rgba = np.full((64, 64, 4), 255, np.uint8)
+    rgba[..., 0] = 10
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    image, note = plan.read_goal_image(tmp_path / "rgba.png", 64)
+    assert image.shape == (64, 64, 3) and image[0, 0, 0] == 10 and "alpha" in note
+    Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
+    image, note = plan.read_goal_image(tmp_path / "palette.png", 64)
+    assert image.shape == (64, 64, 3) and note is None
+
+
+def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli_args, "DEFAULT_CHECKPOINT", tmp_path / "absent")
+    with pytest.raises(SystemExit, match="shipped default model is missing"):
+        plan.main(["--out", str(tmp_path / "out")])
+
+
+def test_planning_defaults_file_and_overrides(tmp_path):
+    shipped = PlanningDefaults.for_checkpoint(cli_args.DEFAULT_CHECKPOINT)
+    assert "dgripper" not in shipped.for_env("jepa_ac/FrankaReach-v0").action.free_names  # reach freezes it
+    assert "dgripper" in shipped.for_env("jepa_ac/FrankaPickPlace-v0").action.free_names  # pick-and-place plans it
+    assert shipped.for_env("jepa_ac/FrankaPickPlace-v0").mpc.max_steps == 60
+    path = tmp_path / "planning.json"
+    path.write_text(json.dumps(TINY_PLANNING))
+    loaded = PlanningDefaults.from_json(path)
+    assert loaded.cem.samples == 16 and loaded.env.image_size == 64 and loaded.mpc.patience is None
+    assert PlanningDefaults.from_dict(loaded.to_dict()) == loaded  # round trip
+    assert loaded.for_env("jepa_ac/FrankaPush-v0").action == loaded.action  # no override for push
+    for bad, message in (({"cem": {"samples": 0}}, "CEMConfig.samples"), ({"mpc": {"patiense": 3}}, "patiense"),
+                         ({"env_overrides": {"x": {"env": {"image_size": 4}}}}, r"env_overrides\['x'\].env"),
+                         ({"planner": {}}, "unknown keys")):
+        with pytest.raises(ValueError, match=message):
+            PlanningDefaults.from_dict(bad)
+    assert PlanningDefaults.for_checkpoint(tmp_path / "no_such_folder") == PlanningDefaults()
