@@ -1,0 +1,74 @@
+"""`python -m jepa_ac.evaluate`: seeded episodes shared by planner / random / expert, merged results table."""
+
+import json
+
+import pytest
+
+from planning_helpers import TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
+
+from jepa_ac import evaluate
+from jepa_ac.collect import episode_seed
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", planning=TINY_PLANNING)
+
+
+def run(out, *args):
+    return evaluate.main(["--out", str(out), "--no-progress", "--threads", "1", *args])
+
+
+def episodes(out, task, policy):
+    return json.loads((out / "episodes" / f"{task}_{policy}.json").read_text())["episodes"]
+
+
+def test_baselines_and_planner_on_the_same_seeds_build_one_table(tiny_folder, tmp_path):
+    common = ["--checkpoint", str(tiny_folder), "--episodes", "2", "--seed", "5"]
+    run(tmp_path, "--env", "reach", "--policy", "random", "expert", *common)
+    results = run(tmp_path, "--env", "jepa_ac/FrankaReach-v0", "--policy", "planner", *common)
+    rows = results["rows"]
+    assert list(rows) == [f"jepa_ac/FrankaReach-v0|{p}" for p in ("planner", "random", "expert")]  # merged, ordered
+    seeds = [episode_seed(5, i) for i in range(2)]
+    for policy in ("planner", "random", "expert"):
+        row = rows[f"jepa_ac/FrankaReach-v0|{policy}"]
+        assert row["episode_seeds"] == seeds and row["episodes"] == 2
+        assert row["success_rate"] == sum(e["success"] for e in episodes(tmp_path, "FrankaReach-v0", policy)) / 2
+        assert row["task_distance_name"] == "ee_to_goal" and row["mean_final_task_distance"] >= 0
+        assert row["mean_steps"] <= 3  # the budget from the checkpoint's planning.json
+    planner = rows["jepa_ac/FrankaReach-v0|planner"]
+    assert planner["plan_s_mean"] > 0 and planner["cem"]["samples"] == 16
+    assert all(e["final_latent_distance"] is not None for e in episodes(tmp_path, "FrankaReach-v0", "planner"))
+    # same seed -> same scene: the three policies start from the same end-effector distance to the goal
+    first = {p: episodes(tmp_path, "FrankaReach-v0", p)[0] for p in ("random", "expert")}
+    assert first["random"]["seed"] == first["expert"]["seed"] == seeds[0]
+    # the expert heads straight for the goal; random actions do not (8 cm/step vs 5 cm/step uniform noise)
+    assert first["expert"]["final_task_distance"] < first["random"]["final_task_distance"]
+    table = (tmp_path / "results.md").read_text()
+    assert table.count("| FrankaReach-v0 |") == 3 and "| planner | 2 |" in table
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"].keys() == rows.keys()
+
+
+def test_rerun_replaces_its_row_and_is_reproducible(tmp_path):
+    first = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
+                "--image-size", "64")
+    again = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
+                "--image-size", "64")
+    key = "jepa_ac/FrankaPush-v0|random"
+    assert list(again["rows"]) == [key]
+    assert again["rows"][key]["mean_final_task_distance"] == first["rows"][key]["mean_final_task_distance"]
+    other = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
+                "--image-size", "64", "--seed", "1")
+    assert other["rows"][key]["episode_seeds"] != first["rows"][key]["episode_seeds"]
+
+
+def test_env_names_and_errors(tmp_path):
+    assert evaluate.resolve_envs(["all"]) == list(evaluate.ENV_IDS)
+    assert evaluate.resolve_envs(["pickplace", "reach", "jepa_ac/FrankaReach-v0"]) == [
+        "jepa_ac/FrankaPickPlace-v0", "jepa_ac/FrankaReach-v0"]
+    with pytest.raises(SystemExit, match="unknown env"):
+        evaluate.resolve_envs(["stack"])
+    with pytest.raises(SystemExit, match="episodes"):
+        run(tmp_path, "--episodes", "0", "--policy", "random")
+    assert evaluate.wilson_interval(0, 10)[0] == 0.0 and 0.0 < evaluate.wilson_interval(5, 10)[0] < 0.5
