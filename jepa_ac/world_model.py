@@ -114,8 +114,18 @@ class WorldModel:
         """Imagine H steps from one context frame under S candidate action sequences.
 
         z_context [1, N, D] (layer-normed), state [1, 7], actions [S, H, 7] -> latents [S, H, N, D].
-        As upstream's planning loop: each step re-runs the predictor on every frame so far, keeps
-        the last frame's tokens (layer-normed), and advances the state by the DROID pose composition.
+        Backends with a cached rollout (torch: context embedded once, key/value cache over frames)
+        run it; the result equals `rollout_uncached`.
+        """
+        fast = getattr(self.backend, "rollout", None)
+        if fast is not None and self._require("predictor").is_frame_causal:
+            return fast(z_context, state, actions, REPS_LAYER_NORM_EPS if self.normalize_reps else None)
+        return self.rollout_uncached(z_context, state, actions)
+
+    def rollout_uncached(self, z_context: Any, state: Any, actions: Any) -> Any:
+        """`rollout` as upstream's planning loop: each step re-runs the predictor on every frame so
+        far, keeps the last frame's tokens (layer-normed), and advances the state by the DROID pose
+        composition. Shapes as `rollout`.
         """
         ops = self.ops
         S, H, _ = actions.shape

@@ -107,6 +107,30 @@ class RoPEAttention(nn.Module):
         x = x.transpose(1, 2).reshape(B, N, C)  # [B, N, D]
         return self.proj(x)
 
+    def forward_cached(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attention of new tokens x [B, N, D] to the cached keys/values of earlier tokens plus their own.
+
+        No mask: every new token sees all earlier tokens and every new token (the new tokens are one
+        whole frame of a block-causal sequence). Returns the output [B, N, D] and the extended
+        (keys, values), each [B, heads, L+N, hd] (RoPE already applied to the keys).
+        """
+        B, N, C = x.shape
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, hd]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, hd]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0].expand(B, -1, -1, -1), k], dim=2)  # [B, heads, L+N, hd]
+            v = torch.cat([past[1].expand(B, -1, -1, -1), v], dim=2)  # [B, heads, L+N, hd]
+        x = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, hd]
+        x = x.transpose(1, 2).reshape(B, N, C)  # [B, N, D]
+        return self.proj(x), (k, v)
+
 
 class MLP(nn.Module):
     """fc1 -> GELU (exact) -> fc2."""
@@ -168,6 +192,14 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), cos, sin, attn_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward_cached(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Inference step over one new frame with a key/value cache (see `RoPEAttention.forward_cached`)."""
+        h, kv = self.attn.forward_cached(self.norm1(x), cos, sin, past)
+        x = x + h
+        return x + self.mlp(self.norm2(x)), kv
 
 
 def init_transformer_weights(module: nn.Module, blocks: nn.ModuleList, init_std: float) -> None:

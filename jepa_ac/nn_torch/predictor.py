@@ -13,6 +13,8 @@ import torch.nn as nn
 from jepa_ac.config import PredictorConfig
 from jepa_ac.nn_torch.layers import Block, init_transformer_weights, rope_cos_sin, run_blocks
 
+KVCache = list  # one (keys, values) pair per block, each [B, heads, L, hd]
+
 
 def block_causal_mask(frames: int, tokens_per_frame: int, device: torch.device | None = None) -> torch.Tensor:
     """[T*K, T*K] boolean mask, True where a query token (row) may attend to a key token (column)."""
@@ -90,3 +92,43 @@ class ACPredictor(nn.Module):
 
         x = x.view(B, T, c.cond_tokens + n, -1)[:, :, c.cond_tokens :].flatten(1, 2)  # [B, T*N, W]
         return self.predictor_proj(self.predictor_norm(x))  # [B, T*N, D]
+
+    # -- inference with a key/value cache (planning) -------------------------------------------
+    # Frame t of a block-causal sequence depends only on frames <= t, so a rollout can run one
+    # frame at a time, keeping every block's keys/values of the frames already run. The result
+    # equals `forward` on the whole sequence (tests/test_planning_reference.py checks it).
+
+    def embed_context(self, z: torch.Tensor) -> torch.Tensor:
+        """Encoder latents [B, N, D] -> predictor-width patch tokens [B, N, W]."""
+        return self.predictor_embed(z)
+
+    def frame_step(
+        self,
+        x: torch.Tensor,
+        actions: torch.Tensor,
+        states: torch.Tensor,
+        frame: int,
+        past: KVCache | None,
+        extrinsics: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Predict frame `frame`'s tokens given the earlier frames' cache.
+
+        x [B or 1, N, W] embedded patch tokens of that frame, actions/states [B, A], extrinsics
+        [B, A-1]? -> (output tokens [B, N, D] as `forward` gives them for that frame, new cache).
+        """
+        c = self.config
+        n, k = c.tokens_per_frame, c.cond_tokens
+        B = actions.shape[0]
+        cond = [self.action_encoder(actions), self.state_encoder(states)]  # each [B, W]
+        if c.use_extrinsics:
+            if extrinsics is None:
+                raise ValueError("this predictor uses extrinsics (use_extrinsics=True); pass extrinsics [B, A-1]")
+            cond.append(self.extrinsics_encoder(extrinsics))
+        x = torch.cat([torch.stack(cond, dim=1), x.expand(B, -1, -1)], dim=1)  # [B, K+N, W]
+        cos, sin = rope_cos_sin(*predictor_positions(c, frame + 1, x.device), c.head_dim)  # [(t+1)*(K+N), hd]
+        cos, sin = cos[-(k + n) :], sin[-(k + n) :]  # [K+N, hd]: this frame's positions
+        cache = []
+        for i, block in enumerate(self.predictor_blocks):
+            x, kv = block.forward_cached(x, cos, sin, None if past is None else past[i])
+            cache.append(kv)
+        return self.predictor_proj(self.predictor_norm(x[:, k:])), cache  # [B, N, D]
