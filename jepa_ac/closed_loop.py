@@ -137,6 +137,16 @@ class ExpertPolicy:
         return {"policy": "expert", "noise": self.noise, "seed": self.seed}
 
 
+def warm_up(wm: Any, cem_config: Any, spec: ActionSpec, frame: np.ndarray, state: np.ndarray) -> float:
+    """One throwaway plan (frame -> itself) so that lazy initialisation and compilation (MLX compiles
+    the predictor on first use) do not count as the first step's planning time; returns its seconds."""
+    from jepa_ac.planning import CEMPlanner
+
+    start = time.perf_counter()
+    CEMPlanner(wm, cem_config, spec).plan(frame, state, goal=frame)
+    return time.perf_counter() - start
+
+
 def _numpy_ops():
     from jepa_ac.array_ops import NUMPY_OPS
 

@@ -74,7 +74,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     """Run `episodes` seeded episodes; returns (summary row, per-episode records)."""
     from tqdm import tqdm
 
-    from jepa_ac.closed_loop import ExpertPolicy, LatentDistance, RandomPolicy, make_env, run_closed_loop
+    from jepa_ac.closed_loop import (ExpertPolicy, LatentDistance, RandomPolicy, make_env, run_closed_loop,
+                                     warm_up)
     from jepa_ac.collect import episode_seed
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
 
@@ -82,6 +83,9 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     if policy != "planner":  # baselines have no latent distance to watch: they run the step budget
         defaults = defaults.replace(mpc={"patience": None})
     env = make_env(env_id, defaults.env)
+    if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
+        obs, _ = env.reset(seed=seed)
+        warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
     records = []
     bar = tqdm(range(episodes), desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)

@@ -157,7 +157,7 @@ def plan_single_step(args: argparse.Namespace) -> dict:
 def plan_closed_loop(args: argparse.Namespace) -> dict:
     from PIL import Image
 
-    from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop
+    from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop, warm_up
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
 
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -169,16 +169,18 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
         print(f"note: goal image {note}")
     wm = load_model_from_args(args)
     env = make_env(defaults.env_id, defaults.env)
-    if goal is None:  # the env renders this episode's goal; reset first so it exists
-        env.reset(seed=args.seed)
+    obs, _ = env.reset(seed=args.seed)
+    if goal is None:  # the env renders this episode's goal
         goal = np.asarray(env.unwrapped.goal_image(), dtype=np.uint8)
+    warm_s = warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
     args.out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(goal).save(args.out / "goal.png")
 
     planner = CEMPlanner(wm, defaults.cem, defaults.action)
     print(f"{defaults.env_id} seed {args.seed}: planning with {checkpoint} ({args.backend}), "
           f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
-          f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps")
+          f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps "
+          f"(warm-up plan {warm_s:.2f} s, not counted)")
 
     def show(record, distance):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
@@ -192,6 +194,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
         **report.metrics(),
         "goal": str(args.goal) if args.goal is not None else "env goal_image() (saved as goal.png)",
         "goal_note": note,
+        "warmup_plan_s": warm_s,
         "checkpoint": str(checkpoint),
         "backend": args.backend,
         "planning": defaults.to_dict(),
