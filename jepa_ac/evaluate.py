@@ -239,8 +239,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             _write_atomic(args.out / "episodes" / f"{row['task']}_{policy}.json",
                           json.dumps({"summary": row, "episodes": records}, indent=2) + "\n")
             dist = row["mean_final_task_distance"]
+            dist = "n/a" if dist is None else f"{dist:.3f} m"
             print(f"{env_id} {policy}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "
-                  f"final {row['task_distance_name']} {dist:.3f} m, {row['mean_steps']:.1f} steps, "
+                  f"final {row['task_distance_name']} {dist}, {row['mean_steps']:.1f} steps, "
                   f"{row['wall_s']:.0f} s", flush=True)
     results = merge_results(args.out / "results.json", rows)
     write_markdown(args.out / "results.md", results)

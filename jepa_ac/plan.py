@@ -204,13 +204,18 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     written = ["goal.png", "metrics.json", "energy.png"]
     if not args.no_video and report.frames:
         written += write_rollout_video(args.out, report, goal, fps=defaults.env.control_hz)
-    task = f"{report.task_distance_name} {report.task_distance:.3f} m" if report.task_distance is not None else ""
-    print(f"{report.status} after {report.steps} steps ({report.stop_reason or 'step budget'}); "
-          f"success {report.success}; {task}; latent distance {metrics['initial_latent_distance']:.4f} -> "
-          f"{metrics['final_latent_distance']:.4f}; mean plan {metrics['plan_s_mean']:.3f} s/step; "
-          f"{report.num_clipped} actions clipped by the safety layer")
+    task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m" if report.task_distance_name else ""
+    reason = report.stop_reason or ("step budget" if report.status == "max_steps" else "env time limit")
+    print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}; latent distance "
+          f"{_fmt(metrics['initial_latent_distance'], '.4f')} -> {_fmt(metrics['final_latent_distance'], '.4f')}; "
+          f"mean plan {_fmt(metrics['plan_s_mean'], '.3f')} s/step; {report.num_clipped} actions clipped by the "
+          "safety layer")
     print(f"wrote {', '.join(str(args.out / w) for w in written)}")
     return metrics
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def write_energy_plot(path: Path, report: Any) -> Path:
@@ -230,7 +235,8 @@ def write_energy_plot(path: Path, report: Any) -> Path:
     ax.set_ylabel("L1 latent distance")
     ax.set_title(f"{report.env_id} seed {report.seed}: success {report.success}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
