@@ -241,8 +241,10 @@ class PredictorTrainer:
         self.model.eval()
         sums = np.zeros(3)
         count = min(len(self.val_data), self.config.val_batches * self.config.batch_size)
+        # clips spread evenly over the held-out set (its first clips would all come from one or two episodes)
+        picks = np.linspace(0, len(self.val_data) - 1, count).round().astype(int)
         for start in range(0, count, self.config.batch_size):
-            batch = collate([self.val_data[i] for i in range(start, min(count, start + self.config.batch_size))])
+            batch = collate([self.val_data[int(i)] for i in picks[start : start + self.config.batch_size]])
             h, losses = self._losses(batch, self.model)
             n = h.shape[0]
             sums += n * np.array([float(losses.teacher_forcing), float(losses.rollout),
