@@ -155,6 +155,17 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
     return row
 
 
+def rounded(value: Any, digits: int = 6) -> Any:
+    """Floats rounded to `digits` decimals, recursively (keeps the per-episode files small)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def _mean(values: list[Any]) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
@@ -237,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["wall_s"] = time.perf_counter() - start
             rows.append(row)
             _write_atomic(args.out / "episodes" / f"{row['task']}_{policy}.json",
-                          json.dumps({"summary": row, "episodes": records}, indent=2) + "\n")
+                          json.dumps({"summary": row, "episodes": rounded(records)}) + "\n")
             dist = row["mean_final_task_distance"]
             dist = "n/a" if dist is None else f"{dist:.3f} m"
             print(f"{env_id} {policy}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "
