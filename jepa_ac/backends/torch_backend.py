@@ -203,5 +203,6 @@ class TorchBackend:
             predicted.append(z_next)
             if h + 1 < H:
                 x = pred.embed_context(z_next.to(self.dtype))  # [S, N, W]
-                states = pose.apply_action(states, actions[:, h])  # [S, 7]
+                # in float64 like upstream's scipy pose math: tied costs make CEM sensitive to 1 ulp
+                states = pose.apply_action(states.double(), actions[:, h].double()).float()  # [S, 7]
         return torch.stack(predicted, dim=1)  # [S, H, N, D]
