@@ -12,7 +12,6 @@ The output folder holds the target encoder in our checkpoint format (`load_world
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,17 +39,14 @@ from jepa_ac.training.common import (
     batch_indices,
     init_distributed,
     param_groups,
-    plot_curves,
     rng_state,
     seed_everything,
     set_rng_state,
 )
+from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state
 
 logger = logging.getLogger(__name__)
 
-TRAINER_STATE = "trainer_state.pt"
-CHECKPOINT_DIR = "checkpoint"
-FINAL_DIR = "final"
 MASK_SETS: dict[str, tuple[BlockMaskSpec, ...]] = {
     "vjepa": (SHORT_RANGE, LONG_RANGE),
     "short": (SHORT_RANGE,),
@@ -165,8 +161,18 @@ def feature_std(h: torch.Tensor) -> float:
     return float(h.reshape(-1, h.shape[-1]).std(dim=0).mean())
 
 
-class PretrainTrainer:
+class PretrainTrainer(TrainingLoop):
     """Owns the encoders, predictor, optimizer, data and bookkeeping of one run (one DDP process)."""
+
+    run_name = "pretrain_encoder"
+    plot_keys = ("loss", "val_loss")
+    plot_title = "V-JEPA pretraining"
+
+    def progress_fields(self, record: dict[str, float]) -> dict[str, str]:
+        return {**super().progress_fields(record), "std": f"{record['target_std']:.3f}"}
+
+    def summary_fields(self, record: dict[str, float]) -> dict[str, Any]:
+        return {"loss": record["loss"], "target_std": record["target_std"]}
 
     def __init__(self, config: PretrainEncoderConfig, train_data: Any, val_data: Any | None = None,
                  dist_info: DistInfo | None = None) -> None:
@@ -218,12 +224,9 @@ class PretrainTrainer:
         from jepa_ac.checkpoints import read_checkpoint
 
         path = self.out / CHECKPOINT_DIR
-        if not (path / TRAINER_STATE).exists():
+        state = load_trainer_state(path, self.info)
+        if state is None:
             return False
-        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
-        if state["world_size"] != self.info.world_size:
-            raise ValueError(f"{path} was written by {state['world_size']} processes; resume with the same number "
-                             f"(now {self.info.world_size}) to keep the data order")
         self.model.load_state_dict(state["model"])
         ckpt = read_checkpoint(path)
         self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in ckpt.arrays["encoder"].items()})
@@ -308,44 +311,3 @@ class PretrainTrainer:
             stds.append(std)
         self.model.train()
         return {"step": self.step, "val_loss": sum(losses) / count, "val_target_std": float(np.mean(stds))}
-
-    def fit(self) -> dict[str, Any]:
-        """Run to `steps` (or `stop_after` steps in this process); returns a summary."""
-        from tqdm import tqdm
-
-        c = self.config
-        if c.resume:
-            self.resume()
-        if self.info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
-        end = c.steps if not c.stop_after else min(c.steps, self.step + c.stop_after)
-        bar = tqdm(total=c.steps, initial=self.step, disable=not self.info.is_main, desc="pretrain_encoder",
-                   dynamic_ncols=True, mininterval=2.0)
-        last_val: dict[str, float] = {}
-        record: dict[str, float] = {}
-        while self.step < end:
-            record = self.train_step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", std=f"{record['target_std']:.3f}",
-                            step_s=f"{record['step_time']:.2f}")
-            if self.step % c.log_every == 0 or self.step == end:
-                self.metrics.log(record)
-            if self.step % c.eval_every == 0 or self.step == c.steps:
-                last_val = self.validate()
-                if last_val:
-                    self.metrics.log(last_val)
-            if self.step % c.save_every == 0 or self.step == end:
-                self.save()
-        bar.close()
-        summary: dict[str, Any] = {"step": self.step, "finished": self.step >= c.steps,
-                                   "loss": record.get("loss"), "target_std": record.get("target_std"), **last_val}
-        if self.step >= c.steps:
-            self.save(FINAL_DIR)
-            if self.info.is_main and (self.out / "metrics.jsonl").exists():
-                plot_curves(self.out / "metrics.jsonl", self.out / "loss_curves.png", ("loss", "val_loss"),
-                            "V-JEPA pretraining")
-        if self.info.is_main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.metrics.close()
-        return summary

@@ -9,7 +9,6 @@ copy-last-frame baseline, JSONL metrics and a loss plot.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +30,12 @@ from jepa_ac.training.common import (
     batch_indices,
     init_distributed,
     param_groups,
-    plot_curves,
     rng_state,
     seed_everything,
     set_rng_state,
 )
+from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
-
-TRAINER_STATE = "trainer_state.pt"
-CHECKPOINT_DIR = "checkpoint"  # latest, replaced atomically
-FINAL_DIR = "final"
 
 
 @dataclass(frozen=True)
@@ -140,8 +135,12 @@ def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tup
     return model, pred
 
 
-class PredictorTrainer:
+class PredictorTrainer(TrainingLoop):
     """Owns the model, optimizer, data and bookkeeping of one run (one process of a DDP job)."""
+
+    run_name = "train_predictor"
+    plot_keys = ("loss_tf", "loss_rollout", "val_loss_tf", "val_copy_last_baseline")
+    plot_title = "predictor training"
 
     def __init__(self, config: TrainPredictorConfig, train_data: Any, val_data: Any | None,
                  dist_info: DistInfo | None = None) -> None:
@@ -187,12 +186,9 @@ class PredictorTrainer:
     def resume(self) -> bool:
         """Continue from `out/checkpoint` if it exists: weights, optimizer, RNG and step."""
         path = self.out / CHECKPOINT_DIR
-        if not (path / TRAINER_STATE).exists():
+        state = load_trainer_state(path, self.info)
+        if state is None:
             return False
-        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
-        if state["world_size"] != self.info.world_size:
-            raise ValueError(f"{path} was written by {state['world_size']} processes; resume with the same number "
-                             f"(now {self.info.world_size}) to keep the data order")
         ckpt = read_checkpoint(path)
         self.model.load_state_dict({k: torch.as_tensor(v) for k, v in ckpt.arrays["predictor"].items()})
         self.optimizer.load_state_dict(state["optimizer"])
@@ -254,42 +250,3 @@ class PredictorTrainer:
         tf, ro, base = sums / count
         return {"step": self.step, "val_loss_tf": tf, "val_loss_rollout": ro, "val_copy_last_baseline": base,
                 "val_tf_vs_baseline": tf / base}
-
-    def fit(self) -> dict[str, Any]:
-        """Run to `steps` (or `stop_after` steps in this process); returns a summary."""
-        from tqdm import tqdm
-
-        c = self.config
-        if c.resume:
-            self.resume()
-        if self.info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2) + "\n")
-        end = c.steps if not c.stop_after else min(c.steps, self.step + c.stop_after)
-        bar = tqdm(total=c.steps, initial=self.step, disable=not self.info.is_main, desc="train_predictor",
-                   dynamic_ncols=True, mininterval=2.0)
-        last_val: dict[str, float] = {}
-        while self.step < end:
-            record = self.train_step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", step_s=f"{record['step_time']:.2f}")
-            if self.step % c.log_every == 0 or self.step == end:
-                self.metrics.log(record)
-            if self.step % c.eval_every == 0 or self.step == c.steps:
-                last_val = self.validate()
-                if last_val:
-                    self.metrics.log(last_val)
-            if self.step % c.save_every == 0 or self.step == end:
-                self.save()
-        bar.close()
-        summary: dict[str, Any] = {"step": self.step, "finished": self.step >= c.steps, **last_val}
-        if self.step >= c.steps:
-            self.save(FINAL_DIR)
-            if self.info.is_main and (self.out / "metrics.jsonl").exists():
-                plot_curves(self.out / "metrics.jsonl", self.out / "loss_curves.png",
-                            ("loss_tf", "loss_rollout", "val_loss_tf", "val_copy_last_baseline"),
-                            "predictor training")
-        if self.info.is_main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        self.metrics.close()
-        return summary
