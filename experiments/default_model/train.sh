@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the shipped default world model end to end on CPU (about an hour on a quiet 2-core machine):
-# collect (collect.sh) -> V-JEPA pretraining -> latent cache -> AC predictor -> fp16 export.
+# collect (collect.sh) -> V-JEPA pretraining -> latent cache -> AC predictor (2 stages) -> fp16 export.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -9,4 +9,5 @@ PY=${PY:-.venv/bin/python}
 "$PY" -m jepa_ac.encode_dataset --data data/sim128/all.txt --checkpoint runs/pretrain_default/final \
   --out runs/default/latents.zarr --no-progress
 "$PY" -m jepa_ac.train_predictor --config experiments/default_model/predictor.yaml --resume true
+"$PY" -m jepa_ac.train_predictor --config experiments/default_model/predictor_stage2.yaml --resume true
 bash experiments/default_model/export.sh
