@@ -93,6 +93,9 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     group.add_argument("--iterations", type=int)
     group.add_argument("--topk", type=int)
     group.add_argument("--horizon", type=int)
+    group.add_argument("--cem", nargs="+", metavar="FIELD=VALUE", default=None,
+                       help="any CEMConfig field, value as JSON (e.g. warm_start=true keep_elites=0.3 "
+                            "min_samples=32 surprise_gate=0.2)")
     group.add_argument("--image-size", type=int, help="env render size in px")
     group.add_argument("--max-steps", type=int, help="MPC step budget per episode")
     group.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
@@ -114,6 +117,7 @@ def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, 
     defaults = base.for_env(env_id) if for_env else base
     cem: dict[str, Any] = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")
                            if getattr(args, k) is not None}
+    cem.update(parse_field_values(getattr(args, "cem", None) or [], "--cem"))
     cem["seed"] = seed
     if "samples" in cem and "topk" not in cem:
         cem["topk"] = min(defaults.cem.topk, cem["samples"])
@@ -122,3 +126,18 @@ def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, 
         mpc["patience"] = args.patience or None
     env = {"image_size": args.image_size} if args.image_size is not None else {}
     return defaults.replace(cem=cem, mpc=mpc, env=env)
+
+
+def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:
+    """["warm_start=true", "keep_elites=0.3"] -> {"warm_start": True, "keep_elites": 0.3} (values as JSON,
+    bare words as strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"{flag}: expected FIELD=VALUE, got {item!r}")
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name] = text
+    return out

@@ -171,6 +171,7 @@ class EpisodeReport:
     info: dict[str, Any]  # the simulator's final info (numbers only)
     task_distance_name: str | None
     frames: list[np.ndarray] = field(default_factory=list)  # [T+1] uint8 [H, W, 3] when recorded
+    planner: list[dict[str, Any]] = field(default_factory=list)  # [T] planner info (replanned, samples, surprise)
 
     @property
     def task_distance(self) -> float | None:
@@ -187,8 +188,11 @@ class EpisodeReport:
             "plan_s_max": float(np.max(self.plan_s)) if self.plan_s else None,
             "step_s_mean": float(np.mean(self.step_s)) if self.step_s else None,
             "num_clipped": self.num_clipped,
+            "replans": sum(bool(p.get("replanned", True)) for p in self.planner) if self.planner else None,
+            "samples_evaluated": sum(int(p.get("samples_evaluated", 0)) for p in self.planner) if self.planner else None,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
-                         "step_s": self.step_s},
+                         "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
+                         "replanned": [p.get("replanned") for p in self.planner]},
             "final_info": self.info,
         }
 
@@ -241,7 +245,7 @@ def run_closed_loop(
         steps=len(result.steps), energies=[s.energy for s in result.steps], distances=distances,
         plan_s=[float(s.timing.get("plan_s", math.nan)) for s in result.steps],
         step_s=[float(s.timing["step_s"]) for s in result.steps], num_clipped=result.num_clipped, info=info,
-        task_distance_name=TASK_DISTANCE.get(task), frames=frames,
+        task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in result.steps],
     )
 
 

@@ -138,6 +138,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "plan_s_mean": float(np.mean(plan_s)) if plan_s else None,
         "plan_s_p90": float(np.percentile(plan_s, 90)) if plan_s else None,
         "mean_final_latent_distance": _mean([r["final_latent_distance"] for r in records]),
+        "samples_per_step": _ratio([r.get("samples_evaluated") for r in records], [r["steps"] for r in records]),
+        "replan_fraction": _ratio([r.get("replans") for r in records], [r["steps"] for r in records]),
         "episode_seeds": [r["seed"] for r in records],
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
@@ -164,6 +166,13 @@ def rounded(value: Any, digits: int = 6) -> Any:
     if isinstance(value, list):
         return [rounded(v, digits) for v in value]
     return value
+
+
+def _ratio(numerators: list[Any], denominators: list[int]) -> float | None:
+    """sum(numerators) / sum(denominators) over the records that have a numerator (planner runs)."""
+    pairs = [(n, d) for n, d in zip(numerators, denominators) if n is not None]
+    total = sum(d for _, d in pairs)
+    return float(sum(n for n, _ in pairs) / total) if pairs and total else None
 
 
 def _mean(values: list[Any]) -> float | None:

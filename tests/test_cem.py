@@ -127,3 +127,112 @@ def test_warm_start_shifts_previous_plan(tiny_wm, golden):
     np.testing.assert_array_equal(planner._previous_mean[:2], first.mean[1:])
     planner.reset()
     assert planner._previous_mean is None
+
+
+# -- planning-quality options (iCEM elite reuse, coloured noise, adaptive samples, surprise gate) --------
+
+
+def recording(cost):
+    """Wrap a numpy cost to keep every batch of actions it was asked about."""
+    seen = []
+
+    def wrapped(actions):
+        seen.append(np.array(actions))
+        return cost(actions)
+    return wrapped, seen
+
+
+def test_coloured_noise_is_white_at_beta_zero_and_horizon_one():
+    from jepa_ac.planning.cem import coloured_noise
+
+    white = np.random.default_rng(0).standard_normal((4, 50, 1, 3)).astype(np.float32)
+    np.testing.assert_array_equal(coloured_noise(white, 2.0, axis=2), white)  # H = 1: nothing to correlate
+    white = np.random.default_rng(0).standard_normal((4, 50, 8, 3)).astype(np.float32)
+    np.testing.assert_array_equal(coloured_noise(white, 0.0, axis=2), white)
+
+
+def test_coloured_noise_is_correlated_in_time_with_unit_variance():
+    from jepa_ac.planning.cem import coloured_noise
+
+    white = np.random.default_rng(1).standard_normal((20000, 16)).astype(np.float32)
+    brown = coloured_noise(white, 2.0, axis=1)
+    assert brown.dtype == np.float32 and brown.shape == white.shape
+    assert abs(brown.var() - 1.0) < 0.05
+    lag1 = np.mean(brown[:, 1:] * brown[:, :-1]) / brown.var()
+    assert lag1 > 0.6  # neighbouring steps move together
+    assert abs(np.mean(white[:, 1:] * white[:, :-1])) < 0.02
+    np.testing.assert_array_equal(coloured_noise(white, 2.0, axis=1), brown)  # deterministic
+
+
+def test_elite_reuse_never_loses_the_best_sample():
+    """With elites carried over (and a deterministic cost) the best cost cannot rise between iterations;
+    the number of evaluated samples stays samples x iterations."""
+    config = CEMConfig(samples=24, iterations=8, topk=6, keep_elites=0.5, seed=0)
+    spec = ActionSpec()
+    cost, seen = recording(quadratic_cost(NUMPY_OPS))
+    result = cem(cost, config, spec, sample_noise(config, spec, np.random.default_rng(3)), NUMPY_OPS)
+    best = result.elite_costs[:, 0]
+    assert np.all(np.diff(best) <= 1e-12), best
+    assert result.evaluated == 24 * 8 and all(len(a) == 24 for a in seen)
+    # the 3 carried elites are the first rows of the next batch
+    np.testing.assert_array_equal(seen[1][:3, :, list(spec.free_index)], result_elites_of(seen[0])[:3])
+
+
+def result_elites_of(batch):
+    order = np.argsort(quadratic_cost(NUMPY_OPS)(batch), kind="stable")
+    return batch[order][:, :, list(ActionSpec().free_index)]
+
+
+def test_warm_start_elites_enter_the_first_iteration():
+    config = CEMConfig(samples=16, iterations=2, topk=4, keep_elites=0.5)
+    spec = ActionSpec()
+    previous = np.full((4, 1, 4), 0.01, np.float32)
+    cost, seen = recording(quadratic_cost(NUMPY_OPS))
+    cem(cost, config, spec, sample_noise(config, spec, np.random.default_rng(0)), NUMPY_OPS, init_elites=previous)
+    np.testing.assert_allclose(seen[0][:2, :, list(spec.free_index)], previous[:2])
+    assert not np.allclose(seen[0][2:, :, list(spec.free_index)], 0.01)
+
+
+def test_adaptive_samples_shrink_with_the_spread():
+    config = CEMConfig(samples=200, iterations=6, topk=10, min_samples=20)
+    spec = ActionSpec()
+    cost, seen = recording(quadratic_cost(NUMPY_OPS))
+    result = cem(cost, config, spec, sample_noise(config, spec, np.random.default_rng(0)), NUMPY_OPS)
+    sizes = [len(a) for a in seen]
+    assert sizes[0] == 200 and sizes[-1] < 200 and min(sizes) >= 20
+    assert sizes == sorted(sizes, reverse=True)
+    assert result.evaluated == sum(sizes)
+    np.testing.assert_allclose(result.actions[0, :3], TARGET, atol=0.01)
+
+
+def test_new_options_are_validated():
+    for bad in ({"keep_elites": 1.5}, {"noise_beta": -1.0}, {"min_samples": 4, "topk": 10},
+                {"min_samples": 900}, {"surprise_gate": 0.0}, {"max_skips": 0}):
+        with pytest.raises(ValueError, match="CEMConfig"):
+            CEMConfig(**bad)
+
+
+def test_surprise_gate_reuses_the_plan_when_the_world_behaves_as_predicted(tiny_wm, golden):
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    config = CEMConfig(samples=16, iterations=2, topk=4, horizon=1, surprise_gate=1e6, max_skips=2)
+    planner = CEMPlanner(tiny_wm, config)
+    first = planner.plan_sequence(frames[0], state, frames[2])
+    assert not first.skipped and first.surprise is None and first.evaluated == 32
+    results = [planner.plan_sequence(frames[1], state) for _ in range(3)]
+    assert [r.skipped for r in results] == [True, True, False]  # at most max_skips in a row
+    assert results[0].evaluated == 0
+    np.testing.assert_array_equal(results[0].actions, first.actions)  # horizon 1: the action repeats
+    # the surprise is the L1 distance between the observed latent and the one predicted for it
+    z1 = tiny_wm.encode(frames[1])
+    predicted = tiny_wm.rollout(tiny_wm.encode(frames[0]), torch.from_numpy(state[None].astype(np.float32)),
+                                torch.from_numpy(first.actions[None]))[:, 0]
+    expected = float(tiny_wm.energy(z1, predicted)[0])
+    assert results[0].surprise == pytest.approx(expected, rel=1e-5)
+
+
+def test_surprise_gate_replans_when_surprised(tiny_wm, golden):
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, surprise_gate=1e-9))
+    planner.plan_sequence(frames[0], state, frames[2])
+    second = planner.plan_sequence(frames[1], state)
+    assert not second.skipped and second.surprise > 1e-9 and second.evaluated == 32

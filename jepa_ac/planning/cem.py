@@ -3,6 +3,16 @@
 `cem()` is a pure function of (cost function, config, action spec, noise): no environment,
 logging or I/O. Noise for all iterations is drawn up front on the host from a seeded numpy
 generator, so every backend sees identical samples and the loop has no host-device sync.
+
+Planning-quality options (all off by default, which is upstream's CEM):
+- `keep_elites` (iCEM elite reuse): a fraction of each iteration's elites replaces as many fresh
+  samples in the next iteration; with `warm_start`, the previous MPC step's final elites (shifted
+  by one step) enter the first iteration too. The number of evaluated samples is unchanged.
+- `noise_beta` (iCEM coloured noise): sample noise with a 1/f^beta power spectrum along the
+  horizon (temporally correlated action sequences); a no-op at horizon 1.
+- `min_samples` (adaptive sample counts): iteration i evaluates only
+  `samples * mean(std_i / std_0)` samples (at least `min_samples`): fewer as the distribution
+  narrows. This syncs one small array with the host per iteration.
 """
 
 from __future__ import annotations
@@ -34,6 +44,11 @@ class CEMConfig:
     gripper_deadband: float = 0.25  # final gripper deltas smaller than this become 0
     close_gripper_after: int | None = None  # from this horizon step on, force gripper delta 1.0
     warm_start: bool = False  # MPC: start from the previous plan shifted by one step
+    keep_elites: float = 0.0  # iCEM: fraction of the top-k carried into the next iteration's samples
+    noise_beta: float = 0.0  # iCEM: coloured-noise exponent along the horizon (0 = white)
+    min_samples: int | None = None  # adaptive sample counts (None = always `samples`)
+    surprise_gate: float | None = None  # skip CEM when the observed latent is this close to the predicted one
+    max_skips: int = 2  # at most this many skipped re-plans in a row
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -47,6 +62,23 @@ class CEMConfig:
                 raise ValueError(f"CEMConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.init_std_gripper <= 0 or self.gripper_deadband < 0:
             raise ValueError("CEMConfig.init_std_gripper must be > 0 and gripper_deadband >= 0")
+        if not 0.0 <= self.keep_elites <= 1.0:
+            raise ValueError(f"CEMConfig.keep_elites must be in [0, 1], got {self.keep_elites!r}")
+        if not 0.0 <= self.noise_beta <= 4.0:
+            raise ValueError(f"CEMConfig.noise_beta must be in [0, 4], got {self.noise_beta!r}")
+        if self.min_samples is not None and not (isinstance(self.min_samples, int)
+                                                 and self.topk <= self.min_samples <= self.samples):
+            raise ValueError(f"CEMConfig.min_samples must be an int in [topk={self.topk}, samples={self.samples}] "
+                             f"or null, got {self.min_samples!r}")
+        if self.surprise_gate is not None and not self.surprise_gate > 0:
+            raise ValueError(f"CEMConfig.surprise_gate must be > 0 or null, got {self.surprise_gate!r}")
+        if not isinstance(self.max_skips, int) or self.max_skips < 1:
+            raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
+
+    @property
+    def kept_elites(self) -> int:
+        """How many elites `keep_elites` carries into the next iteration."""
+        return int(round(self.keep_elites * self.topk))
 
     def replace(self, **changes: Any) -> "CEMConfig":
         return dataclasses.replace(self, **changes)
@@ -60,12 +92,44 @@ class CEMResult:
     mean: np.ndarray  # [H, F] final mean over the free dims
     std: np.ndarray  # [H, F] final std over the free dims
     elite_costs: np.ndarray  # [iterations, topk] costs of the elites, per iteration
+    elites: np.ndarray | None = None  # [topk, H, F] the last iteration's elites (free dims), best first
+    evaluated: int = 0  # samples whose cost was evaluated, over all iterations
+    skipped: bool = False  # True when the surprise gate reused the previous plan instead of running CEM
+    surprise: float | None = None  # L1 between the observed latent and the one predicted at the previous step
 
 
 def sample_noise(config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
-    """Standard normal noise for a whole CEM run: [iterations, S, H, F] float32."""
+    """Standard normal noise for a whole CEM run: [iterations, S, H, F] float32 (coloured along H
+    when `config.noise_beta` > 0)."""
     shape = (config.iterations, config.samples, config.horizon, len(spec.free_names))
-    return rng.standard_normal(shape, dtype=np.float32)
+    white = rng.standard_normal(shape, dtype=np.float32)
+    return coloured_noise(white, config.noise_beta, axis=2)
+
+
+def coloured_noise(white: np.ndarray, beta: float, axis: int) -> np.ndarray:
+    """Filter white noise to a 1/f^beta power spectrum along `axis`, rescaled to unit variance.
+
+    iCEM's coloured noise (beta 0: white, 2: brown): the amplitude of frequency f is scaled by
+    f^(-beta/2), the zero frequency as the lowest non-zero one. A deterministic transform, so
+    identical white noise gives identical coloured noise on every backend.
+    """
+    n = white.shape[axis]
+    if beta == 0.0 or n < 2:
+        return white
+    freqs = np.fft.rfftfreq(n)  # [n // 2 + 1]
+    freqs[0] = freqs[1]
+    scale = freqs ** (-beta / 2.0)
+    shape = [1] * white.ndim
+    shape[axis] = scale.size
+    spectrum = np.fft.rfft(white.astype(np.float64), axis=axis) * scale.reshape(shape)
+    coloured = np.fft.irfft(spectrum, n=n, axis=axis)
+    # each frequency bin's variance is known, so normalise by the expected (not sampled) variance
+    weights = np.full(scale.size, 2.0)
+    weights[0] = 1.0
+    if n % 2 == 0:
+        weights[-1] = 1.0
+    expected_var = float(np.sum(weights * scale**2)) / n
+    return (coloured / np.sqrt(expected_var)).astype(np.float32)
 
 
 def cem(
@@ -75,12 +139,15 @@ def cem(
     noise: np.ndarray,
     ops: ArrayOps,
     init_mean: np.ndarray | None = None,
+    init_elites: np.ndarray | None = None,
 ) -> CEMResult:
     """Minimise `cost_fn(actions [S, H, 7]) -> [S]` over action sequences.
 
     Each iteration: sample `mean + std * noise`, project into the bounds, evaluate, keep the
     top-k, and move mean/std towards the elites' with momentum (separate for the gripper).
-    The result is the final mean (gripper deltas under the deadband zeroed).
+    The result is the final mean (gripper deltas under the deadband zeroed). `init_elites`
+    [n, H, F] (the previous MPC step's shifted elites) replace the first fresh samples of the
+    first iteration when `config.keep_elites` > 0.
     """
     H, F = config.horizon, len(spec.free_names)
     if noise.shape != (config.iterations, config.samples, H, F):
@@ -94,17 +161,29 @@ def cem(
     mean = ops.asarray(np.zeros((H, F), np.float32) if init_mean is None else init_mean)
     std = ops.asarray(np.broadcast_to(spec.initial_std(config.init_std_gripper), (H, F)).copy())
     m_mean_x, m_std_x = ops.asarray(m_mean), ops.asarray(m_std)
-    elite_costs = []
+    std0 = ops.to_numpy(std).mean() if config.min_samples is not None else None
+    keep = config.kept_elites
+    carried = None  # [n, H, F] elites that replace fresh samples this iteration
+    if keep and init_elites is not None and len(init_elites):
+        carried = ops.asarray(np.asarray(init_elites, np.float32)[:keep])
+    elite_costs, evaluated = [], 0
     for i in range(config.iterations):
-        free = spec.constrain(noise_x[i] * std + mean, ops)  # [S, H, F]
+        n = config.samples
+        if std0 is not None and i > 0:  # adaptive: as many samples as the spread left warrants
+            n = int(np.clip(np.ceil(config.samples * ops.to_numpy(std).mean() / std0), config.min_samples, n))
+        free = spec.constrain(noise_x[i][:n] * std + mean, ops)  # [n, H, F]
         if config.close_gripper_after is not None and grip:
             free = _force_gripper(free, grip[0], config.close_gripper_after, ops)
-        costs = cost_fn(spec.expand(free, ops))  # [S]
+        if carried is not None:  # elite reuse: the carried elites take the first fresh samples' places
+            free = ops.concat([carried, free[carried.shape[0]:]], axis=0)
+        costs = cost_fn(spec.expand(free, ops))  # [n]
+        evaluated += n
         idx = ops.smallest_k(costs, config.topk)  # [k]
         elites = free[idx]  # [k, H, F]
         mean = ops.mean(elites, axis=0) * (1.0 - m_mean_x) + mean * m_mean_x
         std = ops.std(elites, axis=0) * (1.0 - m_std_x) + std * m_std_x
         elite_costs.append(costs[idx])
+        carried = elites[:keep] if keep else None
 
     mean_np, std_np = ops.to_numpy(mean), ops.to_numpy(std)
     final = mean_np.copy()
@@ -112,12 +191,14 @@ def cem(
         final[..., g] = np.where(np.abs(final[..., g]) < config.gripper_deadband, 0.0, final[..., g])
     actions = spec.expand(final, NUMPY_OPS)
     costs_np = np.stack([ops.to_numpy(c) for c in elite_costs])
-    return CEMResult(actions=actions.astype(np.float32), mean=mean_np, std=std_np, elite_costs=costs_np)
+    return CEMResult(actions=actions.astype(np.float32), mean=mean_np, std=std_np, elite_costs=costs_np,
+                     elites=ops.to_numpy(elites), evaluated=evaluated)
 
 
 def shift_plan(mean: np.ndarray) -> np.ndarray:
-    """Warm start for the next MPC step: drop the executed step, repeat the last one. [H, F] -> [H, F]."""
-    return np.concatenate([mean[1:], mean[-1:]], axis=0)
+    """Warm start for the next MPC step: drop the executed step, repeat the last one.
+    [H, F] -> [H, F], or per sequence [n, H, F] -> [n, H, F]."""
+    return np.concatenate([mean[..., 1:, :], mean[..., -1:, :]], axis=-2)
 
 
 def _force_gripper(free: Any, g: int, after: int, ops: ArrayOps) -> Any:

@@ -5,6 +5,12 @@
 
 `PlanningPolicy` wraps it in the `reset()` / `infer(obs) -> dict` interface that the MPC loop,
 the planning server and the robot adapters share.
+
+Across MPC steps the planner keeps the previous plan (warm start, iCEM elite carry-over) and the
+latent it predicted for the frame after the executed action. The observed frame's distance to that
+prediction is the step's `surprise`; with `CEMConfig.surprise_gate`, a step whose surprise is below
+the gate executes the previous plan shifted by one step instead of re-planning (at most
+`max_skips` times in a row; at horizon 1 that repeats the last action).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jepa_ac.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, sample_noise, shift_plan
 from jepa_ac.preprocess import check_frames
@@ -39,11 +46,17 @@ class CEMPlanner:
         self.rng = np.random.default_rng(self.config.seed)
         self._goal_latent: Any = None
         self._previous_mean: np.ndarray | None = None
+        self._previous_elites: np.ndarray | None = None
+        self._expected_latent: Any = None  # [1, N, D] predicted latent of the next observation
+        self._skips = 0
         self.last_result: CEMResult | None = None
 
     def reset(self, seed: int | None = None) -> None:
-        """Forget the warm-start plan (and reseed if asked); the goal stays set."""
+        """Forget the warm-start plan and prediction (and reseed if asked); the goal stays set."""
         self._previous_mean = None
+        self._previous_elites = None
+        self._expected_latent = None
+        self._skips = 0
         self.last_result = None
         self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
 
@@ -73,16 +86,47 @@ class CEMPlanner:
         z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
         state_x = self.wm.ops.asarray(check_state(state)[None])  # [1, 7]
         z_goal = self._goal_latent
+        surprise = None
+        if self._expected_latent is not None:
+            surprise = float(self.wm.ops.to_numpy(self.wm.energy(z, self._expected_latent))[0])
 
-        def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
-            return self.wm.rollout_energy(z, state_x, actions, z_goal)
+        gate = self.config.surprise_gate
+        if (gate is not None and surprise is not None and surprise < gate and self._skips < self.config.max_skips
+                and self.last_result is not None):
+            result = self._reuse_previous_plan(surprise)
+            self._skips += 1
+        else:
+            def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
+                return self.wm.rollout_energy(z, state_x, actions, z_goal)
 
-        init = self._previous_mean if self.config.warm_start else None
-        noise = sample_noise(self.config, self.spec, self.rng)
-        result = cem(cost, self.config, self.spec, noise, self.wm.ops, init_mean=init)
+            warm = self.config.warm_start
+            noise = sample_noise(self.config, self.spec, self.rng)
+            result = cem(cost, self.config, self.spec, noise, self.wm.ops,
+                         init_mean=self._previous_mean if warm else None,
+                         init_elites=self._previous_elites if warm else None)
+            result.surprise = surprise
+            self._skips = 0
         self._previous_mean = shift_plan(result.mean)
+        self._previous_elites = shift_plan(result.elites) if result.elites is not None else None
+        # imagine the chosen plan once: its first frame is what the next observation should look like
+        imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(result.actions[None]))  # [1, H, N, D]
+        self._expected_latent = imagined[:, 0]  # [1, N, D]
+        if result.skipped:  # the reused plan's energy from here (CEM results carry their elites')
+            energy = float(self.wm.ops.to_numpy(self.wm.energy(imagined[:, -1], z_goal))[0])
+            result.elite_costs = np.array([[energy]], np.float32)
         self.last_result = result
         return result
+
+    def _reuse_previous_plan(self, surprise: float) -> CEMResult:
+        """The previous plan shifted by one step, as a CEM result (no samples evaluated)."""
+        previous = self.last_result
+        mean = self._previous_mean  # [H, F] already shifted
+        final = mean.copy()
+        for g in np.flatnonzero(self.spec.is_gripper()):
+            final[..., g] = np.where(np.abs(final[..., g]) < self.config.gripper_deadband, 0.0, final[..., g])
+        actions = self.spec.expand(self.spec.constrain(final, NUMPY_OPS), NUMPY_OPS).astype(np.float32)
+        return CEMResult(actions=actions, mean=mean, std=previous.std, elite_costs=np.zeros((1, 1), np.float32),
+                         elites=self._previous_elites, evaluated=0, skipped=True, surprise=surprise)
 
 
 class PlanningPolicy:
@@ -109,6 +153,8 @@ class PlanningPolicy:
             "plan": result.actions,
             "energy": float(result.elite_costs[-1][0]),
             "timing": {"plan_s": total, "total_s": total},
+            "planner": {"replanned": not result.skipped, "samples_evaluated": result.evaluated,
+                        "surprise": result.surprise},
         }
 
     def metadata(self) -> dict[str, Any]:

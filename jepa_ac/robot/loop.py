@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class StepRecord:
     clips: tuple[str, ...]  # safety clips applied
     energy: float | None
     timing: dict[str, float]  # planner timing plus "step_s" (observe + plan + act)
+    planner: dict[str, Any] = field(default_factory=dict)  # planner info: replanned, samples_evaluated, surprise
 
 
 @dataclass
@@ -110,7 +111,8 @@ def run_episode(
             energy = out.get("energy")
             record = StepRecord(index=index, state=np.asarray(state, dtype=np.float64), requested=safe.requested,
                                 action=safe.action, clips=safe.clips,
-                                energy=None if energy is None else float(energy), timing=timing)
+                                energy=None if energy is None else float(energy), timing=timing,
+                                planner=dict(out.get("planner") or {}))
             result.steps.append(record)
             if on_step is not None:
                 on_step(record)

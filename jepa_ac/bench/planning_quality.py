@@ -1,0 +1,205 @@
+"""Planning-quality variants (warm start, iCEM, adaptive samples, surprise gate), each on/off on the same seeds.
+
+    python -m jepa_ac.bench planning_quality --env reach --episodes 30 --out experiments/planning_quality
+    python -m jepa_ac.bench planning_quality --variants baseline,warm_start --episodes 5 --out /tmp/pq
+
+Every variant is the checkpoint's planning defaults (planning.json) with a few `CEMConfig` fields
+changed, run closed-loop by `jepa_ac.evaluate` on the same seeded episodes:
+
+- `baseline`: the defaults (upstream CEM);
+- `warm_start`: start each MPC step's CEM from the previous plan shifted by one step;
+- `elite_reuse`: iCEM's elite carry-over inside a step (30% of the top-k replace fresh samples);
+- `icem`: warm start + elite reuse + shifted elites carried across steps + coloured noise (beta 2;
+  white at horizon 1);
+- `adaptive_samples`: each iteration samples in proportion to the spread left (at least a quarter);
+- `surprise_gate`: skip re-planning while the observed latent is as close to the predicted one as the
+  `--gate-quantile` of the baseline's per-step surprises (or `--surprise-gate`), at most 2 steps in a row.
+
+The first four keep the compute (samples x iterations per step); the last two trade it for latency,
+which the table shows as samples evaluated per step and planning seconds per step. Writes
+`planning_quality.json`, `planning_quality.md` and `planning_quality.png` under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jepa_ac.bench.latency import machine_info
+from jepa_ac.bench.parity import write_atomic
+from jepa_ac.cli_args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "warm_start": {"warm_start": True},
+    "elite_reuse": {"keep_elites": 0.3},
+    "icem": {"warm_start": True, "keep_elites": 0.3, "noise_beta": 2.0},
+    "adaptive_samples": {"min_samples": "quarter"},  # resolved against the defaults' sample count
+    "surprise_gate": {"surprise_gate": "calibrated"},  # resolved from the baseline's surprises
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench planning_quality", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="reach", help="env id or short name (reach, push, pickplace)")
+    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
+    parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
+    parser.add_argument("--surprise-gate", type=float, default=None, help="gate threshold (default: calibrated)")
+    parser.add_argument("--gate-quantile", type=float, default=0.25,
+                        help="calibrated gate: this quantile of the baseline's per-step surprises")
+    parser.add_argument("--out", type=Path, default=Path("experiments/planning_quality"))
+    parser.add_argument("--no-progress", action="store_true")
+    add_model_args(parser, checkpoint_help="world model (default: the shipped jepa_ac/assets/default_model)")
+    add_planning_args(parser)
+    return parser
+
+
+def resolve_variant(name: str, args: argparse.Namespace, env_id: str, gate: float | None) -> dict[str, Any]:
+    """The CEM field overrides of a variant, with its placeholders filled in."""
+    fields = dict(VARIANTS[name])
+    if fields.get("min_samples") == "quarter":
+        base = planning_from_args(args, env_id, seed=0).cem
+        fields["min_samples"] = max(base.topk, math.ceil(base.samples / 4))
+    if fields.get("surprise_gate") == "calibrated":
+        if gate is None:
+            raise ValueError("the surprise_gate variant needs --surprise-gate or a baseline run to calibrate from")
+        fields["surprise_gate"] = gate
+    return fields
+
+
+def calibrate_gate(records: list[dict[str, Any]], quantile: float) -> float:
+    """The `quantile` of the per-step surprises of planner episodes (steps after the first)."""
+    surprises = [s for r in records for s in r["per_step"]["surprise"] if s is not None]
+    if not surprises:
+        raise ValueError("no surprises recorded to calibrate the gate from")
+    return float(np.quantile(surprises, quantile))
+
+
+def run_variant(name: str, fields: dict[str, Any], env_id: str, args: argparse.Namespace, wm: Any) -> tuple[dict, list]:
+    from jepa_ac.evaluate import evaluate
+
+    run_args = copy.copy(args)
+    run_args.cem = [f"{k}={json.dumps(v)}" for k, v in fields.items()]
+    start = time.perf_counter()
+    row, records = evaluate(env_id, "planner", args.episodes, args.seed, run_args, wm=wm,
+                            progress=not args.no_progress)
+    row.update(variant=name, overrides=fields, wall_s=time.perf_counter() - start)
+    return row, records
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    base = next((r for r in rows if r["variant"] == "baseline"), None)
+    lines = [
+        "# Planning-quality variants",
+        "",
+        f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores), torch threads "
+        f"{result['machine']['torch_threads']}, load average at start {result['machine']['load_average']}. "
+        f"{result['machine']['date']}.",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"{result['env_id']}, {result['episodes']} seeded episodes per variant (the same seeds for every variant), "
+        f"checkpoint `{result['checkpoint']}`, base CEM {result['base_cem']}. Success is the simulator's; "
+        "`samples/step` counts the predictor rollouts CEM evaluated per executed action; `re-planned` is the "
+        "fraction of steps that ran CEM; latency ratios are against the baseline in this run.",
+        "",
+        "| variant | CEM changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | "
+        "plan s/step | latency vs baseline |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lo, hi = r["success_rate_ci95"]
+        ratio = (f"{r['plan_s_mean'] / base['plan_s_mean']:.2f}x" if base and base["plan_s_mean"] else "n/a")
+        changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "-"
+        lines.append(
+            f"| {r['variant']} | {changes} | {r['success_rate']:.2f} | {lo:.2f}-{hi:.2f} | "
+            f"{r['mean_final_task_distance']:.3f} | {r['mean_steps']:.1f} | {r['samples_per_step']:.0f} | "
+            f"{r['replan_fraction']:.2f} | {r['plan_s_mean']:.3f} | {ratio} |")
+    if result.get("surprise_gate") is not None:
+        lines += ["", f"Surprise gate: {result['surprise_gate']:.4f} (the {result['gate_quantile']:.2f} quantile of "
+                      "the baseline's per-step surprises, L1 between the observed and the predicted latent)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    names = [r["variant"] for r in rows]
+    x = np.arange(len(rows))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    rate = np.array([r["success_rate"] for r in rows])
+    ci = np.array([r["success_rate_ci95"] for r in rows])
+    ax1.bar(x, rate, color="tab:blue", yerr=[rate - ci[:, 0], ci[:, 1] - rate], capsize=3)
+    ax1.set_ylabel("success rate")
+    ax1.set_ylim(0, 1)
+    ax2.bar(x, [r["plan_s_mean"] for r in rows], color="tab:orange")
+    ax2.set_ylabel("planning s / step")
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, names, rotation=25, ha="right")
+    fig.suptitle(f"{result['env_id'].split('/')[-1]}: {result['episodes']} episodes per variant")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from jepa_ac.evaluate import resolve_envs
+
+    args = build_parser().parse_args(argv)
+    logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise SystemExit(f"error: unknown variants {unknown}; choose from {list(VARIANTS)}")
+    if args.episodes < 1:
+        raise SystemExit("error: --episodes must be >= 1")
+    if "surprise_gate" in names and args.surprise_gate is None and "baseline" not in names:
+        raise SystemExit("error: the surprise_gate variant calibrates from the baseline: add it or pass --surprise-gate")
+    (env_id,) = resolve_envs([args.env])
+    names.sort(key=list(VARIANTS).index)  # baseline first: the gate calibrates from it
+    wm = load_model_from_args(args)
+    info = machine_info()
+    rows, gate = [], args.surprise_gate
+    for name in names:
+        fields = resolve_variant(name, args, env_id, gate)
+        row, records = run_variant(name, fields, env_id, args, wm)
+        if name == "baseline" and gate is None:
+            gate = calibrate_gate(records, args.gate_quantile)
+        rows.append(row)
+        print(f"{name}: success {row['successes']}/{row['episodes']}, {row['plan_s_mean']:.3f} s/step, "
+              f"{row['samples_per_step']:.0f} samples/step, re-planned {row['replan_fraction']:.2f}", flush=True)
+    result = {
+        "format": "jepa_ac.bench.planning_quality/1", "env_id": env_id, "episodes": args.episodes, "seed": args.seed,
+        "checkpoint": str(args.checkpoint) if args.checkpoint else "jepa_ac/assets/default_model (shipped)",
+        "base_cem": {k: v for k, v in planning_from_args(args, env_id, seed=args.seed).to_dict()["cem"].items()
+                     if k in ("samples", "iterations", "topk", "horizon")},
+        "surprise_gate": gate if "surprise_gate" in names else None, "gate_quantile": args.gate_quantile,
+        "command": "python -m jepa_ac.bench planning_quality " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": info, "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "planning_quality.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out / "planning_quality.md", markdown(result))
+    plot(result, args.out / "planning_quality.png")
+    print(markdown(result))
+    print(f"wrote {args.out}/planning_quality.{{json,md,png}}")
+    return 0

@@ -1,0 +1,45 @@
+"""`python -m jepa_ac.bench planning_quality`: variants on the same seeds, gate calibrated from the baseline."""
+
+import json
+
+import pytest
+
+from planning_helpers import TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
+
+from jepa_ac.bench import planning_quality
+from jepa_ac.cli_args import parse_field_values
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", planning=TINY_PLANNING)
+
+
+def test_variants_share_seeds_and_report_compute(tiny_folder, tmp_path):
+    out = tmp_path / "pq"
+    planning_quality.main(["--checkpoint", str(tiny_folder), "--episodes", "2", "--threads", "1", "--no-progress",
+                           "--variants", "surprise_gate,baseline,adaptive_samples,icem", "--out", str(out)])
+    result = json.loads((out / "planning_quality.json").read_text())
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert list(rows) == ["baseline", "icem", "adaptive_samples", "surprise_gate"]  # baseline first
+    seeds = rows["baseline"]["episode_seeds"]
+    assert all(r["episode_seeds"] == seeds for r in rows.values())
+    assert rows["baseline"]["samples_per_step"] == 16 * 2 and rows["baseline"]["replan_fraction"] == 1.0
+    assert rows["icem"]["samples_per_step"] == 32 and rows["icem"]["cem"]["keep_elites"] == 0.3
+    assert rows["adaptive_samples"]["cem"]["min_samples"] == 4  # a quarter of 16
+    assert 16 + 4 <= rows["adaptive_samples"]["samples_per_step"] <= 32
+    # the gate is a quantile of the baseline's surprises, and it skips some re-plans
+    assert result["surprise_gate"] == pytest.approx(rows["surprise_gate"]["cem"]["surprise_gate"])
+    assert result["surprise_gate"] > 0 and rows["surprise_gate"]["replan_fraction"] <= 1.0
+    table = (out / "planning_quality.md").read_text()
+    assert table.count("\n| ") == 5 and "| baseline | - |" in table
+    assert (out / "planning_quality.png").stat().st_size > 1000
+
+
+def test_unknown_variant_and_bad_field_values():
+    with pytest.raises(SystemExit, match="unknown variants"):
+        planning_quality.main(["--variants", "baseline,magic"])
+    assert parse_field_values(["warm_start=true", "keep_elites=0.3", "surprise_gate=null"], "--cem") == {
+        "warm_start": True, "keep_elites": 0.3, "surprise_gate": None}
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_field_values(["warm_start"], "--cem")
