@@ -190,6 +190,7 @@ class EpisodeReport:
             "num_clipped": self.num_clipped,
             "replans": sum(bool(p.get("replanned", True)) for p in self.planner) if self.planner else None,
             "samples_evaluated": sum(int(p.get("samples_evaluated", 0)) for p in self.planner) if self.planner else None,
+            "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
                          "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
                          "replanned": [p.get("replanned") for p in self.planner]},

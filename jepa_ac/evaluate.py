@@ -140,6 +140,7 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "mean_final_latent_distance": _mean([r["final_latent_distance"] for r in records]),
         "samples_per_step": _ratio([r.get("samples_evaluated") for r in records], [r["steps"] for r in records]),
         "replan_fraction": _ratio([r.get("replans") for r in records], [r["steps"] for r in records]),
+        "hold_fraction": _ratio([r.get("holds") for r in records], [r["steps"] for r in records]),
         "episode_seeds": [r["seed"] for r in records],
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},

@@ -236,3 +236,28 @@ def test_surprise_gate_replans_when_surprised(tiny_wm, golden):
     planner.plan_sequence(frames[0], state, frames[2])
     second = planner.plan_sequence(frames[1], state)
     assert not second.skipped and second.surprise > 1e-9 and second.evaluated == 32
+
+
+def test_hold_unless_better_sends_zero_action_at_the_goal(tiny_wm, golden):
+    """Planning from the goal frame itself: holding still is predicted no worse than some plans, and when it
+    is chosen the executed action is exactly zero and its energy the imagined one of holding."""
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    spec = ActionSpec()
+    held = []
+    for seed in range(4):
+        planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, hold_unless_better=True, seed=seed))
+        result = planner.plan_sequence(frames[1], state, frames[1])
+        plain = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, seed=seed)).plan_sequence(
+            frames[1], state, frames[1])
+        hold_e, plan_e = (float(tiny_wm.rollout_energy(tiny_wm.encode(frames[1]),
+                                                       torch.from_numpy(state[None].astype(np.float32)),
+                                                       torch.from_numpy(a[None]), tiny_wm.encode(frames[1]))[0])
+                          for a in (spec.expand(np.zeros((1, 4), np.float32), NUMPY_OPS), plain.actions))
+        assert result.held == (hold_e <= plan_e)
+        if result.held:
+            np.testing.assert_array_equal(result.actions, 0.0)
+            assert result.elite_costs[-1][0] == pytest.approx(hold_e, rel=1e-5)
+        else:
+            np.testing.assert_array_equal(result.actions, plain.actions)
+        held.append(result.held)
+    assert CEMConfig().hold_unless_better is False

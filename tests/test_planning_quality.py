@@ -43,3 +43,17 @@ def test_unknown_variant_and_bad_field_values():
         "warm_start": True, "keep_elites": 0.3, "surprise_gate": None}
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         parse_field_values(["warm_start"], "--cem")
+
+
+def test_a_later_run_replaces_its_variants_and_keeps_the_rest(tiny_folder, tmp_path):
+    common = ["--checkpoint", str(tiny_folder), "--episodes", "1", "--threads", "1", "--no-progress",
+              "--out", str(tmp_path)]
+    planning_quality.main([*common, "--variants", "baseline,surprise_gate"])
+    first = json.loads((tmp_path / "planning_quality.json").read_text())
+    planning_quality.main([*common, "--variants", "hold"])  # the gate stays the baseline's
+    merged = json.loads((tmp_path / "planning_quality.json").read_text())
+    assert [r["variant"] for r in merged["rows"]] == ["baseline", "surprise_gate", "hold"]
+    assert merged["surprise_gate"] == first["surprise_gate"] and merged["rows"][0] == first["rows"][0]
+    assert merged["rows"][2]["cem"]["hold_unless_better"] is True and merged["rows"][2]["hold_fraction"] is not None
+    planning_quality.main([*common, "--episodes", "2", "--variants", "hold"])  # another setup: starts afresh
+    assert [r["variant"] for r in json.loads((tmp_path / "planning_quality.json").read_text())["rows"]] == ["hold"]

@@ -13,11 +13,15 @@ changed, run closed-loop by `jepa_ac.evaluate` on the same seeded episodes:
   white at horizon 1);
 - `adaptive_samples`: each iteration samples in proportion to the spread left (at least a quarter);
 - `surprise_gate`: skip re-planning while the observed latent is as close to the predicted one as the
-  `--gate-quantile` of the baseline's per-step surprises (or `--surprise-gate`), at most 2 steps in a row.
+  `--gate-quantile` of the baseline's per-step surprises (or `--surprise-gate`), at most 2 steps in a row;
+- `hold`: send the zero action when the model predicts holding still ends at least as close to the
+  goal as the plan (two extra imagined rollouts per step).
 
-The first four keep the compute (samples x iterations per step); the last two trade it for latency,
-which the table shows as samples evaluated per step and planning seconds per step. Writes
-`planning_quality.json`, `planning_quality.md` and `planning_quality.png` under --out.
+Warm start, elite reuse, iCEM and hold keep the compute (samples x iterations per step); adaptive
+samples and the gate trade it for latency, which the table shows as samples evaluated per step and
+planning seconds per step. Writes `planning_quality.json`, `planning_quality.md` and
+`planning_quality.png` under --out. A run whose env, episodes, seed, checkpoint and base CEM match the
+file already there replaces its variants' rows and keeps the others (and the calibrated gate).
 """
 
 from __future__ import annotations
@@ -44,7 +48,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "icem": {"warm_start": True, "keep_elites": 0.3, "noise_beta": 2.0},
     "adaptive_samples": {"min_samples": "quarter"},  # resolved against the defaults' sample count
     "surprise_gate": {"surprise_gate": "calibrated"},  # resolved from the baseline's surprises
+    "hold": {"hold_unless_better": True},
 }
+
+
+FORMAT = "jepa_ac.bench.planning_quality/1"
+
+
+def load_previous(path: Path, setup: dict[str, Any]) -> dict[str, Any] | None:
+    """The results already at `path` when they were run with the same setup (else None: start afresh)."""
+    if not path.is_file():
+        return None
+    previous = json.loads(path.read_text())
+    if previous.get("format") != FORMAT or any(previous.get(k) != v for k, v in setup.items()):
+        return None
+    return previous
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,16 +125,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['machine']['torch_threads']}, load average at start {result['machine']['load_average']}. "
         f"{result['machine']['date']}.",
         "",
-        f"Command: `{result['command']}`",
+        "Commands: " + "; ".join(f"`{c}`" for c in dict.fromkeys(r.get("command", "?") for r in rows)),
         "",
         f"{result['env_id']}, {result['episodes']} seeded episodes per variant (the same seeds for every variant), "
         f"checkpoint `{result['checkpoint']}`, base CEM {result['base_cem']}. Success is the simulator's; "
         "`samples/step` counts the predictor rollouts CEM evaluated per executed action; `re-planned` is the "
-        "fraction of steps that ran CEM; latency ratios are against the baseline in this run.",
+        "fraction of steps that ran CEM, `held` of those that sent the zero action; latency ratios are "
+        "against the baseline row.",
         "",
-        "| variant | CEM changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | "
+        "| variant | CEM changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | held | "
         "plan s/step | latency vs baseline |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lo, hi = r["success_rate_ci95"]
@@ -125,11 +144,15 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['variant']} | {changes} | {r['success_rate']:.2f} | {lo:.2f}-{hi:.2f} | "
             f"{r['mean_final_task_distance']:.3f} | {r['mean_steps']:.1f} | {r['samples_per_step']:.0f} | "
-            f"{r['replan_fraction']:.2f} | {r['plan_s_mean']:.3f} | {ratio} |")
+            f"{r['replan_fraction']:.2f} | {_fraction(r.get('hold_fraction'))} | {r['plan_s_mean']:.3f} | {ratio} |")
     if result.get("surprise_gate") is not None:
         lines += ["", f"Surprise gate: {result['surprise_gate']:.4f} (the {result['gate_quantile']:.2f} quantile of "
                       "the baseline's per-step surprises, L1 between the observed and the predicted latent)."]
     return "\n".join(lines) + "\n"
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -172,28 +195,33 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: unknown variants {unknown}; choose from {list(VARIANTS)}")
     if args.episodes < 1:
         raise SystemExit("error: --episodes must be >= 1")
-    if "surprise_gate" in names and args.surprise_gate is None and "baseline" not in names:
-        raise SystemExit("error: the surprise_gate variant calibrates from the baseline: add it or pass --surprise-gate")
     (env_id,) = resolve_envs([args.env])
     names.sort(key=list(VARIANTS).index)  # baseline first: the gate calibrates from it
+    checkpoint = str(args.checkpoint) if args.checkpoint else "jepa_ac/assets/default_model (shipped)"
+    base_cem = {k: v for k, v in planning_from_args(args, env_id, seed=args.seed).to_dict()["cem"].items()
+                if k in ("samples", "iterations", "topk", "horizon")}
+    same_setup = {"env_id": env_id, "episodes": args.episodes, "seed": args.seed, "checkpoint": checkpoint,
+                  "base_cem": base_cem}
+    previous = load_previous(args.out / "planning_quality.json", same_setup)
+    gate = args.surprise_gate if args.surprise_gate is not None else (previous or {}).get("surprise_gate")
+    if "surprise_gate" in names and gate is None and "baseline" not in names:
+        raise SystemExit("error: the surprise_gate variant calibrates from the baseline: add it or pass --surprise-gate")
     wm = load_model_from_args(args)
     info = machine_info()
-    rows, gate = [], args.surprise_gate
+    rows = []
     for name in names:
         fields = resolve_variant(name, args, env_id, gate)
         row, records = run_variant(name, fields, env_id, args, wm)
-        if name == "baseline" and gate is None:
+        if name == "baseline" and args.surprise_gate is None:
             gate = calibrate_gate(records, args.gate_quantile)
+        row["command"] = "python -m jepa_ac.bench planning_quality " + " ".join(sys.argv[1:] if argv is None else argv)
         rows.append(row)
         print(f"{name}: success {row['successes']}/{row['episodes']}, {row['plan_s_mean']:.3f} s/step, "
               f"{row['samples_per_step']:.0f} samples/step, re-planned {row['replan_fraction']:.2f}", flush=True)
+    kept = [r for r in (previous or {}).get("rows", []) if r["variant"] not in names]
+    rows = sorted(kept + rows, key=lambda r: list(VARIANTS).index(r["variant"]))
     result = {
-        "format": "jepa_ac.bench.planning_quality/1", "env_id": env_id, "episodes": args.episodes, "seed": args.seed,
-        "checkpoint": str(args.checkpoint) if args.checkpoint else "jepa_ac/assets/default_model (shipped)",
-        "base_cem": {k: v for k, v in planning_from_args(args, env_id, seed=args.seed).to_dict()["cem"].items()
-                     if k in ("samples", "iterations", "topk", "horizon")},
-        "surprise_gate": gate if "surprise_gate" in names else None, "gate_quantile": args.gate_quantile,
-        "command": "python -m jepa_ac.bench planning_quality " + " ".join(sys.argv[1:] if argv is None else argv),
+        "format": FORMAT, **same_setup, "surprise_gate": gate, "gate_quantile": args.gate_quantile,
         "machine": info, "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ Planning-quality options (all off by default, which is upstream's CEM):
   by one step) enter the first iteration too. The number of evaluated samples is unchanged.
 - `noise_beta` (iCEM coloured noise): sample noise with a 1/f^beta power spectrum along the
   horizon (temporally correlated action sequences); a no-op at horizon 1.
+- `hold_unless_better` (CEMPlanner): execute the zero action when the model predicts that holding
+  still ends at least as close to the goal as the plan (no drifting away once at the goal).
 - `min_samples` (adaptive sample counts): iteration i evaluates only
   `samples * mean(std_i / std_0)` samples (at least `min_samples`): fewer as the distribution
   narrows. This syncs one small array with the host per iteration.
@@ -49,6 +51,7 @@ class CEMConfig:
     min_samples: int | None = None  # adaptive sample counts (None = always `samples`)
     surprise_gate: float | None = None  # skip CEM when the observed latent is this close to the predicted one
     max_skips: int = 2  # at most this many skipped re-plans in a row
+    hold_unless_better: bool = False  # send the zero action unless the plan is predicted to end closer to the goal
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +99,7 @@ class CEMResult:
     evaluated: int = 0  # samples whose cost was evaluated, over all iterations
     skipped: bool = False  # True when the surprise gate reused the previous plan instead of running CEM
     surprise: float | None = None  # L1 between the observed latent and the one predicted at the previous step
+    held: bool = False  # True when `hold_unless_better` replaced the plan by holding still
 
 
 def sample_noise(config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:

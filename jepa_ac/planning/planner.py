@@ -108,12 +108,18 @@ class CEMPlanner:
             self._skips = 0
         self._previous_mean = shift_plan(result.mean)
         self._previous_elites = shift_plan(result.elites) if result.elites is not None else None
-        # imagine the chosen plan once: its first frame is what the next observation should look like
-        imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(result.actions[None]))  # [1, H, N, D]
-        self._expected_latent = imagined[:, 0]  # [1, N, D]
-        if result.skipped:  # the reused plan's energy from here (CEM results carry their elites')
-            energy = float(self.wm.ops.to_numpy(self.wm.energy(imagined[:, -1], z_goal))[0])
-            result.elite_costs = np.array([[energy]], np.float32)
+        # imagine the chosen plan (and holding still) once: the first imagined frame is what the next
+        # observation should look like; the last frames' energies compare the plan with holding
+        hold = self.spec.expand(np.zeros_like(result.mean), NUMPY_OPS).astype(np.float32)  # [H, 7]
+        candidates = np.stack([result.actions, hold]) if self.config.hold_unless_better else result.actions[None]
+        imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(candidates))  # [1 or 2, H, N, D]
+        energies = self.wm.ops.to_numpy(self.wm.energy(imagined[:, -1], z_goal))  # [1 or 2]
+        chosen = 0
+        if self.config.hold_unless_better and energies[1] <= energies[0]:
+            chosen, result.actions, result.held = 1, hold, True
+        self._expected_latent = imagined[chosen : chosen + 1, 0]  # [1, N, D]
+        if result.skipped or result.held:  # the executed sequence's energy (CEM results carry their elites')
+            result.elite_costs = np.array([[energies[chosen]]], np.float32)
         self.last_result = result
         return result
 
@@ -154,7 +160,7 @@ class PlanningPolicy:
             "energy": float(result.elite_costs[-1][0]),
             "timing": {"plan_s": total, "total_s": total},
             "planner": {"replanned": not result.skipped, "samples_evaluated": result.evaluated,
-                        "surprise": result.surprise},
+                        "surprise": result.surprise, "held": result.held},
         }
 
     def metadata(self) -> dict[str, Any]:
