@@ -165,3 +165,22 @@ def test_linear_probe_recovers_a_linear_target():
     noise = probe(rng.normal(size=(400, 50)), y, episode)  # features unrelated to the target
     assert noise["r2"] < 0.2
     np.testing.assert_allclose(ridge_fit_predict(x, y, x[:5], 1e-6), y[:5], atol=1e-3)
+
+
+def test_probe_cli_compares_encoders_with_random_init_and_pixels(tmp_path):
+    from planning_helpers import write_tiny_model
+
+    from jepa_ac.pretraining import probe
+
+    first, second = (write_tiny_model(tmp_path / name, seed=seed) for name, seed in (("a", 0), ("b", 1)))
+    report = probe.main(["--encoder", str(first), str(second), "--names", "run a", "run b", "--episodes", "4",
+                         "--image-size", "64", "--out", str(tmp_path / "out")])
+    assert list(report["results"]) == ["run a", "run b", "random_init", "pixels"]
+    for res in report["results"].values():
+        assert res["ee"]["folds"] == 4 and len(res["object"]["fold_rmse_cm"]) == 4
+        assert res["ee"]["test_frames"] == report["frames"]  # every frame is held out once
+    table = (tmp_path / "out" / "probe.md").read_text()
+    assert "| run b |" in table and "| pixels |" in table and "RMSE vs random init" in table
+    assert json.loads((tmp_path / "out" / "probe.json").read_text())["encoders"]["run a"] == str(first)
+    with pytest.raises(SystemExit):
+        probe.main(["--encoder", str(first), "--names", "x", "y", "--out", str(tmp_path / "out")])

@@ -6,9 +6,13 @@ Rolls out the scripted push expert with noise in `jepa_ac/FrankaPush-v0` (so arm
 around the table), records each camera frame with the simulator's end-effector and block
 positions, encodes every frame with each encoder (the trained one, a randomly initialised one of
 the same architecture, and raw pixels at the same resolution as a reference), and fits ridge
-regression from the flattened per-frame features to the positions on training episodes (alpha
-chosen on a validation split), then reports RMSE (cm) and R^2 on held-out episodes. Writes
+regression from the flattened per-frame features to the positions, cross-validated over episodes
+(5 folds; alpha chosen on a validation fold), then reports RMSE (cm) and R^2 of the held-out
+predictions. Several encoders (e.g. the same run at two lengths) share one table. Writes
 `probe.json` and `probe.md`.
+
+    python -m jepa_ac.pretraining.probe --encoder runs/pretrain_default/final runs/pretrain_long/final \
+        --names "600 steps" "2400 steps"
 """
 
 from __future__ import annotations
@@ -85,23 +89,35 @@ def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     return (b @ a.T) @ coef + y_mean
 
 
-def probe(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Fit on 70% of episodes (alpha picked on 15%), score on the held-out 15%: RMSE (cm) and R^2."""
-    eps = np.random.default_rng(seed).permutation(np.unique(episode))
-    n_val = n_test = max(1, int(round(0.15 * len(eps))))
-    test_eps, val_eps, train_eps = eps[:n_test], eps[n_test : n_test + n_val], eps[n_test + n_val :]
-    tr, va, te = (np.isin(episode, e) for e in (train_eps, val_eps, test_eps))
+def probe(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, seed: int = 0,
+          folds: int = 5) -> dict[str, float]:
+    """Cross-validated over episodes: each of `folds` episode groups is held out once (alpha picked on
+    the next group, the fit on the rest plus that group). RMSE (cm) and R^2 of the pooled held-out
+    predictions, and the spread of the per-fold RMSE."""
+    episodes = np.unique(episode)
+    if len(episodes) < 3:
+        raise ValueError(f"the probe needs at least 3 episodes (train / validation / test), got {len(episodes)}")
+    folds = min(folds, len(episodes))
+    groups = np.array_split(np.random.default_rng(seed).permutation(episodes), folds)
     x = features.astype(np.float64)
+    pred = np.zeros_like(targets, dtype=np.float64)
+    fold_rmse, alphas = [], []
 
-    def rmse(pred, true):
-        return float(np.sqrt(((pred - true) ** 2).sum(1).mean()))
+    def rmse(p, true):
+        return float(np.sqrt(((p - true) ** 2).sum(1).mean()))
 
-    best = min(ALPHAS, key=lambda alpha: rmse(ridge_fit_predict(x[tr], targets[tr], x[va], alpha), targets[va]))
-    fit = np.concatenate([np.flatnonzero(tr), np.flatnonzero(va)])
-    pred = ridge_fit_predict(x[fit], targets[fit], x[te], best)
-    true = targets[te]
-    r2 = 1.0 - ((pred - true) ** 2).sum() / ((true - true.mean(0)) ** 2).sum()
-    return {"rmse_cm": 100 * rmse(pred, true), "r2": float(r2), "alpha": best, "test_frames": int(te.sum())}
+    for f in range(folds):
+        te = np.isin(episode, groups[f])
+        va = np.isin(episode, groups[(f + 1) % folds])
+        tr = ~(te | va)
+        best = min(ALPHAS, key=lambda alpha: rmse(ridge_fit_predict(x[tr], targets[tr], x[va], alpha), targets[va]))
+        fit = tr | va
+        pred[te] = ridge_fit_predict(x[fit], targets[fit], x[te], best)
+        fold_rmse.append(100 * rmse(pred[te], targets[te]))
+        alphas.append(best)
+    r2 = 1.0 - ((pred - targets) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum()
+    return {"rmse_cm": 100 * rmse(pred, targets), "r2": float(r2), "rmse_cm_fold_std": float(np.std(fold_rmse)),
+            "fold_rmse_cm": fold_rmse, "alphas": alphas, "test_frames": int(len(targets)), "folds": folds}
 
 
 def random_init_like(wm, seed: int):
@@ -118,42 +134,53 @@ def random_init_like(wm, seed: int):
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.pretraining.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoder", required=True, help="encoder checkpoint (our folder, e.g. runs/pretrain/final)")
+    parser.add_argument("--encoder", required=True, nargs="+",
+                        help="encoder checkpoints (our folders, e.g. runs/pretrain/final), same architecture")
+    parser.add_argument("--names", nargs="+", help="row names for the encoders (default: 'pretrained', or the paths)")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--image-size", type=int, default=128, help="env render size (as the training data)")
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path, default=Path("experiments/pretraining"))
     args = parser.parse_args(argv)
+    names = args.names or (["pretrained"] if len(args.encoder) == 1 else [str(e) for e in args.encoder])
+    if len(names) != len(args.encoder):
+        parser.error(f"--names gives {len(names)} names for {len(args.encoder)} encoders")
     import jepa_ac
 
     start = time.perf_counter()
     data = collect_probe_data(args.episodes, args.image_size, args.noise, args.seed)
-    trained = jepa_ac.load_world_model(args.encoder, load_predictor=False)
-    size = trained.encoder_config.img_size
-    features = {
-        "pretrained": encoder_features(trained, data.frames),
-        "random_init": encoder_features(random_init_like(trained, args.seed), data.frames),
-        "pixels": pixel_features(data.frames, size),
-    }
+    models = [jepa_ac.load_world_model(e, load_predictor=False) for e in args.encoder]
+    arch = {json.dumps(m.encoder_config.to_dict(), sort_keys=True) for m in models}
+    if len(arch) > 1:
+        parser.error("the encoders differ in architecture; the random-init row needs one architecture")
+    size = models[0].encoder_config.img_size
+    features = {name: encoder_features(m, data.frames) for name, m in zip(names, models)}
+    features["random_init"] = encoder_features(random_init_like(models[0], args.seed), data.frames)
+    features["pixels"] = pixel_features(data.frames, size)
     results = {name: {target: probe(f, getattr(data, target), data.episode) for target in TARGETS}
                for name, f in features.items()}
-    report = {"encoder": str(args.encoder), "encoder_config": trained.encoder_config.to_dict(),
+    report = {"encoders": dict(zip(names, map(str, args.encoder))), "encoder_config": models[0].encoder_config.to_dict(),
               "frames": int(len(data.frames)), "episodes": args.episodes, "noise": args.noise,
               "image_size": args.image_size, "features_dim": {k: int(v.shape[1]) for k, v in features.items()},
               "results": results, "seconds": time.perf_counter() - start}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
-    rows = ["| features | dims | end effector RMSE (cm) | end effector R² | block RMSE (cm) | block R² |",
-            "|---|---|---|---|---|---|"]
+    random = results["random_init"]
+    rows = ["| features | dims | end effector RMSE (cm) | end effector R² | block RMSE (cm) | block R² | "
+            "RMSE vs random init (ee / block) |", "|---|---|---|---|---|---|---|"]
     for name, res in results.items():
-        rows.append(f"| {name} | {features[name].shape[1]} | {res['ee']['rmse_cm']:.2f} | {res['ee']['r2']:.3f} | "
-                    f"{res['object']['rmse_cm']:.2f} | {res['object']['r2']:.3f} |")
+        ratio = f"{res['ee']['rmse_cm'] / random['ee']['rmse_cm']:.2f}x / {res['object']['rmse_cm'] / random['object']['rmse_cm']:.2f}x"
+        rows.append(f"| {name} | {features[name].shape[1]} | {res['ee']['rmse_cm']:.2f} ± {res['ee']['rmse_cm_fold_std']:.2f} | "
+                    f"{res['ee']['r2']:.3f} | {res['object']['rmse_cm']:.2f} ± {res['object']['rmse_cm_fold_std']:.2f} | "
+                    f"{res['object']['r2']:.3f} | {ratio} |")
+    command = " ".join(["python -m jepa_ac.pretraining.probe", "--encoder", *map(str, args.encoder),
+                        *(["--names", *(f'"{n}"' for n in names)] if args.names else [])])
     (args.out / "probe.md").write_text(
-        f"# Linear probes on frozen features\n\n`python -m jepa_ac.pretraining.probe --encoder {args.encoder}`: "
-        f"{len(data.frames)} frames from {args.episodes} noisy push-expert episodes (noise {args.noise}, "
-        f"{args.image_size} px renders), ridge regression from flattened per-frame features to positions, "
-        "held-out episodes.\n\n" + "\n".join(rows) + "\n")
+        f"# Linear probes on frozen features\n\n`{command}`: {len(data.frames)} frames from {args.episodes} noisy "
+        f"push-expert episodes (noise {args.noise}, {args.image_size} px renders), ridge regression from flattened "
+        "per-frame features to positions, cross-validation over episodes (5 folds) (± is the spread of the per-fold "
+        "RMSE).\n\n" + "\n".join(rows) + "\n")
     print("\n".join(rows))
     return report
 
