@@ -83,23 +83,34 @@ def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     """Ridge regression (standardised features, centred targets) solved in the dual: [M', K]."""
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     a, b = (x_train - mean) / std, (x_test - mean) / std
-    y_mean = y_train.mean(0)
-    gram = a @ a.T  # [M, M]
-    coef = np.linalg.solve(gram + alpha * a.shape[1] / 1000 * np.eye(len(a)), y_train - y_mean)  # [M, K]
-    return (b @ a.T) @ coef + y_mean
+    return KernelRidge(a @ a.T, y_train).predict(b @ a.T, alpha * a.shape[1] / 1000)
+
+
+class KernelRidge:
+    """Dual ridge on a fixed linear gram matrix, for many penalties at the cost of one eigendecomposition."""
+
+    def __init__(self, gram: np.ndarray, y: np.ndarray) -> None:
+        self.y_mean = y.mean(0)
+        self.eigval, self.eigvec = np.linalg.eigh(gram)  # gram [M, M]
+        self.projected = self.eigvec.T @ (y - self.y_mean)  # [M, K]
+
+    def predict(self, cross_gram: np.ndarray, penalty: float) -> np.ndarray:
+        """cross_gram [M', M] (test x train) -> predictions [M', K]."""
+        coef = self.eigvec @ (self.projected / (self.eigval + penalty)[:, None])  # [M, K]
+        return cross_gram @ coef + self.y_mean
 
 
 def probe(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, seed: int = 0,
           folds: int = 5) -> dict[str, float]:
     """Cross-validated over episodes: each of `folds` episode groups is held out once (alpha picked on
-    the next group, the fit on the rest plus that group). RMSE (cm) and R^2 of the pooled held-out
-    predictions, and the spread of the per-fold RMSE."""
+    the next group with a fit on the rest, then refit on the rest plus that group; features
+    standardised with the statistics of the non-held-out frames). RMSE (cm) and R^2 of the pooled
+    held-out predictions, and the spread of the per-fold RMSE."""
     episodes = np.unique(episode)
     if len(episodes) < 3:
         raise ValueError(f"the probe needs at least 3 episodes (train / validation / test), got {len(episodes)}")
     folds = min(folds, len(episodes))
     groups = np.array_split(np.random.default_rng(seed).permutation(episodes), folds)
-    x = features.astype(np.float64)
     pred = np.zeros_like(targets, dtype=np.float64)
     fold_rmse, alphas = [], []
 
@@ -109,10 +120,16 @@ def probe(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, seed: 
     for f in range(folds):
         te = np.isin(episode, groups[f])
         va = np.isin(episode, groups[(f + 1) % folds])
-        tr = ~(te | va)
-        best = min(ALPHAS, key=lambda alpha: rmse(ridge_fit_predict(x[tr], targets[tr], x[va], alpha), targets[va]))
-        fit = tr | va
-        pred[te] = ridge_fit_predict(x[fit], targets[fit], x[te], best)
+        tr, fit = ~(te | va), ~te
+        mean, std = features[fit].mean(0), features[fit].std(0) + 1e-6
+        x = (features - mean) / std  # [M, F] float32
+        gram = (x @ x[fit].T).astype(np.float64)  # [M, M_fit]
+        scale = x.shape[1] / 1000
+        fit_idx = np.flatnonzero(fit)
+        tr_cols, va_rows = np.isin(fit_idx, np.flatnonzero(tr)), va
+        selection = KernelRidge(gram[np.ix_(tr, tr_cols)], targets[tr])
+        best = min(ALPHAS, key=lambda a: rmse(selection.predict(gram[np.ix_(va_rows, tr_cols)], a * scale), targets[va]))
+        pred[te] = KernelRidge(gram[fit], targets[fit]).predict(gram[te], best * scale)
         fold_rmse.append(100 * rmse(pred[te], targets[te]))
         alphas.append(best)
     r2 = 1.0 - ((pred - targets) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum()
