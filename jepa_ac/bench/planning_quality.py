@@ -31,6 +31,7 @@ import copy
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,11 @@ def run_variant(name: str, fields: dict[str, Any], env_id: str, args: argparse.N
 
     run_args = copy.copy(args)
     run_args.cem = [f"{k}={json.dumps(v)}" for k, v in fields.items()]
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     row, records = evaluate(env_id, "planner", args.episodes, args.seed, run_args, wm=wm,
                             progress=not args.no_progress)
-    row.update(variant=name, overrides=fields, wall_s=time.perf_counter() - start)
+    row.update(variant=name, overrides=fields, wall_s=time.perf_counter() - start,
+               load_average=[round(load_start, 2), round(os.getloadavg()[0], 2)])
     return row, records
 
 
@@ -131,11 +133,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"checkpoint `{result['checkpoint']}`, base CEM {result['base_cem']}. Success is the simulator's; "
         "`samples/step` counts the predictor rollouts CEM evaluated per executed action; `re-planned` is the "
         "fraction of steps that ran CEM, `held` of those that sent the zero action; latency ratios are "
-        "against the baseline row.",
+        "against the baseline row. Wall-clock latency depends on what else the CPU was running (`load` is the "
+        "1-minute load average at the start and end of each row); `samples/step` is the load-free measure of "
+        "compute.",
         "",
         "| variant | CEM changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | held | "
-        "plan s/step | latency vs baseline |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "plan s/step | latency vs baseline | load |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lo, hi = r["success_rate_ci95"]
@@ -144,7 +148,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['variant']} | {changes} | {r['success_rate']:.2f} | {lo:.2f}-{hi:.2f} | "
             f"{r['mean_final_task_distance']:.3f} | {r['mean_steps']:.1f} | {r['samples_per_step']:.0f} | "
-            f"{r['replan_fraction']:.2f} | {_fraction(r.get('hold_fraction'))} | {r['plan_s_mean']:.3f} | {ratio} |")
+            f"{r['replan_fraction']:.2f} | {_fraction(r.get('hold_fraction'))} | {r['plan_s_mean']:.3f} | {ratio} | "
+            f"{'-'.join(map(str, r['load_average'])) if r.get('load_average') else 'n/a'} |")
     if result.get("surprise_gate") is not None:
         lines += ["", f"Surprise gate: {result['surprise_gate']:.4f} (the {result['gate_quantile']:.2f} quantile of "
                       "the baseline's per-step surprises, L1 between the observed and the predicted latent)."]
