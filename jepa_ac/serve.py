@@ -402,17 +402,8 @@ class PlanningServer:
         if out.get("plan") is not None:
             reply["plan"] = np.asarray(out["plan"], dtype=np.float32)
         if out.get("planner"):  # re-planned or reused, samples evaluated, surprise
-            reply["planner"] = {str(k): _plain_scalar(v) for k, v in dict(out["planner"]).items()}
+            reply["planner"] = _plain(dict(out["planner"]))
         return reply
-
-
-def _plain_scalar(value: Any) -> Any:
-    """A msgpack-able scalar (None, bool, int, float) from a planner's info value."""
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None if value is None else bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    return float(value)
 
 
 class ServerThread:

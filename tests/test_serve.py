@@ -375,6 +375,8 @@ def test_real_planner_same_actions_through_server(tiny_wm):
     for e, g in zip(expected, got):
         np.testing.assert_array_equal(g["action"], np.asarray(e["action"], np.float32))
         assert g["energy"] == pytest.approx(e["energy"], rel=1e-6)
+        assert g["planner"] == e["planner"]  # re-planned, samples evaluated, surprise, held
+    assert got[0]["planner"]["surprise"] is None and got[1]["planner"]["surprise"] > 0
 
 
 def test_mujoco_episode_same_actions_in_process_and_through_server(tiny_wm):

@@ -190,13 +190,18 @@ def cem(
         carried = elites[:keep] if keep else None
 
     mean_np, std_np = ops.to_numpy(mean), ops.to_numpy(std)
-    final = mean_np.copy()
-    for g in grip:  # upstream `round_small_elements(mean[..., -1:], 0.25)`
-        final[..., g] = np.where(np.abs(final[..., g]) < config.gripper_deadband, 0.0, final[..., g])
-    actions = spec.expand(final, NUMPY_OPS)
     costs_np = np.stack([ops.to_numpy(c) for c in elite_costs])
-    return CEMResult(actions=actions.astype(np.float32), mean=mean_np, std=std_np, elite_costs=costs_np,
+    return CEMResult(actions=plan_actions(mean_np, config, spec), mean=mean_np, std=std_np, elite_costs=costs_np,
                      elites=ops.to_numpy(elites), evaluated=evaluated)
+
+
+def plan_actions(mean: np.ndarray, config: CEMConfig, spec: ActionSpec) -> np.ndarray:
+    """The actions a plan's mean [H, F] executes: [H, 7] float32, gripper deltas under the deadband zeroed
+    (upstream `round_small_elements(mean[..., -1:], 0.25)`)."""
+    final = mean.copy()
+    for g in np.flatnonzero(spec.is_gripper()):
+        final[..., g] = np.where(np.abs(final[..., g]) < config.gripper_deadband, 0.0, final[..., g])
+    return spec.expand(final, NUMPY_OPS).astype(np.float32)
 
 
 def shift_plan(mean: np.ndarray) -> np.ndarray:

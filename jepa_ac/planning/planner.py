@@ -22,7 +22,7 @@ import numpy as np
 
 from jepa_ac.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
-from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, sample_noise, shift_plan
+from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, plan_actions, sample_noise, shift_plan
 from jepa_ac.preprocess import check_frames
 
 
@@ -110,8 +110,10 @@ class CEMPlanner:
         self._previous_elites = shift_plan(result.elites) if result.elites is not None else None
         # imagine the chosen plan (and holding still) once: the first imagined frame is what the next
         # observation should look like; the last frames' energies compare the plan with holding
-        hold = self.spec.expand(np.zeros_like(result.mean), NUMPY_OPS).astype(np.float32)  # [H, 7]
-        candidates = np.stack([result.actions, hold]) if self.config.hold_unless_better else result.actions[None]
+        candidates = result.actions[None]  # [1, H, 7]
+        if self.config.hold_unless_better:
+            hold = self.spec.expand(np.zeros_like(result.mean), NUMPY_OPS).astype(np.float32)  # [H, 7]
+            candidates = np.stack([result.actions, hold])  # [2, H, 7]
         imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(candidates))  # [1 or 2, H, N, D]
         energies = self.wm.ops.to_numpy(self.wm.energy(imagined[:, -1], z_goal))  # [1 or 2]
         chosen = 0
@@ -125,14 +127,10 @@ class CEMPlanner:
 
     def _reuse_previous_plan(self, surprise: float) -> CEMResult:
         """The previous plan shifted by one step, as a CEM result (no samples evaluated)."""
-        previous = self.last_result
         mean = self._previous_mean  # [H, F] already shifted
-        final = mean.copy()
-        for g in np.flatnonzero(self.spec.is_gripper()):
-            final[..., g] = np.where(np.abs(final[..., g]) < self.config.gripper_deadband, 0.0, final[..., g])
-        actions = self.spec.expand(self.spec.constrain(final, NUMPY_OPS), NUMPY_OPS).astype(np.float32)
-        return CEMResult(actions=actions, mean=mean, std=previous.std, elite_costs=np.zeros((1, 1), np.float32),
-                         elites=self._previous_elites, evaluated=0, skipped=True, surprise=surprise)
+        return CEMResult(actions=plan_actions(mean, self.config, self.spec), mean=mean, std=self.last_result.std,
+                         elite_costs=np.zeros((1, 1), np.float32), elites=self._previous_elites, evaluated=0,
+                         skipped=True, surprise=surprise)
 
 
 class PlanningPolicy:

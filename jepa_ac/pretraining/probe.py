@@ -83,7 +83,12 @@ def ridge_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarr
     """Ridge regression (standardised features, centred targets) solved in the dual: [M', K]."""
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
     a, b = (x_train - mean) / std, (x_test - mean) / std
-    return KernelRidge(a @ a.T, y_train).predict(b @ a.T, alpha * a.shape[1] / 1000)
+    return KernelRidge(a @ a.T, y_train).predict(b @ a.T, ridge_penalty(alpha, a.shape[1]))
+
+
+def ridge_penalty(alpha: float, dims: int) -> float:
+    """The dual ridge penalty for `alpha` on `dims` standardised features (alphas stay comparable across widths)."""
+    return alpha * dims / 1000
 
 
 class KernelRidge:
@@ -124,12 +129,11 @@ def probe(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, seed: 
         mean, std = features[fit].mean(0), features[fit].std(0) + 1e-6
         x = (features - mean) / std  # [M, F] float32
         gram = (x @ x[fit].T).astype(np.float64)  # [M, M_fit]
-        scale = x.shape[1] / 1000
-        fit_idx = np.flatnonzero(fit)
-        tr_cols, va_rows = np.isin(fit_idx, np.flatnonzero(tr)), va
+        tr_cols = tr[fit]  # the training frames among the gram's columns
         selection = KernelRidge(gram[np.ix_(tr, tr_cols)], targets[tr])
-        best = min(ALPHAS, key=lambda a: rmse(selection.predict(gram[np.ix_(va_rows, tr_cols)], a * scale), targets[va]))
-        pred[te] = KernelRidge(gram[fit], targets[fit]).predict(gram[te], best * scale)
+        best = min(ALPHAS, key=lambda a: rmse(selection.predict(gram[np.ix_(va, tr_cols)], ridge_penalty(a, x.shape[1])),
+                                              targets[va]))
+        pred[te] = KernelRidge(gram[fit], targets[fit]).predict(gram[te], ridge_penalty(best, x.shape[1]))
         fold_rmse.append(100 * rmse(pred[te], targets[te]))
         alphas.append(best)
     r2 = 1.0 - ((pred - targets) ** 2).sum() / ((targets - targets.mean(0)) ** 2).sum()
