@@ -107,7 +107,14 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
 def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool = True):
     """planning.json (--planning, or beside the checkpoint / the shipped default) with `env_id`'s
     overrides (None: its default env; `for_env=False`: none), then the flags of `add_planning_args`.
-    `seed` is the CEM seed."""
+    `seed` is the CEM seed. A bad flag value or planning file exits with a message (SystemExit)."""
+    try:
+        return _planning_from_args(args, env_id, seed, for_env)
+    except (ValueError, FileNotFoundError) as err:  # a bad flag or planning file: a message, not a traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool):
     from jepa_ac.planning.defaults import PlanningDefaults
 
     if args.planning is not None:
@@ -125,7 +132,7 @@ def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, 
     if args.patience is not None:
         mpc["patience"] = args.patience or None
     env = {"image_size": args.image_size} if args.image_size is not None else {}
-    return defaults.replace(cem=cem, mpc=mpc, env=env)
+    return defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
 
 
 def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:

@@ -57,3 +57,20 @@ def test_a_later_run_replaces_its_variants_and_keeps_the_rest(tiny_folder, tmp_p
     assert merged["rows"][2]["cem"]["hold_unless_better"] is True and merged["rows"][2]["hold_fraction"] is not None
     planning_quality.main([*common, "--episodes", "2", "--variants", "hold"])  # another setup: starts afresh
     assert [r["variant"] for r in json.loads((tmp_path / "planning_quality.json").read_text())["rows"]] == ["hold"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cem", "bogus=1"], "command-line flags.cem: unknown fields \\['bogus'\\]"),
+    (["--cem", "keep_elites=2"], "CEMConfig.keep_elites must be in \\[0, 1\\], got 2"),
+    (["--cem", "warm_start"], "--cem: expected FIELD=VALUE, got 'warm_start'"),
+    (["--samples", "0"], "CEMConfig.samples must be a positive int, got 0"),
+])
+def test_bad_planning_flags_exit_with_a_message(tiny_folder, tmp_path, flags, message):
+    from jepa_ac import evaluate
+
+    with pytest.raises(SystemExit, match=f"^error: .*{message}"):
+        evaluate.main(["--checkpoint", str(tiny_folder), "--env", "reach", "--episodes", "1", "--no-progress",
+                       "--out", str(tmp_path), *flags])
+    with pytest.raises(SystemExit, match="planning defaults not found"):
+        evaluate.main(["--env", "reach", "--episodes", "1", "--planning", str(tmp_path / "missing.json"),
+                       "--out", str(tmp_path)])

@@ -151,10 +151,11 @@ class PlanningDefaults:
         built = _build_sections(self, override, f"env_overrides[{env_id!r}]")
         return dataclasses.replace(self, env_id=env_id, env_overrides={}, **built)
 
-    def replace(self, **sections: Mapping[str, Any]) -> "PlanningDefaults":
-        """Override fields by section, e.g. `replace(cem={"samples": 64}, mpc={"patience": None})`."""
-        _check_sections(sections, "replace()")
-        return dataclasses.replace(self, **_build_sections(self, sections, "replace()"))
+    def replace(self, source: str = "replace()", **sections: Mapping[str, Any]) -> "PlanningDefaults":
+        """Override fields by section, e.g. `replace(cem={"samples": 64}, mpc={"patience": None})`;
+        errors name `source`."""
+        _check_sections(sections, source)
+        return dataclasses.replace(self, **_build_sections(self, sections, source))
 
     def to_dict(self) -> dict[str, Any]:
         action = dataclasses.asdict(self.action)
