@@ -101,6 +101,11 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     group.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
                                                     "(0 = never)")
     group.add_argument("--min-improvement", type=float, help="a drop smaller than this does not count as improving")
+    group.add_argument("--subgoals", action=argparse.BooleanOptionalAction, default=None,
+                       help="aim at the env's sub-goal images (e.g. above the cube, grasped, lifted) one after "
+                            "another before the goal (default: planning.json's mpc.subgoals)")
+    group.add_argument("--mpc", nargs="+", metavar="FIELD=VALUE", default=None,
+                       help="any MPCConfig field, value as JSON (e.g. subgoal_patience=2 subgoal_max_steps=12)")
     return group
 
 
@@ -128,9 +133,11 @@ def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int,
     cem["seed"] = seed
     if "samples" in cem and "topk" not in cem:
         cem["topk"] = min(defaults.cem.topk, cem["samples"])
-    mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement") if getattr(args, k) is not None}
+    mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement", "subgoals")
+                           if getattr(args, k, None) is not None}
     if args.patience is not None:
         mpc["patience"] = args.patience or None
+    mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
     env = {"image_size": args.image_size} if args.image_size is not None else {}
     return defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
 

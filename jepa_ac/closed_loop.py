@@ -25,7 +25,7 @@ import numpy as np
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.defaults import EnvOptions, MPCConfig
 from jepa_ac.robot.adapters import GymRobot
-from jepa_ac.robot.loop import StepRecord, run_episode
+from jepa_ac.robot.loop import StepRecord, as_goal_list, run_episode
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer
 
 # the simulator's final distance that defines each task's success
@@ -87,6 +87,49 @@ class PatienceStop:
             return (f"latent distance {distance:.4f} has not improved on its best {self.best:.4f} "
                     f"for {self.stale} steps (patience {self.patience})")
         return None
+
+
+class GoalSchedule:
+    """Sub-goal switching and the stop rule, from the observed latent distance to the current goal.
+
+    On a sub-goal (not the last goal), `observe` marks it done once the distance has not improved for
+    `mpc.subgoal_patience` steps or after `mpc.subgoal_max_steps` steps on it; `advance()` reports
+    that (once) so the loop sets the next goal. On the last goal `observe` applies `mpc.patience`
+    and returns the stop reason. Every goal starts with a fresh best distance.
+    """
+
+    def __init__(self, mpc: MPCConfig, num_goals: int) -> None:
+        self.mpc, self.num_goals = mpc, num_goals
+        self.goal_index, self.steps_on_goal, self._advance = 0, 0, False
+        self.stopper = self._stopper()
+
+    def _stopper(self) -> PatienceStop:
+        last = self.goal_index == self.num_goals - 1
+        return PatienceStop(self.mpc.patience if last else self.mpc.subgoal_patience, self.mpc.min_improvement)
+
+    def baseline(self, distance: float) -> None:
+        """The distance before the first action (the best the first action has to beat)."""
+        self.stopper.update(distance)
+
+    def observe(self, distance: float | None) -> str | None:
+        """The distance after an action aimed at the current goal (None: not measured, so only the
+        sub-goal step cap applies); a stop reason on the last goal."""
+        self.steps_on_goal += 1
+        reason = None if distance is None else self.stopper.update(distance)
+        if self.goal_index == self.num_goals - 1:
+            return reason
+        cap = self.mpc.subgoal_max_steps
+        self._advance = reason is not None or (cap is not None and self.steps_on_goal >= cap)
+        return None
+
+    def advance(self, record: Any = None) -> bool:
+        """True (once) when the current sub-goal is done; the schedule then moves to the next goal."""
+        if not self._advance:
+            return False
+        self._advance = False
+        self.goal_index, self.steps_on_goal = self.goal_index + 1, 0
+        self.stopper = self._stopper()
+        return True
 
 
 class RandomPolicy:
@@ -172,6 +215,8 @@ class EpisodeReport:
     task_distance_name: str | None
     frames: list[np.ndarray] = field(default_factory=list)  # [T+1] uint8 [H, W, 3] when recorded
     planner: list[dict[str, Any]] = field(default_factory=list)  # [T] planner info (replanned, samples, surprise)
+    goal_indices: list[int] = field(default_factory=list)  # [T] which (sub-)goal each step aimed at
+    num_goals: int = 1  # sub-goals + the goal
 
     @property
     def task_distance(self) -> float | None:
@@ -191,9 +236,11 @@ class EpisodeReport:
             "replans": sum(bool(p.get("replanned", True)) for p in self.planner) if self.planner else None,
             "samples_evaluated": sum(int(p.get("samples_evaluated", 0)) for p in self.planner) if self.planner else None,
             "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
+            "num_goals": self.num_goals,
+            "goals_reached": (self.goal_indices[-1] if self.goal_indices else 0) + 1,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
                          "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
-                         "replanned": [p.get("replanned") for p in self.planner]},
+                         "replanned": [p.get("replanned") for p in self.planner], "goal_index": self.goal_indices},
             "final_info": self.info,
         }
 
@@ -203,23 +250,27 @@ def run_closed_loop(
     policy: Any,
     seed: int,
     mpc: MPCConfig,
-    goal: np.ndarray | None = None,
+    goal: np.ndarray | list[np.ndarray] | None = None,
     distance: Callable[[np.ndarray], float] | None = None,
     record_frames: bool = False,
     on_step: Callable[[StepRecord, float | None], None] | None = None,
 ) -> EpisodeReport:
-    """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image).
+    """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image, or
+    with `mpc.subgoals` its sub-goal images then the goal; a list of images is a sequence of sub-goals).
 
-    With `distance` (a `LatentDistance`), the observed latent distance is measured at reset and
-    after every action, and the patience rule of `mpc` may end the episode early. `on_step(record,
-    distance)` is called after each action (printing, progress).
+    With `distance` (a `LatentDistance`), the observed latent distance to the current goal is
+    measured at reset and after every action; it moves the planner on from each sub-goal, and the
+    patience rule of `mpc` may end the episode early. Without it, sub-goals advance after
+    `mpc.subgoal_max_steps` steps each. `on_step(record, distance)` is called after each action.
     """
     robot = GymRobot(env)
     first_frame, _ = robot.reset(seed=seed)
-    goal = robot.goal_image() if goal is None else goal
+    if goal is None:
+        goal = robot.subgoal_images() if mpc.subgoals else robot.goal_image()
+    goals = as_goal_list(goal)
     frames = [first_frame] if record_frames else []
     distances: list[float] = []
-    stopper = PatienceStop(mpc.patience, mpc.min_improvement)
+    schedule = GoalSchedule(mpc, len(goals))
     task = getattr(env.unwrapped, "task_name", None)
 
     def after_action(record: StepRecord) -> str | None:
@@ -230,15 +281,15 @@ def run_closed_loop(
         if distance is not None:
             if not distances:  # the goal is set inside run_episode, so measure the reset frame now
                 distances.append(distance(first_frame))
-                stopper.update(distances[0])  # the baseline the first action has to improve on
+                schedule.baseline(distances[0])
             d = distance(frame)
             distances.append(d)
         if on_step is not None:
             on_step(record, d)
-        return stopper.update(d) if d is not None else None
+        return schedule.observe(d)
 
-    result = run_episode(robot, policy, goal, max_steps=mpc.max_steps, safety=sim_safety(env),
-                         should_stop=after_action)
+    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=sim_safety(env),
+                         should_stop=after_action, should_advance=schedule.advance)
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
     return EpisodeReport(
         env_id=env.spec.id if env.spec is not None else type(env.unwrapped).__name__, seed=seed,
@@ -247,6 +298,7 @@ def run_closed_loop(
         plan_s=[float(s.timing.get("plan_s", math.nan)) for s in result.steps],
         step_s=[float(s.timing["step_s"]) for s in result.steps], num_clipped=result.num_clipped, info=info,
         task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in result.steps],
+        goal_indices=[s.goal_index for s in result.steps], num_goals=len(goals),
     )
 
 

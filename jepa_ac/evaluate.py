@@ -80,8 +80,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
 
     defaults = planning_from_args(args, env_id, seed=seed)
-    if policy != "planner":  # baselines have no latent distance to watch: they run the step budget
-        defaults = defaults.replace(mpc={"patience": None})
+    if policy != "planner":  # baselines have no latent distance to watch (nor use goals): they run the step budget
+        defaults = defaults.replace(mpc={"patience": None, "subgoals": False})
     env = make_env(env_id, defaults.env)
     if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
         obs, _ = env.reset(seed=seed)
@@ -129,7 +129,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
     distances = [r["final_task_distance"] for r in records if r["final_task_distance"] is not None]
     plan_s = [t for r in records for t in r["per_step"]["plan_s"]]
     row = {
-        "env_id": env_id, "task": env_id.split("/")[-1], "policy": policy, "episodes": n, "seed": seed,
+        "env_id": env_id, "task": env_id.split("/")[-1], "policy": policy, "subgoals": defaults.mpc.subgoals,
+        "episodes": n, "seed": seed,
         "successes": successes, "success_rate": successes / n if n else math.nan,
         "success_rate_ci95": list(wilson_interval(successes, n)),
         "task_distance_name": records[0]["task_distance_name"] if records else None,
@@ -145,8 +146,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "env": {"image_size": defaults.env.image_size, "control_hz": defaults.env.control_hz},
-        "mpc": {"max_steps": defaults.mpc.max_steps, "patience": defaults.mpc.patience,
-                "min_improvement": defaults.mpc.min_improvement},
+        "mpc": dict(defaults.to_dict()["mpc"]),
+        "mean_goals_reached": _mean([r.get("goals_reached") for r in records]) if defaults.mpc.subgoals else None,
     }
     if policy == "planner":
         row.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), backend=args.backend,
@@ -183,7 +184,12 @@ def _mean(values: list[Any]) -> float | None:
 
 # -- results table ---------------------------------------------------------------------------------
 def row_key(row: dict[str, Any]) -> str:
-    return f"{row['env_id']}|{row['policy']}"
+    return f"{row['env_id']}|{policy_label(row)}"
+
+
+def policy_label(row: dict[str, Any]) -> str:
+    """"planner", "planner (sub-goals)", "random" or "expert"."""
+    return row["policy"] + (" (sub-goals)" if row.get("subgoals") else "")
 
 
 def merge_results(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,7 +205,7 @@ def merge_results(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     order = {p: i for i, p in enumerate(POLICY_ORDER)}
     env_order = {e: i for i, e in enumerate(ENV_IDS)}
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (
-        env_order.get(kv[1]["env_id"], 99), kv[1]["env_id"], order.get(kv[1]["policy"], 99))))
+        env_order.get(kv[1]["env_id"], 99), kv[1]["env_id"], order.get(kv[1]["policy"], 99), bool(kv[1].get("subgoals")))))
     _write_atomic(path, json.dumps(results, indent=2) + "\n")
     return results
 
@@ -215,7 +221,7 @@ def markdown_table(results: dict[str, Any]) -> str:
                 else f"{row['mean_final_task_distance']:.3f} ({row['task_distance_name']})")
         latency = ("n/a" if row["plan_s_mean"] is None or row["policy"] != "planner"
                    else f"{row['plan_s_mean']:.3f} / {row['plan_s_p90']:.3f}")
-        lines.append(f"| {row['task']} | {row['policy']} | {row['episodes']} | {row['success_rate']:.2f} | "
+        lines.append(f"| {row['task']} | {policy_label(row)} | {row['episodes']} | {row['success_rate']:.2f} | "
                      f"{lo:.2f}-{hi:.2f} | {dist} | {row['mean_steps']:.1f} | {latency} |")
     return "\n".join(lines) + "\n"
 
@@ -257,11 +263,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     progress=not args.no_progress)
             row["wall_s"] = time.perf_counter() - start
             rows.append(row)
-            _write_atomic(args.out / "episodes" / f"{row['task']}_{policy}.json",
+            name = policy + ("_subgoals" if row["subgoals"] else "")
+            _write_atomic(args.out / "episodes" / f"{row['task']}_{name}.json",
                           json.dumps({"summary": row, "episodes": rounded(records)}) + "\n")
             dist = row["mean_final_task_distance"]
             dist = "n/a" if dist is None else f"{dist:.3f} m"
-            print(f"{env_id} {policy}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "
+            print(f"{env_id} {policy_label(row)}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "
                   f"final {row['task_distance_name']} {dist}, {row['mean_steps']:.1f} steps, "
                   f"{row['wall_s']:.0f} s", flush=True)
     results = merge_results(args.out / "results.json", rows)

@@ -4,11 +4,15 @@ Closed-loop MPC in a simulated Franka env (the shipped default model, the env's 
 
     python -m jepa_ac.plan
     python -m jepa_ac.plan --goal goal.png --env jepa_ac/FrankaPush-v0 --seed 3 --max-steps 40 --out runs/plan
+    python -m jepa_ac.plan --env jepa_ac/FrankaPickPlace-v0 --subgoals          # through the env's sub-goal images
+    python -m jepa_ac.plan --goal above.png grasped.png lifted.png goal.png     # your own sub-goals, then the goal
 
 Each step encodes the camera frame, runs CEM towards the goal latent (encoded once), executes the
 first action and repeats, until the observed latent distance to the goal has not improved for
 `patience` steps or the step budget is spent. Without `--goal` the env renders the episode's goal
-and it is saved as goal.png. Writes `rollout.gif` (+ `rollout.mp4`; each frame beside the goal),
+and it is saved as goal.png. Several `--goal` images (or `--subgoals`: the env's way-points, saved as
+subgoal_1.png, ...) are aimed at in order: the planner moves on from a sub-goal once its latent
+distance has not improved for `subgoal_patience` steps (or after `subgoal_max_steps`). Writes `rollout.gif` (+ `rollout.mp4`; each frame beside the goal),
 `energy.png`, `metrics.json` and `goal.png` to `--out`. Settings come from `planning.json` beside
 the checkpoint (`--planning` to pick another); flags override them.
 
@@ -50,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder "
                                            "(default: the shipped jepa_ac/assets/default_model)")
     inputs = parser.add_argument_group("inputs")
-    inputs.add_argument("--goal", type=Path, help="goal image (closed loop: default the env's goal image)")
+    inputs.add_argument("--goal", type=Path, nargs="+",
+                        help="goal image (closed loop: default the env's goal image); several: sub-goals in order, "
+                             "then the goal")
     inputs.add_argument("--frame", type=Path, help="single step: current camera image")
     inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="single step: x y z roll pitch yaw gripper")
     inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
@@ -118,7 +124,9 @@ def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.nd
     missing = [name for name in ("frame", "state", "goal") if getattr(args, name) is None]
     if missing:
         raise SystemExit(f"error: pass --traj, or all of --frame --state --goal (missing: {', '.join(missing)})")
-    return load_image(args.frame), np.asarray(args.state, np.float32), load_image(args.goal), None
+    if len(args.goal) != 1:
+        raise SystemExit(f"error: a single planning step takes one --goal image, got {len(args.goal)}")
+    return load_image(args.frame), np.asarray(args.state, np.float32), load_image(args.goal[0]), None
 
 
 def plan_single_step(args: argparse.Namespace) -> dict:
@@ -164,36 +172,48 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)  # counted in metrics.json instead
     defaults = planning_from_args(args, args.env, seed=args.seed)
     size = defaults.env.image_size
-    goal, note = (None, None) if args.goal is None else read_goal_image(args.goal, size)
-    if note:
-        print(f"note: goal image {note}")
+    goals, notes = [], []
+    for path in args.goal or []:
+        image, note = read_goal_image(path, size)
+        goals.append(image)
+        if note:
+            notes.append(f"{path}: {note}")
+            print(f"note: goal image {path} {note}")
     wm = load_model_from_args(args)
     env = make_env(defaults.env_id, defaults.env)
     obs, _ = env.reset(seed=args.seed)
-    if goal is None:  # the env renders this episode's goal
-        goal = np.asarray(env.unwrapped.goal_image(), dtype=np.uint8)
+    if not goals:  # the env renders this episode's goal (and its way-points with --subgoals)
+        rendered = env.unwrapped.subgoal_images() if defaults.mpc.subgoals else [env.unwrapped.goal_image()]
+        goals = [np.asarray(g, dtype=np.uint8) for g in rendered]
     warm_s = warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
     args.out.mkdir(parents=True, exist_ok=True)
+    goal = goals[-1]
     Image.fromarray(goal).save(args.out / "goal.png")
+    for i, subgoal in enumerate(goals[:-1], start=1):
+        Image.fromarray(subgoal).save(args.out / f"subgoal_{i}.png")
 
     planner = CEMPlanner(wm, defaults.cem, defaults.action)
     print(f"{defaults.env_id} seed {args.seed}: planning with {checkpoint} ({args.backend}), "
           f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
           f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps "
-          f"(warm-up plan {warm_s:.2f} s, not counted)")
+          f"(warm-up plan {warm_s:.2f} s, not counted)" + (f"; {len(goals) - 1} sub-goals, then the goal"
+                                                         if len(goals) > 1 else ""))
 
     def show(record, distance):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
-        print(f"step {record.index + 1:3d}  energy {energy}  latent distance {distance:.4f}  "
+        target = f"  goal {record.goal_index + 1}/{len(goals)}" if len(goals) > 1 else ""
+        print(f"step {record.index + 1:3d}{target}  energy {energy}  latent distance {distance:.4f}  "
               f"plan {record.timing.get('plan_s', float('nan')):.3f} s", flush=True)
 
-    report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goal,
+    report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goals,
                              distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show)
     env.close()
     metrics = {
         **report.metrics(),
-        "goal": str(args.goal) if args.goal is not None else "env goal_image() (saved as goal.png)",
-        "goal_note": note,
+        "goal": ([str(g) for g in args.goal] if args.goal else
+                 "env subgoal_images() (saved as subgoal_*.png, goal.png)" if len(goals) > 1
+                 else "env goal_image() (saved as goal.png)"),
+        "goal_note": "; ".join(notes) or None,
         "warmup_plan_s": warm_s,
         "checkpoint": str(checkpoint),
         "backend": args.backend,
@@ -201,9 +221,9 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_energy_plot(args.out / "energy.png", report)
-    written = ["goal.png", "metrics.json", "energy.png"]
+    written = [*(f"subgoal_{i}.png" for i in range(1, len(goals))), "goal.png", "metrics.json", "energy.png"]
     if not args.no_video and report.frames:
-        written += write_rollout_video(args.out, report, goal, fps=defaults.env.control_hz)
+        written += write_rollout_video(args.out, report, goals, fps=defaults.env.control_hz)
     task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m" if report.task_distance_name else ""
     reason = report.stop_reason or ("step budget" if report.status == "max_steps" else "env time limit")
     print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}; latent distance "
@@ -243,7 +263,7 @@ def write_energy_plot(path: Path, report: Any) -> Path:
     return path
 
 
-def side_by_side(frame: np.ndarray, goal: np.ndarray, caption: str, scale: int) -> np.ndarray:
+def side_by_side(frame: np.ndarray, goal: np.ndarray, caption: str, scale: int, goal_caption: str = "goal") -> np.ndarray:
     """[H, W, 3] frame and goal -> one uint8 picture [H*scale + 16, 2*W*scale + gap, 3] with captions."""
     from PIL import Image, ImageDraw
 
@@ -256,21 +276,25 @@ def side_by_side(frame: np.ndarray, goal: np.ndarray, caption: str, scale: int) 
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     draw.text((2, h * scale + 2), caption, fill=(0, 0, 0))
-    draw.text((w * scale + gap + 2, h * scale + 2), "goal", fill=(0, 0, 0))
+    draw.text((w * scale + gap + 2, h * scale + 2), goal_caption, fill=(0, 0, 0))
     return np.asarray(image)
 
 
-def write_rollout_video(out: Path, report: Any, goal: np.ndarray, fps: float) -> list[str]:
-    """rollout.gif (and rollout.mp4 when PyAV has H.264): each frame beside the goal."""
+def write_rollout_video(out: Path, report: Any, goals: np.ndarray | list[np.ndarray], fps: float) -> list[str]:
+    """rollout.gif (and rollout.mp4 when PyAV has H.264): each frame beside the goal (with sub-goals:
+    beside the one the next action aims at)."""
     from PIL import Image
 
-    scale = max(1, -(-192 // goal.shape[0]))  # at least 192 px per panel
+    goals = [goals] if isinstance(goals, np.ndarray) and goals.ndim == 3 else list(goals)
+    scale = max(1, -(-192 // goals[-1].shape[0]))  # at least 192 px per panel
     pictures = []
     for t, frame in enumerate(report.frames):
         caption = f"step {t}/{report.steps}"
         if t < len(report.distances):
             caption += f"  d={report.distances[t]:.3f}"
-        pictures.append(side_by_side(frame, goal, caption, scale))
+        index = report.goal_indices[min(t, len(report.goal_indices) - 1)] if report.goal_indices else len(goals) - 1
+        label = "goal" if index == len(goals) - 1 else f"sub-goal {index + 1}/{len(goals) - 1}"
+        pictures.append(side_by_side(frame, goals[index], caption, scale, label))
     images = [Image.fromarray(p) for p in pictures]
     duration = int(round(1000 / fps))
     images[0].save(out / "rollout.gif", save_all=True, append_images=images[1:], duration=duration, loop=0)

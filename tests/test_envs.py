@@ -221,6 +221,38 @@ def test_goal_image_shows_the_goal_configuration(env_id):
     env.close()
 
 
+@pytest.mark.parametrize("env_id", IDS)
+def test_subgoal_images_follow_the_experts_way_points(env_id):
+    env = _make(env_id)
+    obs, info = env.reset(seed=5)
+    base = env.unwrapped
+    images, states = base.subgoal_images(), base.subgoal_states()
+    expected = {"reach": 1, "push": 4, "pickplace": 6}[base.task_name]
+    assert len(images) == len(states) == expected
+    np.testing.assert_array_equal(images[-1], base.goal_image())  # the last sub-goal is the goal
+    np.testing.assert_allclose(states[-1], base.goal_state())
+    assert all(im.shape == obs["image"].shape and im.dtype == np.uint8 for im in images)
+    for a, b in zip(images, images[1:]):  # every way-point is a different picture
+        assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.05
+    np.testing.assert_array_equal(env.render(), obs["image"])  # the live simulation is untouched
+    np.testing.assert_allclose(base.state()[:6], info["cartesian_position"])
+    if base.task_name == "push":
+        block, _ = base.object_pose("block")
+        # above and at the pre-push point (behind the block, away from the target), then at the push's end
+        np.testing.assert_allclose(states[0, :2], states[1, :2], atol=1e-3)
+        assert states[0, 2] > 0.12 and states[1, 2] < 0.07 and states[2, 2] < 0.07
+        to_target = base.target_pos - block[:2]
+        assert (states[1, :2] - block[:2]) @ to_target < 0 < (states[2, :2] - block[:2]) @ to_target
+        assert np.all(states[:, 6] > 0.99)  # fingers closed for pushing
+    if base.task_name == "pickplace":
+        cube, _ = base.object_pose("cube")
+        np.testing.assert_allclose(states[:4, :2], np.tile(cube[:2], (4, 1)), atol=1e-3)
+        assert states[0, 2] > 0.12 and states[1, 2] < 0.07 and states[3, 2] > 0.15
+        np.testing.assert_allclose(states[:, 6], [0, 0, 0.5, 0.5, 0.5, 0], atol=1e-3)  # open, closed on the cube
+        np.testing.assert_allclose(states[4, :2], base.bowl_pos[:2], atol=1e-3)
+    env.close()
+
+
 def _run_expert(env_id: str, seeds, noise: float = 0.0) -> list[bool]:
     env = _make(env_id)
     results = []

@@ -50,6 +50,18 @@ def test_baselines_and_planner_on_the_same_seeds_build_one_table(tiny_folder, tm
     assert saved["rows"].keys() == rows.keys()
 
 
+def test_planner_with_sub_goals_gets_its_own_row(tiny_folder, tmp_path):
+    common = ["--checkpoint", str(tiny_folder), "--episodes", "1", "--env", "push", "--max-steps", "5"]
+    run(tmp_path, "--policy", "planner", *common)
+    results = run(tmp_path, "--policy", "planner", "random", "--subgoals", "--mpc", "subgoal_max_steps=1", *common)
+    assert list(results["rows"]) == ["jepa_ac/FrankaPush-v0|planner", "jepa_ac/FrankaPush-v0|planner (sub-goals)",
+                                     "jepa_ac/FrankaPush-v0|random"]  # baselines ignore goals: no sub-goal row
+    row = results["rows"]["jepa_ac/FrankaPush-v0|planner (sub-goals)"]
+    assert row["subgoals"] is True and row["mpc"]["subgoal_max_steps"] == 1 and row["mean_goals_reached"] == 4
+    assert episodes(tmp_path, "FrankaPush-v0", "planner_subgoals")[0]["per_step"]["goal_index"] == [0, 1, 2, 3, 3]
+    assert "| FrankaPush-v0 | planner (sub-goals) | 1 |" in (tmp_path / "results.md").read_text()
+
+
 def test_rerun_replaces_its_row_and_is_reproducible(tmp_path):
     first = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
                 "--image-size", "64")

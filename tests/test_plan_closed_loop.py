@@ -146,3 +146,81 @@ def test_planning_defaults_file_and_overrides(tmp_path):
         with pytest.raises(ValueError, match=message):
             PlanningDefaults.from_dict(bad)
     assert PlanningDefaults.for_checkpoint(tmp_path / "no_such_folder") == PlanningDefaults()
+
+
+def test_sub_goals_advance_on_patience_or_step_cap():
+    from jepa_ac.closed_loop import GoalSchedule
+    from jepa_ac.planning.defaults import MPCConfig
+
+    schedule = GoalSchedule(MPCConfig(patience=2, subgoal_patience=1, subgoal_max_steps=3), num_goals=3)
+    schedule.baseline(1.0)
+    assert schedule.observe(0.8) is None and not schedule.advance()  # improving on sub-goal 0
+    assert schedule.observe(0.9) is None and schedule.advance()  # stale once: patience 1 moves on
+    assert schedule.goal_index == 1 and not schedule.advance()  # reported once
+    for d in (0.5, 0.4, 0.3):  # always improving, but the cap of 3 steps moves on
+        assert schedule.observe(d) is None
+    assert schedule.advance() and schedule.goal_index == 2
+    assert schedule.observe(0.7) is None  # the last goal starts with a fresh best
+    assert schedule.observe(0.7) is None and "patience 2" in schedule.observe(0.7)
+    assert not schedule.advance()  # never past the last goal
+    blind = GoalSchedule(MPCConfig(subgoal_max_steps=2), num_goals=2)  # no distance: only the cap
+    assert blind.observe(None) is None and not blind.advance()
+    assert blind.observe(None) is None and blind.advance()
+
+
+def test_run_episode_sets_each_sub_goal_in_turn():
+    goals = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
+
+    class Robot:
+        def get_observation(self):
+            return np.zeros((8, 8, 3), np.uint8), np.array([0.5, 0, 0.3, np.pi, 0, 0, 0], np.float32)
+
+        def apply_action(self, action): ...
+
+    class Policy:
+        def __init__(self, fail_on=None):
+            self.goals, self.fail_on = [], fail_on
+
+        def reset(self): ...
+
+        def set_goal(self, goal):
+            if len(self.goals) == self.fail_on:
+                raise ConnectionError("link down")
+            self.goals.append(int(goal[0, 0, 0]))
+
+        def infer(self, obs): return {"action": np.zeros(7, np.float32), "energy": 1.0, "timing": {}}
+        def metadata(self): return {}
+
+    policy = Policy()
+    result = run_episode(Robot(), policy, goals, max_steps=6, safety=SafetyConfig(),
+                         should_advance=lambda record: record.index in (1, 2))
+    assert policy.goals == [0, 1, 2] and result.goal_switches == [1, 2]
+    assert [s.goal_index for s in result.steps] == [0, 0, 1, 2, 2, 2] and result.status == "max_steps"
+    failing = run_episode(Robot(), Policy(fail_on=1), goals, max_steps=6, safety=SafetyConfig(),
+                          should_advance=lambda record: True)
+    assert failing.status == "stopped" and "sub-goal 1" in failing.stop_reason and len(failing.steps) == 1
+    with pytest.raises(ValueError, match="sequence of such images"):
+        run_episode(Robot(), policy, [], max_steps=2, safety=SafetyConfig())
+
+
+def test_closed_loop_through_the_envs_sub_goals(tiny_folder, tmp_path, capsys):
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "jepa_ac/FrankaPickPlace-v0", "--subgoals", "--max-steps", "7",
+                       "--mpc", "subgoal_max_steps=1")
+    assert "5 sub-goals, then the goal" in capsys.readouterr().out
+    assert metrics["num_goals"] == 6 and metrics["goals_reached"] == 6
+    assert metrics["per_step"]["goal_index"] == [0, 1, 2, 3, 4, 5, 5]  # one step per sub-goal (the cap)
+    assert metrics["planning"]["mpc"]["subgoals"] is True
+    for i in range(1, 6):
+        assert np.asarray(Image.open(tmp_path / f"subgoal_{i}.png")).shape == (IMAGE_SIZE, IMAGE_SIZE, 3)
+    with Image.open(tmp_path / "rollout.gif") as gif:
+        assert gif.n_frames == 8
+    # the user's own images are a sequence too; a single planning step takes only one
+    paths = [tmp_path / "subgoal_1.png", tmp_path / "goal.png"]
+    metrics = run_plan(tiny_folder, tmp_path / "own", "--goal", *map(str, paths), "--max-steps", "3", "--no-video",
+                       "--mpc", "subgoal_max_steps=2")
+    assert metrics["per_step"]["goal_index"] == [0, 0, 1] and metrics["goal"] == list(map(str, paths))
+    with pytest.raises(SystemExit, match="one --goal image"):
+        run_plan(tiny_folder, tmp_path / "single", "--frame", str(paths[0]), "--state", *["0"] * 7,
+                 "--goal", *map(str, paths))
+    with pytest.raises(SystemExit, match="subgoal_max_steps"):
+        run_plan(tiny_folder, tmp_path / "bad", "--mpc", "subgoal_max_steps=0")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import colorsys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import mujoco
@@ -172,6 +172,11 @@ class FrankaEnv(gym.Env):
         """Put `data` (a copy of the current state) into the goal configuration; returns the gripper closedness."""
         raise NotImplementedError
 
+    def _subgoal_configurations(self) -> list[Callable[[mujoco.MjData], float]]:
+        """The intermediate configurations on the way to the goal, in order, each a function like
+        `_set_goal_configuration` (the goal itself is not in the list). Default: none."""
+        return []
+
     # -- gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -282,12 +287,13 @@ class FrankaEnv(gym.Env):
         if not self._episode_started:
             raise RuntimeError(f"call reset() before {what}: the episode (objects, goal) is not set up yet")
 
-    def _goal_data_ready(self) -> mujoco.MjData:
-        self._require_reset("goal_image() / goal_state()")
+    def _goal_data_ready(self, configure: Callable[[mujoco.MjData], float] | None = None) -> mujoco.MjData:
+        """The scratch data in the goal configuration (or the one `configure` sets up) of this episode."""
+        self._require_reset("goal_image() / goal_state() / subgoal_images()")
         goal = self._goal_data
         goal.qpos[:] = self.data.qpos  # positions are all a picture needs; mj_forward does the rest
         goal.qvel[:] = 0.0
-        closedness = self._set_goal_configuration(goal)
+        closedness = (configure or self._set_goal_configuration)(goal)
         goal.qpos[self._finger_qpos] = scene.FINGER_OPEN * (1.0 - closedness)
         mujoco.mj_forward(self.model, goal)
         return goal
@@ -301,6 +307,22 @@ class FrankaEnv(gym.Env):
     def goal_state(self) -> np.ndarray:
         """[7] TCP state of the arm in the goal configuration (what `goal_image` shows)."""
         return self.state(self._goal_data_ready())
+
+    def subgoal_images(self, camera: str = scene.EXTERIOR_CAMERA) -> list[np.ndarray]:
+        """[K][H, W, 3] uint8: the task's way-points seen from `camera` (where the scripted expert passes:
+        e.g. above the object, at it, lifted), ending with `goal_image()`. Reach has none but the goal.
+
+        Images of the episode's objects as placed at reset; a planner aims at them one after another
+        (V-JEPA 2-AC plans pick-and-place through image sub-goals the same way)."""
+        if camera not in self.camera_names:
+            raise ValueError(f"unknown camera {camera!r}; this env has {self.camera_names}")
+        configs = [*self._subgoal_configurations(), self._set_goal_configuration]
+        return [self._render(self._goal_data_ready(c), camera) for c in configs]
+
+    def subgoal_states(self) -> np.ndarray:
+        """[K, 7] TCP states of the arm in the configurations `subgoal_images` shows."""
+        configs = [*self._subgoal_configurations(), self._set_goal_configuration]
+        return np.stack([self.state(self._goal_data_ready(c)) for c in configs])
 
     def _arm_to(self, data: mujoco.MjData, pos: np.ndarray, rot: np.ndarray | None = None) -> None:
         """IK: set `data`'s arm joints so the TCP is at `pos` with `rot` (default: home orientation)."""
@@ -447,6 +469,28 @@ class FrankaPushEnv(FrankaEnv):
         self._arm_to(data, pos, euler_xyz_to_matrix(np.array([0.0, 0.0, tcp_yaw])) @ self.home_rot)
         return 1.0
 
+    def _subgoal_configurations(self):
+        """Fingers closed, facing the push direction: above the pre-push point (3 cm behind contact),
+        down at it, then at the end of the push with the block on the target."""
+        from jepa_ac.envs.experts import LOW_Z, SAFE_Z, PushExpert
+
+        start = self._start_block[:2]
+        direction = (self.target_pos - start) / np.linalg.norm(self.target_pos - start)
+        _, yaw = self.push_pose(start, self.target_pos)
+        rot = euler_xyz_to_matrix(np.array([0.0, 0.0, yaw])) @ self.home_rot
+        pre = start - direction * (PushExpert.CONTACT + 0.03)
+        pushed = self.target_pos - direction * PushExpert.CONTACT
+
+        def arm_at(xy, z, block_xy):
+            def configure(data):
+                _, block_yaw = self.object_pose("block", data)
+                self._place_free_body(data, "block", [*block_xy, self._start_block[2]], block_yaw)
+                self._arm_to(data, np.array([*xy, z]), rot)
+                return 1.0
+            return configure
+
+        return [arm_at(pre, SAFE_Z, start), arm_at(pre, LOW_Z, start), arm_at(pushed, LOW_Z, self.target_pos)]
+
 
 class FrankaPickPlaceEnv(FrankaEnv):
     """Pick up a cube and put it in a bowl: success when it rests inside the bowl's rim."""
@@ -488,3 +532,26 @@ class FrankaPickPlaceEnv(FrankaEnv):
     def goal_tcp(self) -> np.ndarray:
         """Where the arm ends (and the goal image shows it): above the bowl, gripper open."""
         return np.array([*self.bowl_pos[:2], self.GOAL_TCP_Z])
+
+    def _subgoal_configurations(self):
+        """Home orientation: open above the cube, open around it, closed on it, lifted with it, over
+        the bowl with it (then the goal: the cube in the bowl, the gripper open above it)."""
+        from jepa_ac.envs.experts import LOW_Z, SAFE_Z
+
+        cube_start, _ = self.object_pose("cube")
+        above_cube, at_cube = np.array([*cube_start[:2], SAFE_Z]), np.array([*cube_start[:2], LOW_Z])
+        grip = cube_start - at_cube  # [3] the cube's offset from the TCP when grasped
+        closed = 1.0 - scene.PICK_CUBE_HALF / scene.FINGER_OPEN  # fingers touching the cube's sides
+
+        def arm_at(tcp, closedness, held):
+            def configure(data):
+                _, cube_yaw = self.object_pose("cube", data)
+                self._place_free_body(data, "cube", tcp + grip if held else cube_start, cube_yaw)
+                self._arm_to(data, tcp)
+                return closedness
+            return configure
+
+        lifted = np.array([*cube_start[:2], self.GOAL_TCP_Z])
+        over_bowl = np.array([*self.bowl_pos[:2], self.GOAL_TCP_Z])
+        return [arm_at(above_cube, 0.0, False), arm_at(at_cube, 0.0, False), arm_at(at_cube, closed, True),
+                arm_at(lifted, closed, True), arm_at(over_bowl, closed, True)]

@@ -11,7 +11,8 @@
      "cem":    {CEMConfig fields: samples, iterations, topk, horizon, momentum_*, warm_start, seed, ...},
      "action": {ActionSpec fields; "frozen": {"droll": 0, "dpitch": 0, "dyaw": 0}},
      "env":    {"image_size": 128, "control_hz": 4.0},          # what the env renders / steps at
-     "mpc":    {"max_steps": 40, "patience": 6, "min_improvement": 0.0},
+     "mpc":    {"max_steps": 40, "patience": 6, "min_improvement": 0.0,
+                "subgoals": false, "subgoal_patience": 3, "subgoal_max_steps": 15},
      "env_overrides": {"jepa_ac/FrankaPickPlace-v0": {"mpc": {"max_steps": 60}, "action": {...}}}}
 
 An override replaces the named fields of its sections (a section's `frozen` is replaced as a
@@ -56,13 +57,29 @@ class EnvOptions:
 class MPCConfig:
     """When closed-loop MPC stops: after `max_steps` actions, or once the observed latent distance to
     the goal has not dropped by more than `min_improvement` below its best for `patience` steps
-    (`patience=None` turns the early stop off)."""
+    (`patience=None` turns the early stop off).
+
+    With `subgoals` the planner aims at the env's sub-goal images one after another (`subgoal_images()`)
+    before the goal; it moves on once the distance to the current sub-goal has not improved for
+    `subgoal_patience` steps, or after `subgoal_max_steps` steps on it (None: no cap)."""
 
     max_steps: int = 40
     patience: int | None = 6
     min_improvement: float = 0.0
+    subgoals: bool = False
+    subgoal_patience: int = 3
+    subgoal_max_steps: int | None = 15
 
     def __post_init__(self) -> None:
+        if not isinstance(self.subgoals, bool):
+            raise ValueError(f"MPCConfig.subgoals must be true or false, got {self.subgoals!r}")
+        if isinstance(self.subgoal_patience, bool) or not isinstance(self.subgoal_patience, int) \
+                or self.subgoal_patience < 1:
+            raise ValueError(f"MPCConfig.subgoal_patience must be a positive int, got {self.subgoal_patience!r}")
+        if self.subgoal_max_steps is not None and (isinstance(self.subgoal_max_steps, bool)
+                                                   or not isinstance(self.subgoal_max_steps, int)
+                                                   or self.subgoal_max_steps < 1):
+            raise ValueError(f"MPCConfig.subgoal_max_steps must be a positive int or null, got {self.subgoal_max_steps!r}")
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"MPCConfig.max_steps must be a positive int, got {self.max_steps!r}")
         if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)

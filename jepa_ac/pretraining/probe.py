@@ -38,8 +38,12 @@ class ProbeData:
 
 
 def collect_probe_data(episodes: int, image_size: int, noise: float, seed: int,
-                       env_id: str = "jepa_ac/FrankaPush-v0") -> ProbeData:
-    """Frames and privileged positions from noisy expert rollouts (episode i seeded by (seed, i))."""
+                       env_id: str = "jepa_ac/FrankaPush-v0", frame_stride: int = 1) -> ProbeData:
+    """Frames and privileged positions from noisy expert rollouts (episode i seeded by (seed, i)), every
+    `frame_stride`-th frame of each episode (a larger stride over more episodes shows the probe more
+    distinct block positions for the same number of frames: the block moves in few frames)."""
+    if frame_stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {frame_stride!r}")
     import gymnasium as gym
 
     import jepa_ac.envs
@@ -51,12 +55,14 @@ def collect_probe_data(episodes: int, image_size: int, noise: float, seed: int,
         obs, _ = env.reset(seed=episode_seed(seed, i))
         expert = jepa_ac.envs.make_expert(env, noise=noise, seed=episode_seed(seed + 1, i))
         expert.reset()
-        done = False
+        done, t = False, 0
         while not done:
-            frames.append(obs["image"])
-            ee.append(obs["state"][:3].copy())
-            obj.append(env.unwrapped.object_pose("block")[0].copy())
-            ep.append(i)
+            if t % frame_stride == 0:
+                frames.append(obs["image"])
+                ee.append(obs["state"][:3].copy())
+                obj.append(env.unwrapped.object_pose("block")[0].copy())
+                ep.append(i)
+            t += 1
             obs, _, terminated, truncated, _ = env.step(expert.act(obs))
             done = terminated or truncated
     env.close()
@@ -160,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--names", nargs="+", help="row names for the encoders (default: 'pretrained', or the paths)")
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--image-size", type=int, default=128, help="env render size (as the training data)")
+    parser.add_argument("--frame-stride", type=int, default=1,
+                        help="keep every k-th frame of each episode (more episodes per frame: more block positions)")
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path, default=Path("experiments/pretraining"))
@@ -170,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     import jepa_ac
 
     start = time.perf_counter()
-    data = collect_probe_data(args.episodes, args.image_size, args.noise, args.seed)
+    data = collect_probe_data(args.episodes, args.image_size, args.noise, args.seed,
+                              frame_stride=args.frame_stride)
     models = [jepa_ac.load_world_model(e, load_predictor=False) for e in args.encoder]
     arch = {json.dumps(m.encoder_config.to_dict(), sort_keys=True) for m in models}
     if len(arch) > 1:
@@ -182,7 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = {name: {target: probe(f, getattr(data, target), data.episode) for target in TARGETS}
                for name, f in features.items()}
     report = {"encoders": dict(zip(names, map(str, args.encoder))), "encoder_config": models[0].encoder_config.to_dict(),
-              "frames": int(len(data.frames)), "episodes": args.episodes, "noise": args.noise,
+              "frames": int(len(data.frames)), "episodes": args.episodes, "frame_stride": args.frame_stride,
+              "noise": args.noise,
               "image_size": args.image_size, "features_dim": {k: int(v.shape[1]) for k, v in features.items()},
               "results": results, "seconds": time.perf_counter() - start}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -196,10 +206,12 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{res['ee']['r2']:.3f} | {res['object']['rmse_cm']:.2f} ± {res['object']['rmse_cm_fold_std']:.2f} | "
                     f"{res['object']['r2']:.3f} | {ratio} |")
     command = " ".join(["python -m jepa_ac.pretraining.probe", "--encoder", *map(str, args.encoder),
+                        *(["--episodes", str(args.episodes)] if args.episodes != 40 else []),
+                        *(["--frame-stride", str(args.frame_stride)] if args.frame_stride != 1 else []),
                         *(["--names", *(f'"{n}"' for n in names)] if args.names else [])])
     (args.out / "probe.md").write_text(
         f"# Linear probes on frozen features\n\n`{command}`: {len(data.frames)} frames from {args.episodes} noisy "
-        f"push-expert episodes (noise {args.noise}, {args.image_size} px renders), ridge regression from flattened "
+        f"push-expert episodes (every {args.frame_stride} frame(s) of each; noise {args.noise}, {args.image_size} px renders), ridge regression from flattened "
         "per-frame features to positions, cross-validation over episodes (5 folds) (± is the spread of the per-fold "
         "RMSE).\n\n" + "\n".join(rows) + "\n")
     print("\n".join(rows))

@@ -74,6 +74,10 @@ class GymRobot:
         """The env's goal image (uint8 [H, W, 3]) rendered from the observation camera."""
         return np.asarray(self.env.unwrapped.goal_image(), dtype=np.uint8)
 
+    def subgoal_images(self) -> list[np.ndarray]:
+        """The env's sub-goal images, ending with the goal image (uint8 [H, W, 3] each)."""
+        return [np.asarray(g, dtype=np.uint8) for g in self.env.unwrapped.subgoal_images()]
+
     def stop(self) -> None:
         """Nothing moves between steps in simulation; kept so the loop can call it on any robot."""
 

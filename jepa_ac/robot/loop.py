@@ -10,6 +10,11 @@ If the planner or the link fails, or the safety layer refuses an action, the rob
 nothing unchecked is ever sent. Errors raised by the robot itself stop it and propagate.
 `should_stop(record)` (optional) is asked after each executed step; a reason string ends the
 episode with status "converged" (e.g. the latent distance to the goal stopped improving).
+
+`goal` may also be a sequence of sub-goal images ending with the goal: the policy aims at the first,
+and moves on to the next whenever `should_advance(record)` says so (V-JEPA 2-AC's image sub-goals):
+
+    run_episode(robot, policy, [above, grasped, lifted, goal], 60, safety, should_advance=reached)
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -41,6 +46,7 @@ class StepRecord:
     energy: float | None
     timing: dict[str, float]  # planner timing plus "step_s" (observe + plan + act)
     planner: dict[str, Any] = field(default_factory=dict)  # planner info: replanned, samples_evaluated, surprise
+    goal_index: int = 0  # which of the (sub-)goals this step aimed at
 
 
 @dataclass
@@ -49,6 +55,7 @@ class EpisodeResult:
     steps: list[StepRecord] = field(default_factory=list)
     stop_reason: str | None = None
     success: bool | None = None  # from the robot's `success` attribute when it has one
+    goal_switches: list[int] = field(default_factory=list)  # steps after which the next sub-goal was set
 
     @property
     def actions(self) -> np.ndarray:
@@ -65,19 +72,34 @@ class EpisodeResult:
         return sum(bool(s.clips) for s in self.steps)
 
 
+def as_goal_list(goal: Any) -> list[np.ndarray]:
+    """One goal image [H, W, 3] or a sequence of them ([K, H, W, 3] or a list) -> list of K images."""
+    if isinstance(goal, np.ndarray) and goal.ndim == 3:
+        return [goal]
+    goals = list(goal) if isinstance(goal, (list, tuple, np.ndarray)) else []
+    if not goals or any(not isinstance(g, np.ndarray) or g.ndim != 3 for g in goals):
+        raise ValueError("goal must be an image [H, W, 3] or a non-empty sequence of such images (sub-goals, "
+                         f"then the goal), got {type(goal).__name__}")
+    return goals
+
+
 def run_episode(
     robot: Robot,
     policy: Policy,
-    goal: np.ndarray,
+    goal: np.ndarray | Sequence[np.ndarray],
     max_steps: int,
     safety: SafetyLayer | SafetyConfig,
     reset_policy: bool = True,
     on_step: Callable[[StepRecord], None] | None = None,
     should_stop: Callable[[StepRecord], str | None] | None = None,
+    should_advance: Callable[[StepRecord], bool] | None = None,
 ) -> EpisodeResult:
-    """Run MPC until `max_steps`, until the robot reports `done`, `should_stop` gives a reason, or a stop."""
+    """Run MPC until `max_steps`, until the robot reports `done`, `should_stop` gives a reason, or a stop.
+    With sub-goals, `should_advance(record)` (asked after `should_stop`, never on the last goal) moves on."""
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    goals = as_goal_list(goal)
+    goal_index = 0
     if isinstance(safety, SafetyConfig):
         safety = SafetyLayer(safety)
     if not isinstance(safety, SafetyLayer):
@@ -87,7 +109,7 @@ def run_episode(
         try:
             if reset_policy:
                 policy.reset()
-            policy.set_goal(goal)
+            policy.set_goal(goals[0])
         except Exception as err:  # noqa: BLE001 - any planner/link failure must stop the robot
             return _stop(robot, result, f"planner failed on set_goal: {type(err).__name__}: {err}")
         for index in range(max_steps):
@@ -112,7 +134,7 @@ def run_episode(
             record = StepRecord(index=index, state=np.asarray(state, dtype=np.float64), requested=safe.requested,
                                 action=safe.action, clips=safe.clips,
                                 energy=None if energy is None else float(energy), timing=timing,
-                                planner=dict(out.get("planner") or {}))
+                                planner=dict(out.get("planner") or {}), goal_index=goal_index)
             result.steps.append(record)
             if on_step is not None:
                 on_step(record)
@@ -120,6 +142,14 @@ def run_episode(
             if reason:
                 result.status, result.stop_reason = "converged", str(reason)
                 break
+            if goal_index < len(goals) - 1 and should_advance is not None and should_advance(record):
+                goal_index += 1
+                try:
+                    policy.set_goal(goals[goal_index])
+                except Exception as err:  # noqa: BLE001
+                    return _stop(robot, result, f"planner failed on set_goal (sub-goal {goal_index}): "
+                                                f"{type(err).__name__}: {err}")
+                result.goal_switches.append(index)
         else:
             if getattr(robot, "done", False):
                 result.status = "done"
