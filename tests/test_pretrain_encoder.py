@@ -184,3 +184,15 @@ def test_probe_cli_compares_encoders_with_random_init_and_pixels(tmp_path):
     assert json.loads((tmp_path / "out" / "probe.json").read_text())["encoders"]["run a"] == str(first)
     with pytest.raises(SystemExit):
         probe.main(["--encoder", str(first), "--names", "x", "y", "--out", str(tmp_path / "out")])
+
+
+def test_probe_frame_stride_keeps_every_kth_frame_of_each_episode():
+    from jepa_ac.pretraining.probe import collect_probe_data
+
+    full = collect_probe_data(2, 32, noise=0.5, seed=3)
+    strided = collect_probe_data(2, 32, noise=0.5, seed=3, frame_stride=7)
+    for e in (0, 1):
+        np.testing.assert_array_equal(strided.frames[strided.episode == e], full.frames[full.episode == e][::7])
+        np.testing.assert_array_equal(strided.object[strided.episode == e], full.object[full.episode == e][::7])
+    with pytest.raises(ValueError, match="frame_stride"):
+        collect_probe_data(1, 32, noise=0.5, seed=3, frame_stride=0)
