@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-SRC=${SRC:-runs/predictor_v2/final}
+SRC=${SRC:-runs/predictor_v3/final}
 "$PY" -m jepa_ac.convert --checkpoint "$SRC" --out runs/default_export --dtype float16
 cp runs/default_export/config.json runs/default_export/model.safetensors jepa_ac/assets/default_model/
 du -sh jepa_ac/assets/default_model
