@@ -216,7 +216,7 @@ class EpisodeReport:
     frames: list[np.ndarray] = field(default_factory=list)  # [T+1] uint8 [H, W, 3] when recorded
     planner: list[dict[str, Any]] = field(default_factory=list)  # [T] planner info (replanned, samples, surprise)
     goal_indices: list[int] = field(default_factory=list)  # [T] which (sub-)goal each step aimed at
-    num_goals: int = 1  # sub-goals + the goal
+    num_goals: int = 1  # sub-goals + the goal (`goals_attempted` in metrics: how many of them the planner aimed at)
 
     @property
     def task_distance(self) -> float | None:
@@ -237,7 +237,7 @@ class EpisodeReport:
             "samples_evaluated": sum(int(p.get("samples_evaluated", 0)) for p in self.planner) if self.planner else None,
             "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
             "num_goals": self.num_goals,
-            "goals_reached": (self.goal_indices[-1] if self.goal_indices else 0) + 1,
+            "goals_attempted": (self.goal_indices[-1] if self.goal_indices else 0) + 1,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
                          "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
                          "replanned": [p.get("replanned") for p in self.planner], "goal_index": self.goal_indices},

@@ -147,7 +147,7 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "env": {"image_size": defaults.env.image_size, "control_hz": defaults.env.control_hz},
         "mpc": dict(defaults.to_dict()["mpc"]),
-        "mean_goals_reached": _mean([r.get("goals_reached") for r in records]) if defaults.mpc.subgoals else None,
+        "mean_goals_attempted": _mean([r.get("goals_attempted") for r in records]) if defaults.mpc.subgoals else None,
     }
     if policy == "planner":
         row.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), backend=args.backend,

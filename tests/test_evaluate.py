@@ -57,7 +57,7 @@ def test_planner_with_sub_goals_gets_its_own_row(tiny_folder, tmp_path):
     assert list(results["rows"]) == ["jepa_ac/FrankaPush-v0|planner", "jepa_ac/FrankaPush-v0|planner (sub-goals)",
                                      "jepa_ac/FrankaPush-v0|random"]  # baselines ignore goals: no sub-goal row
     row = results["rows"]["jepa_ac/FrankaPush-v0|planner (sub-goals)"]
-    assert row["subgoals"] is True and row["mpc"]["subgoal_max_steps"] == 1 and row["mean_goals_reached"] == 4
+    assert row["subgoals"] is True and row["mpc"]["subgoal_max_steps"] == 1 and row["mean_goals_attempted"] == 4
     assert episodes(tmp_path, "FrankaPush-v0", "planner_subgoals")[0]["per_step"]["goal_index"] == [0, 1, 2, 3, 3]
     assert "| FrankaPush-v0 | planner (sub-goals) | 1 |" in (tmp_path / "results.md").read_text()
 

@@ -207,7 +207,7 @@ def test_closed_loop_through_the_envs_sub_goals(tiny_folder, tmp_path, capsys):
     metrics = run_plan(tiny_folder, tmp_path, "--env", "jepa_ac/FrankaPickPlace-v0", "--subgoals", "--max-steps", "7",
                        "--mpc", "subgoal_max_steps=1")
     assert "5 sub-goals, then the goal" in capsys.readouterr().out
-    assert metrics["num_goals"] == 6 and metrics["goals_reached"] == 6
+    assert metrics["num_goals"] == 6 and metrics["goals_attempted"] == 6
     assert metrics["per_step"]["goal_index"] == [0, 1, 2, 3, 4, 5, 5]  # one step per sub-goal (the cap)
     assert metrics["planning"]["mpc"]["subgoals"] is True
     for i in range(1, 6):

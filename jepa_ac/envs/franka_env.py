@@ -511,7 +511,8 @@ class FrankaPickPlaceEnv(FrankaEnv):
                     break
         self.bowl_pos = np.array([*bowl, scene.TABLE_TOP])
         self.model.body_pos[self.model.body("bowl").id] = self.bowl_pos
-        self._place_free_body(self.data, "cube", [*cube, scene.TABLE_TOP + scene.PICK_CUBE_HALF], yaw)
+        self._start_cube = np.array([*cube, scene.TABLE_TOP + scene.PICK_CUBE_HALF])
+        self._place_free_body(self.data, "cube", self._start_cube, yaw)
 
     def _task_metrics(self):
         pos, _ = self.object_pose("cube")
@@ -538,7 +539,7 @@ class FrankaPickPlaceEnv(FrankaEnv):
         the bowl with it (then the goal: the cube in the bowl, the gripper open above it)."""
         from jepa_ac.envs.experts import LOW_Z, SAFE_Z
 
-        cube_start, _ = self.object_pose("cube")
+        cube_start = self._start_cube
         above_cube, at_cube = np.array([*cube_start[:2], SAFE_Z]), np.array([*cube_start[:2], LOW_Z])
         grip = cube_start - at_cube  # [3] the cube's offset from the TCP when grasped
         closed = 1.0 - scene.PICK_CUBE_HALF / scene.FINGER_OPEN  # fingers touching the cube's sides
