@@ -102,6 +102,12 @@ class PushExpert(ScriptedExpert):
 
     task_name = "push"
     CONTACT = scene.PUSH_BLOCK_HALF + 0.022  # TCP distance from block centre when touching it
+    PRE_PUSH_GAP = 0.03  # the pre-push point is this far behind contact
+
+    @classmethod
+    def pre_push_point(cls, block_xy: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """[2] where the TCP goes down before pushing the block along the unit `direction`."""
+        return block_xy - direction * (cls.CONTACT + cls.PRE_PUSH_GAP)
     ALIGN_TOL = 0.02
 
     def target(self, state):
@@ -123,7 +129,7 @@ class PushExpert(ScriptedExpert):
         along = float(rel @ u)  # negative: the TCP is behind the block
         aligned = (lateral < self.ALIGN_TOL and -self.CONTACT - 0.05 < along < -self.CONTACT + 0.02
                    and tcp[2] < LOW_Z + 0.015)
-        pre = block[:2] - u * (self.CONTACT + 0.03)  # pre-push point, 3 cm behind contact
+        pre = self.pre_push_point(block[:2], u)
         yaw_ok = abs(_wrap(self.yaw_of(state) - yaw, np.pi)) < 0.08
 
         phase = self.phase

@@ -316,13 +316,15 @@ class FrankaEnv(gym.Env):
         (V-JEPA 2-AC plans pick-and-place through image sub-goals the same way)."""
         if camera not in self.camera_names:
             raise ValueError(f"unknown camera {camera!r}; this env has {self.camera_names}")
-        configs = [*self._subgoal_configurations(), self._set_goal_configuration]
-        return [self._render(self._goal_data_ready(c), camera) for c in configs]
+        return [self._render(self._goal_data_ready(c), camera) for c in self._goal_sequence()]
 
     def subgoal_states(self) -> np.ndarray:
         """[K, 7] TCP states of the arm in the configurations `subgoal_images` shows."""
-        configs = [*self._subgoal_configurations(), self._set_goal_configuration]
-        return np.stack([self.state(self._goal_data_ready(c)) for c in configs])
+        return np.stack([self.state(self._goal_data_ready(c)) for c in self._goal_sequence()])
+
+    def _goal_sequence(self) -> list[Callable[[mujoco.MjData], float]]:
+        """The sub-goal configurations, then the goal's."""
+        return [*self._subgoal_configurations(), self._set_goal_configuration]
 
     def _arm_to(self, data: mujoco.MjData, pos: np.ndarray, rot: np.ndarray | None = None) -> None:
         """IK: set `data`'s arm joints so the TCP is at `pos` with `rot` (default: home orientation)."""
@@ -478,7 +480,7 @@ class FrankaPushEnv(FrankaEnv):
         direction = (self.target_pos - start) / np.linalg.norm(self.target_pos - start)
         _, yaw = self.push_pose(start, self.target_pos)
         rot = euler_xyz_to_matrix(np.array([0.0, 0.0, yaw])) @ self.home_rot
-        pre = start - direction * (PushExpert.CONTACT + 0.03)
+        pre = PushExpert.pre_push_point(start, direction)
         pushed = self.target_pos - direction * PushExpert.CONTACT
 
         def arm_at(xy, z, block_xy):

@@ -73,18 +73,13 @@ class MPCConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.subgoals, bool):
             raise ValueError(f"MPCConfig.subgoals must be true or false, got {self.subgoals!r}")
-        if isinstance(self.subgoal_patience, bool) or not isinstance(self.subgoal_patience, int) \
-                or self.subgoal_patience < 1:
-            raise ValueError(f"MPCConfig.subgoal_patience must be a positive int, got {self.subgoal_patience!r}")
-        if self.subgoal_max_steps is not None and (isinstance(self.subgoal_max_steps, bool)
-                                                   or not isinstance(self.subgoal_max_steps, int)
-                                                   or self.subgoal_max_steps < 1):
-            raise ValueError(f"MPCConfig.subgoal_max_steps must be a positive int or null, got {self.subgoal_max_steps!r}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"MPCConfig.max_steps must be a positive int, got {self.max_steps!r}")
-        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
-                                          or self.patience < 1):
-            raise ValueError(f"MPCConfig.patience must be a positive int or null, got {self.patience!r}")
+        for name, nullable in (("max_steps", False), ("patience", True), ("subgoal_patience", False),
+                               ("subgoal_max_steps", True)):
+            value = getattr(self, name)
+            if value is None and nullable:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MPCConfig.{name} must be a positive int{' or null' if nullable else ''}, got {value!r}")
         if isinstance(self.min_improvement, bool) or not isinstance(self.min_improvement, (int, float)) \
                 or not 0.0 <= self.min_improvement < math.inf:
             raise ValueError(f"MPCConfig.min_improvement must be a finite number >= 0, got {self.min_improvement!r}")

@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(f"| {name} | {features[name].shape[1]} | {res['ee']['rmse_cm']:.2f} ± {res['ee']['rmse_cm_fold_std']:.2f} | "
                     f"{res['ee']['r2']:.3f} | {res['object']['rmse_cm']:.2f} ± {res['object']['rmse_cm_fold_std']:.2f} | "
                     f"{res['object']['r2']:.3f} | {ratio} |")
-    command = " ".join(["python -m jepa_ac.pretraining.probe", "--encoder", *map(str, args.encoder),
-                        *(["--episodes", str(args.episodes)] if args.episodes != 40 else []),
-                        *(["--frame-stride", str(args.frame_stride)] if args.frame_stride != 1 else []),
+    changed = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in ("episodes", "frame_stride")
+               if getattr(args, name) != parser.get_default(name)]  # the data flags given, as typed
+    command = " ".join(["python -m jepa_ac.pretraining.probe", "--encoder", *map(str, args.encoder), *changed,
                         *(["--names", *(f'"{n}"' for n in names)] if args.names else [])])
     (args.out / "probe.md").write_text(
         f"# Linear probes on frozen features\n\n`{command}`: {len(data.frames)} frames from {args.episodes} noisy "
