@@ -30,6 +30,7 @@ from jepa_ac.nn_torch.mask_predictor import MaskPredictor
 from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
 from jepa_ac.pretraining.masks import LONG_RANGE, SHORT_RANGE, BlockMaskSpec, sample_batch_masks
 from jepa_ac.pretraining.video_data import CropSpec, random_resized_crop
+from jepa_ac.pretraining.warm_start import warm_start
 from jepa_ac.training.common import (
     DistInfo,
     MetricsLog,
@@ -96,6 +97,9 @@ class PretrainEncoderConfig:
     device: str = ""
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
+    # start from another run's weights (an encoder folder or a pretraining checkpoint/; image and
+    # patch size may differ, see pretraining/warm_start.py); ignored when resuming this run
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         for name in ("frames", "batch_size", "steps", "save_every", "log_every", "eval_every", "val_batches"):
@@ -184,6 +188,10 @@ class PretrainTrainer(TrainingLoop):
         self.model = JEPAModel(VisionTransformer(self.enc_config), MaskPredictor(self.pred_config))
         self.model.to(self.info.device).train()
         self.target_encoder = make_target_encoder(self.model.encoder)
+        self.init_sources = {}
+        if config.init_from:
+            self.init_sources = warm_start(config.init_from, self.model.encoder, self.target_encoder,
+                                           self.model.predictor, self.enc_config)
         self.ddp = None
         if self.info.world_size > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
@@ -213,6 +221,7 @@ class PretrainTrainer(TrainingLoop):
             provenance = {"trained_by": "jepa_ac.pretrain_encoder", "step": self.step,
                           "encoder_weights": "target (EMA) encoder",
                           "mask_predictor": self.pred_config.to_dict(),
+                          "initialised_from": self.init_sources,
                           "train_config": dataclasses.asdict(self.config)}
             save_checkpoint(path, arrays, self.enc_config, None, provenance,
                             extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
