@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from jepa_ac.checkpoints import CheckpointError
 from jepa_ac.config import EncoderConfig
 from jepa_ac.nn_torch.encoder import VisionTransformer
-from jepa_ac.pretraining.warm_start import resample_patch_kernel
+from jepa_ac.pretraining.warm_start import adapt_encoder_state, resample_patch_kernel
 
 SAMPLE = Path(__file__).parents[1] / "datasets/samples/franka_reach_64"
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 2}
@@ -84,6 +84,10 @@ def test_init_from_another_architecture_names_the_differences(tmp_path):
                                               r"depth: 2 there vs 3 here.*embed_dim: 48 there vs 64 here"):
         pretrain(tmp_path / "other", {**TINY, "embed_dim": 64, "depth": 3}, "--steps", "1",
                  "--init-from", str(tmp_path / "small/final"))
+    other_predictor = '{"predictor_embed_dim": 32, "depth": 2, "num_heads": 2}'  # the checkpoint's has depth 1
+    with pytest.raises(CheckpointError, match=r"mask predictor weights do not match.*missing predictor_blocks\.1\."):
+        pretrain(tmp_path / "deeper", TINY, "--steps", "1", "--predictor", other_predictor,
+                 "--init-from", str(tmp_path / "small/checkpoint"))
     with pytest.raises(FileNotFoundError, match="missing"):
         pretrain(tmp_path / "none", TINY, "--steps", "1", "--init-from", str(tmp_path / "missing"))
 
@@ -91,7 +95,5 @@ def test_init_from_another_architecture_names_the_differences(tmp_path):
 def test_resampled_encoder_is_a_valid_module_state():
     config = EncoderConfig(**{**TINY, "num_frames": 4})
     wide = EncoderConfig(**{**TINY, "num_frames": 4, "img_size": 48, "patch_size": 12})
-    from jepa_ac.pretraining.warm_start import adapt_encoder_state
-
     state = adapt_encoder_state(VisionTransformer(config).state_dict(), wide)
     VisionTransformer(wide).load_state_dict(state, strict=True)

@@ -98,7 +98,8 @@ class PretrainEncoderConfig:
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
     # start from another run's weights (an encoder folder or a pretraining checkpoint/; image and
-    # patch size may differ, see pretraining/warm_start.py); ignored when resuming this run
+    # patch size may differ, see pretraining/warm_start.py); when this run resumes, its own
+    # checkpoint then replaces them (as with the predictor's init_predictor)
     init_from: str = ""
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import CheckpointError, read_checkpoint
+from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint
 from jepa_ac.config import EncoderConfig
 from jepa_ac.training.loop import TRAINER_STATE
 
@@ -73,6 +73,13 @@ def _sub_state(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torc
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _load_strict(module: torch.nn.Module, state: Mapping[str, Any], part: str, source: str) -> None:
+    """Load `state` into `module` after `match_arrays` has checked names and shapes (a mismatch is a
+    CheckpointError naming the keys, as for every checkpoint this package loads)."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    module.load_state_dict(match_arrays(part, state, expected, source), strict=True)
+
+
 def warm_start(path: str | Path, context_encoder: torch.nn.Module, target_encoder: torch.nn.Module,
                predictor: torch.nn.Module, config: EncoderConfig) -> dict[str, str]:
     """Load weights from `path` into the three modules (strictly: mismatched keys are named).
@@ -86,18 +93,16 @@ def warm_start(path: str | Path, context_encoder: torch.nn.Module, target_encode
     if loaded.encoder_config is None:
         raise CheckpointError(f"{path}: states no encoder architecture; --init-from needs a jepa_ac folder")
     check_compatible(loaded.encoder_config, config, path)
-    target_encoder.load_state_dict(adapt_encoder_state(loaded.arrays["encoder"], config), strict=True)
+    _load_strict(target_encoder, adapt_encoder_state(loaded.arrays["encoder"], config), "encoder", str(path))
     sources = {"target_encoder": f"{path} (encoder)"}
     trainer_state = path / TRAINER_STATE
     if trainer_state.is_file():
         model = torch.load(trainer_state, map_location="cpu", weights_only=False)["model"]
-        context_encoder.load_state_dict(adapt_encoder_state(_sub_state(model, "encoder."), config), strict=True)
-        try:
-            predictor.load_state_dict(_sub_state(model, "predictor."), strict=True)
-            sources["predictor"] = f"{trainer_state} (predictor)"
-        except RuntimeError as err:
-            raise CheckpointError(f"{trainer_state}: its mask predictor does not fit this run's: {err}") from err
+        _load_strict(context_encoder, adapt_encoder_state(_sub_state(model, "encoder."), config), "context encoder",
+                     str(trainer_state))
+        _load_strict(predictor, _sub_state(model, "predictor."), "mask predictor", str(trainer_state))
         sources["context_encoder"] = f"{trainer_state} (context encoder)"
+        sources["predictor"] = f"{trainer_state} (predictor)"
     else:
         context_encoder.load_state_dict(target_encoder.state_dict(), strict=True)
         sources["context_encoder"] = "copy of the target encoder"
