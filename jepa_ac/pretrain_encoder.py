@@ -19,17 +19,22 @@ import json
 
 from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer
 from jepa_ac.pretraining.video_data import VideoClips
-from jepa_ac.training.cli_config import parse_config
+from jepa_ac.training.cli_config import parse_config, setup_or_exit
 from jepa_ac.training.clips import split_by_episode
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_trainer(argv: list[str] | None = None) -> PretrainTrainer:
+    """Config, data and models of one run (nothing trained yet)."""
     config = parse_config(PretrainEncoderConfig, argv, __doc__, "python -m jepa_ac.pretrain_encoder")
     if not config.data:
-        raise SystemExit("error: --data is required (a DROID-layout episode folder or trajectory list)")
+        raise ValueError("--data is required (a DROID-layout episode folder or trajectory list)")
     data = VideoClips(config.data, config.frames, config.fps, preload=config.preload)
     train, val = split_by_episode(data, config.val_fraction, config.seed)
-    summary = PretrainTrainer(config, train, val).fit()
+    return PretrainTrainer(config, train, val)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    summary = setup_or_exit(lambda: build_trainer(argv)).fit()
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import json
 
-from jepa_ac.training.cli_config import parse_config
+from jepa_ac.training.cli_config import parse_config, setup_or_exit
 from jepa_ac.training.clips import open_clips, split_by_episode
 from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_trainer(argv: list[str] | None = None) -> PredictorTrainer:
+    """Config, data and model of one run (nothing trained yet)."""
     config = parse_config(TrainPredictorConfig, argv, __doc__, "python -m jepa_ac.train_predictor")
     data = open_clips(config.data, config.frames, config.fps)
     if config.val_data:
         train, val = data, open_clips(config.val_data, config.frames, config.fps)
     else:
         train, val = split_by_episode(data, config.val_fraction, config.seed)
-    summary = PredictorTrainer(config, train, val).fit()
+    return PredictorTrainer(config, train, val)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    summary = setup_or_exit(lambda: build_trainer(argv)).fit()
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -107,11 +108,29 @@ def test_ddp_two_processes_match_one(encoder_dir, clips_npz, tmp_path):
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-5
 
 
-def test_bad_config_is_rejected(encoder_dir, clips_npz, tmp_path):
-    with pytest.raises(ValueError, match="frames"):
+def test_bad_config_is_rejected_with_a_one_line_error(encoder_dir, clips_npz, tmp_path):
+    with pytest.raises(SystemExit, match="^error: .*frames"):
         run(encoder_dir, clips_npz, tmp_path / "x", "--frames", "1")
-    with pytest.raises(ValueError, match="holds clips of 4 frames"):
+    with pytest.raises(SystemExit, match="^error: .*holds clips of 4 frames"):
         run(encoder_dir, clips_npz, tmp_path / "x", "--frames", "5")
+    with pytest.raises(SystemExit, match="^error: checkpoint not found: .*nowhere"):
+        run(tmp_path / "nowhere", clips_npz, tmp_path / "x")
+    assert not (tmp_path / "x").exists()  # nothing written before the setup succeeded
+
+
+def test_resume_does_not_read_the_init_predictor_again(encoder_dir, clips_npz, tmp_path):
+    """Resuming continues from the run's own checkpoint; the --init-predictor source may be gone by then."""
+    run(encoder_dir, clips_npz, tmp_path / "source", "--steps", "4")
+    init = ("--init-predictor", str(tmp_path / "source/final"))
+    common = ("--steps", "6", "--save-every", "100", "--eval-every", "100")
+    run(encoder_dir, clips_npz, tmp_path / "whole", *common, *init)
+    run(encoder_dir, clips_npz, tmp_path / "split", *common, *init, "--stop-after", "3")
+    shutil.rmtree(tmp_path / "source")
+    run(encoder_dir, clips_npz, tmp_path / "split", *common, *init, "--resume", "true")
+    a, b = predictor_weights(tmp_path / "whole/final"), predictor_weights(tmp_path / "split/final")
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-6
+    with pytest.raises(SystemExit, match="^error: checkpoint not found"):  # a fresh run still needs it
+        run(encoder_dir, clips_npz, tmp_path / "fresh", *common, *init, "--resume", "true")
 
 
 def test_fine_tune_from_upstream_checkpoint(encoder_dir, clips_npz, tmp_path, tiny_arch):
@@ -125,7 +144,7 @@ def test_fine_tune_from_upstream_checkpoint(encoder_dir, clips_npz, tmp_path, ti
     upstream = torch.load(TINY_PT, weights_only=True)["predictor"]
     tuned = predictor_weights(tmp_path / "ft/final")
     assert max(float(np.abs(tuned[k] - upstream["module." + k].numpy()).max()) for k in tuned) == 0.0
-    with pytest.raises(Exception, match="first bad key"):
+    with pytest.raises(SystemExit, match="first bad key"):
         run(encoder_dir, clips_npz, tmp_path / "ft2", "--steps", "4", "--init-predictor", str(TINY_PT),
             "--predictor", json.dumps({"predictor_embed_dim": 48, "depth": 2, "num_heads": 2}))
 

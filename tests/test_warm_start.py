@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import CheckpointError
 from jepa_ac.config import EncoderConfig
 from jepa_ac.nn_torch.encoder import VisionTransformer
 from jepa_ac.pretraining.warm_start import adapt_encoder_state, resample_patch_kernel
@@ -80,15 +79,15 @@ def test_init_from_an_encoder_folder_copies_it_into_both_encoders(tmp_path):
 
 def test_init_from_another_architecture_names_the_differences(tmp_path):
     pretrain(tmp_path / "small", TINY, "--steps", "1")
-    with pytest.raises(CheckpointError, match=r"embed_dim: 48 there vs 64 here.*depth: 2 there vs 3 here|"
-                                              r"depth: 2 there vs 3 here.*embed_dim: 48 there vs 64 here"):
+    with pytest.raises(SystemExit, match=r"^error: .*(embed_dim: 48 there vs 64 here.*depth: 2 there vs 3 here|"
+                                         r"depth: 2 there vs 3 here.*embed_dim: 48 there vs 64 here)"):
         pretrain(tmp_path / "other", {**TINY, "embed_dim": 64, "depth": 3}, "--steps", "1",
                  "--init-from", str(tmp_path / "small/final"))
     other_predictor = '{"predictor_embed_dim": 32, "depth": 2, "num_heads": 2}'  # the checkpoint's has depth 1
-    with pytest.raises(CheckpointError, match=r"mask predictor weights do not match.*missing predictor_blocks\.1\."):
+    with pytest.raises(SystemExit, match=r"^error: .*mask predictor weights do not match.*missing predictor_blocks\.1\."):
         pretrain(tmp_path / "deeper", TINY, "--steps", "1", "--predictor", other_predictor,
                  "--init-from", str(tmp_path / "small/checkpoint"))
-    with pytest.raises(FileNotFoundError, match="missing"):
+    with pytest.raises(SystemExit, match="^error: .*missing"):
         pretrain(tmp_path / "none", TINY, "--steps", "1", "--init-from", str(tmp_path / "missing"))
 
 
@@ -97,3 +96,21 @@ def test_resampled_encoder_is_a_valid_module_state():
     wide = EncoderConfig(**{**TINY, "num_frames": 4, "img_size": 48, "patch_size": 12})
     state = adapt_encoder_state(VisionTransformer(config).state_dict(), wide)
     VisionTransformer(wide).load_state_dict(state, strict=True)
+
+
+def test_resume_does_not_read_the_init_source_again(tmp_path):
+    """Resuming continues from the run's own checkpoint (and keeps its provenance); the --init-from source
+    may be gone by then."""
+    pretrain(tmp_path / "small", TINY, "--steps", "2")
+    init = ("--steps", "4", "--init-from", str(tmp_path / "small/checkpoint"))
+    pretrain(tmp_path / "whole", TINY, *init)
+    pretrain(tmp_path / "split", TINY, *init, "--stop-after", "2")
+    shutil.rmtree(tmp_path / "small")
+    pretrain(tmp_path / "split", TINY, *init, "--resume", "true")
+    whole, split = (json.loads((tmp_path / run / "final/config.json").read_text())["provenance"]
+                    for run in ("whole", "split"))
+    assert split["initialised_from"] == whole["initialised_from"] != {}
+    from safetensors.numpy import load_file
+
+    a, b = (load_file(str(tmp_path / run / "final/model.safetensors")) for run in ("whole", "split"))
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-6

@@ -44,7 +44,7 @@ from jepa_ac.training.common import (
     seed_everything,
     set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state
+from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class PretrainEncoderConfig:
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
     # start from another run's weights (an encoder folder or a pretraining checkpoint/; image and
-    # patch size may differ, see pretraining/warm_start.py); when this run resumes, its own
-    # checkpoint then replaces them (as with the predictor's init_predictor)
+    # patch size may differ, see pretraining/warm_start.py); not read when the run resumes from its
+    # own checkpoint (as with the predictor's init_predictor)
     init_from: str = ""
 
     def __post_init__(self) -> None:
@@ -190,7 +190,7 @@ class PretrainTrainer(TrainingLoop):
         self.model.to(self.info.device).train()
         self.target_encoder = make_target_encoder(self.model.encoder)
         self.init_sources = {}
-        if config.init_from:
+        if config.init_from and not resumable(self.out, config.resume):  # resuming: restored in resume()
             self.init_sources = warm_start(config.init_from, self.model.encoder, self.target_encoder,
                                            self.model.predictor, self.enc_config)
         self.ddp = None
@@ -244,6 +244,7 @@ class PretrainTrainer(TrainingLoop):
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.initial_std = state.get("initial_std")
+        self.init_sources = ckpt.provenance.get("initialised_from", {})
         self.metrics.truncate_after(self.step)
         return True
 

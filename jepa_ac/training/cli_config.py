@@ -13,11 +13,12 @@ import dataclasses
 import json
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 
 def _parse_bool(text: str) -> bool:
@@ -74,3 +75,13 @@ def parse_config(cls: type[C], argv: list[str] | None, description: str = "", pr
 
 def save_config(config: Any, path: Path) -> None:
     path.write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def setup_or_exit(setup: Callable[[], T]) -> T:
+    """Run a training job's setup (config, data, model, checkpoints to start from) and return what it
+    builds; a bad option, path or checkpoint exits with a one-line `error:` message instead of a
+    traceback. Only setup goes through here: an error raised mid-training keeps its stack."""
+    try:
+        return setup()
+    except (ValueError, FileNotFoundError) as err:  # CheckpointError, EpisodeError, CacheError are ValueErrors
+        raise SystemExit(f"error: {err}") from None

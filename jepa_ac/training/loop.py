@@ -23,6 +23,12 @@ CHECKPOINT_DIR = "checkpoint"  # latest, replaced atomically
 FINAL_DIR = "final"
 
 
+def resumable(out: Path, resume: bool) -> bool:
+    """Whether a run writing to `out` will continue from its own checkpoint (so weights to start
+    from, such as --init-from / --init-predictor, would be replaced and need not be read)."""
+    return resume and (Path(out) / CHECKPOINT_DIR / TRAINER_STATE).exists()
+
+
 def load_trainer_state(path: Path, info: DistInfo) -> dict[str, Any] | None:
     """The trainer state saved in `path` (None if there is none), checked against this run's world size."""
     if not (path / TRAINER_STATE).exists():

@@ -34,7 +34,7 @@ from jepa_ac.training.common import (
     seed_everything,
     set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state
+from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
 
 
@@ -51,7 +51,7 @@ class TrainPredictorConfig:
     encoder: str = ""  # encoder preset, for upstream .pt files
     predictor: dict[str, Any] | str = field(default_factory=lambda: {"predictor_embed_dim": 192, "depth": 4,
                                                                      "num_heads": 4})
-    init_predictor: str = ""  # fine-tune from a checkpoint (upstream .pt or our folder)
+    init_predictor: str = ""  # fine-tune from a checkpoint (upstream .pt or our folder); not read on resume
     batch_size: int = 8  # global batch (split across processes)
     steps: int = 1000
     lr: float = 4.25e-4
@@ -122,7 +122,7 @@ def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tup
                                use_activation_checkpointing=config.activation_checkpointing)
     model = ACPredictor(pred)
     model.extrinsics_encoder.requires_grad_(False)  # unused without extrinsics (and DDP needs every trained param used)
-    if config.init_predictor:
+    if config.init_predictor and not resumable(Path(config.out), config.resume):  # else the run's checkpoint
         ckpt = read_checkpoint(config.init_predictor)
         if "predictor" not in ckpt.arrays:
             raise ValueError(f"init_predictor {config.init_predictor} holds no predictor")
