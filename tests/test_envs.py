@@ -101,6 +101,33 @@ def test_seeded_reset_determines_the_episode(env_id):
     env.close()
 
 
+def test_restore_goes_back_to_a_snapshot_exactly():
+    """Try an action, restore, take another: the same as taking the other one directly (the block too)."""
+    env = _make("jepa_ac/FrankaPush-v0")
+    obs, _ = env.reset(seed=3)
+    expert = make_expert(env, noise=0.3, seed=0)
+    for _ in range(12):
+        obs, *_ = env.step(expert.act(obs))
+    u = env.unwrapped
+    snap = u.snapshot()
+    tried = np.array([0.04, -0.03, -0.02, 0, 0, 0.1, -0.5], np.float32)
+    other = np.array([-0.02, 0.05, 0.01, 0, 0, 0, 0.5], np.float32)
+    first = [env.step(tried)[0] for _ in range(2)]
+    u.restore(snap)
+    np.testing.assert_array_equal(env.render(), obs["image"])
+    direct = env.step(other)[0]
+    u.restore(snap)
+    again = [env.step(tried)[0] for _ in range(2)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["state"], b["state"])
+    assert not np.array_equal(direct["state"], first[0]["state"])
+    env.reset(seed=3)
+    u.restore(snap)
+    np.testing.assert_array_equal(env.step(other)[0]["state"], direct["state"])
+    env.close()
+
+
 def test_randomize_objects_off_gives_nominal_layout():
     env = _make("jepa_ac/FrankaPush-v0", randomize_objects=False, joint_noise=0.0)
     _, info_a = env.reset(seed=1)

@@ -233,6 +233,25 @@ class FrankaEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
+    # -- snapshots ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The episode's dynamic state (all of the simulation data, and the commanded gripper / pose), so
+        `restore` can go back after trying actions. Valid within the episode it was taken in (a reset
+        re-draws the scene)."""
+        self._require_reset("snapshot()")
+        data = mujoco.MjData(self.model)
+        mujoco.mj_copyData(data, self.model, self.data)  # derived quantities too: the controller reads them
+        return {"data": data, "gripper_cmd": self._gripper_cmd, "commanded_state": self._commanded_state.copy(),
+                "last_image": None if self._last_image is None else self._last_image.copy()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Return to a `snapshot()` of this episode: the next `step` acts exactly as it would have then."""
+        self._require_reset("restore()")
+        mujoco.mj_copyData(self.data, self.model, snapshot["data"])
+        self._gripper_cmd = snapshot["gripper_cmd"]
+        self._commanded_state = snapshot["commanded_state"].copy()
+        self._last_image = None if snapshot["last_image"] is None else snapshot["last_image"].copy()
+
     # -- state, observation, info -----------------------------------------------------------
     def state(self, data: mujoco.MjData | None = None) -> np.ndarray:
         """[7] float64 `[x, y, z, roll, pitch, yaw, gripper]` of the TCP in the base frame."""
