@@ -40,6 +40,8 @@ def test_compares_models_on_the_same_states_against_the_true_frames(tiny_folders
     # both models saw the same states: the same TCP-object distances
     assert [c["tcp_object_xy"] for c in result["rows"][0]["per_case"]] == \
         [c["tcp_object_xy"] for c in result["rows"][1]["per_case"]]
+    # different random encoders: each measured its own true-frame reference
+    assert result["rows"][0]["encoder_sha256"] != result["rows"][1]["encoder_sha256"]
     md = (out / "action_inference.md").read_text()
     assert "predicted / true" in md and str(a) in md
 
@@ -70,3 +72,25 @@ def test_bad_arguments_are_rejected(tiny_folders, tmp_path):
         action_inference.main(["--states", "0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="grid-step"):
         action_inference.main(["--grid-step", "0.1", "--grid-extent", "0.05", "--out", str(tmp_path)])
+
+
+def test_models_sharing_an_encoder_share_the_true_reference(tiny_folders, tmp_path):
+    """Same encoder weights, another predictor: the true errors are reused, not re-measured (and equal)."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    a, b = tiny_folders
+    mixed = tmp_path / "mixed"
+    shutil.copytree(b, mixed)
+    weights_a, weights_b = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    save_file({k: (weights_a if k.startswith("encoder.") else weights_b)[k] for k in weights_b},
+              str(mixed / "model.safetensors"))
+    out = tmp_path / "ai"
+    action_inference.main(["--checkpoint", str(a), "--compare", str(mixed), "--states", "2", "--grid-extent", "0.02",
+                           "--grid-step", "0.01", "--max-offset", "0.02", "--min-steps", "2", "--max-steps", "3",
+                           "--image-size", "64", "--threads", "1", "--out", str(out)])
+    rows = json.loads((out / "action_inference.json").read_text())["rows"]
+    assert rows[0]["encoder_sha256"] == rows[1]["encoder_sha256"]
+    assert [c["true_error_cm"] for c in rows[0]["per_case"]] == [c["true_error_cm"] for c in rows[1]["per_case"]]
+    assert rows[1]["wall_s"] < rows[0]["wall_s"]  # no frames re-rendered and re-encoded
