@@ -82,7 +82,7 @@ def sample_states(env: Any, count: int, seed: int, noise: float, steps: tuple[in
     body = OBJECT_BODY.get(u.task_name)
     rng = np.random.default_rng(seed)
     cases = []
-    for i in range(count):
+    for _ in range(count):
         obs, _ = env.reset(seed=int(rng.integers(2**31)))
         expert = make_expert(env, noise=noise, seed=int(rng.integers(2**31)))
         for _ in range(int(rng.integers(steps[0], steps[1] + 1))):
@@ -90,8 +90,7 @@ def sample_states(env: Any, count: int, seed: int, noise: float, steps: tuple[in
         offset = np.zeros(7, np.float32)
         offset[:2] = rng.uniform(-max_offset, max_offset, 2)
         snap = u.snapshot()
-        goal = env.step(offset)[0]["image"]
-        u.restore(snap)
+        goal = frame_after(env, snap, offset)
         tcp = obs["state"][:2].astype(np.float64)
         near = float(np.linalg.norm(tcp - u.object_pose(body)[0][:2])) if body else float("nan")
         cases.append({"snapshot": snap, "frame": obs["image"], "state": obs["state"], "offset": offset,
@@ -99,27 +98,19 @@ def sample_states(env: Any, count: int, seed: int, noise: float, steps: tuple[in
     return cases
 
 
+def frame_after(env: Any, snapshot: dict[str, Any], action: np.ndarray) -> np.ndarray:
+    """The frame `action` produces from `snapshot`; the env is left back at the snapshot."""
+    env.unwrapped.restore(snapshot)
+    frame = env.step(action)[0]["image"]
+    env.unwrapped.restore(snapshot)
+    return frame
+
+
 def true_energies(env: Any, wm: Any, case: dict[str, Any], candidates: np.ndarray, z_goal: Any) -> np.ndarray:
     """[K] energy of the frame each candidate action really produces from the case's state."""
-    u = env.unwrapped
-    frames = []
-    for action in candidates:
-        u.restore(case["snapshot"])
-        frames.append(env.step(action)[0]["image"])
-    u.restore(case["snapshot"])
-    z = wm.encode(np.stack(frames))  # [K, N, D] (one frame each)
+    frames = np.stack([frame_after(env, case["snapshot"], action) for action in candidates])
+    z = wm.encode(frames)  # [K, N, D] (one frame each)
     return wm.ops.to_numpy(wm.energy(z, z_goal))
-
-
-def encoder_fingerprint(wm: Any) -> str:
-    """sha256 of the encoder's weights: models that share an encoder share the true-frame reference."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, array in sorted(wm.backend.state_arrays("encoder").items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes())
-    return digest.hexdigest()
 
 
 def evaluate_model(wm: Any, env: Any, cases: list[dict[str, Any]], candidates: np.ndarray, with_true: bool,
@@ -129,7 +120,7 @@ def evaluate_model(wm: Any, env: Any, cases: list[dict[str, Any]], candidates: n
     ops = wm.ops
     per_case = []
     start = time.perf_counter()
-    for case in cases:
+    for i, case in enumerate(cases):
         z, z_goal = wm.encode(case["frame"][None]), wm.encode(case["goal"][None])  # [1, N, D]
         state = ops.asarray(np.asarray(case["state"], np.float32)[None])  # [1, 7]
         predicted = ops.to_numpy(wm.rollout_energy(z, state, ops.asarray(candidates[:, None]), z_goal))  # [K]
@@ -137,7 +128,7 @@ def evaluate_model(wm: Any, env: Any, cases: list[dict[str, Any]], candidates: n
         record = {"predicted_error_cm": 100 * float(np.linalg.norm(candidates[np.argmin(predicted), :2] - offset)),
                   "tcp_object_xy": case["tcp_object_xy"]}
         if with_true and known_true is not None:
-            record["true_error_cm"] = known_true[len(per_case)]
+            record["true_error_cm"] = known_true[i]
         elif with_true:
             true = true_energies(env, wm, case, candidates, z_goal)
             record["true_error_cm"] = 100 * float(np.linalg.norm(candidates[np.argmin(true), :2] - offset))
@@ -224,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             wm = load_model_from_args(args) if path is None else jepa_ac.load_world_model(path)
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"error: {err}") from None
-        encoder = encoder_fingerprint(wm)
+        encoder = wm.encoder_hash()  # models sharing an encoder share the true-frame reference
         run = evaluate_model(wm, env, cases, candidates, with_true=not args.no_true,
                              known_true=true_by_encoder.get(encoder))
         if not args.no_true:

@@ -23,7 +23,7 @@ CHECKPOINT_DIR = "checkpoint"  # latest, replaced atomically
 FINAL_DIR = "final"
 
 
-def resumable(out: Path, resume: bool) -> bool:
+def resumable(out: str | Path, resume: bool) -> bool:
     """Whether a run writing to `out` will continue from its own checkpoint (so weights to start
     from, such as --init-from / --init-predictor, would be replaced and need not be read)."""
     return resume and (Path(out) / CHECKPOINT_DIR / TRAINER_STATE).exists()

@@ -122,7 +122,7 @@ def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tup
                                use_activation_checkpointing=config.activation_checkpointing)
     model = ACPredictor(pred)
     model.extrinsics_encoder.requires_grad_(False)  # unused without extrinsics (and DDP needs every trained param used)
-    if config.init_predictor and not resumable(Path(config.out), config.resume):  # else the run's checkpoint
+    if config.init_predictor and not resumable(config.out, config.resume):  # else the run's checkpoint
         ckpt = read_checkpoint(config.init_predictor)
         if "predictor" not in ckpt.arrays:
             raise ValueError(f"init_predictor {config.init_predictor} holds no predictor")
