@@ -68,6 +68,47 @@ def test_l1_constraint():
     np.testing.assert_allclose(out[1], [0.01, 0, 0, 0.75])
 
 
+WORKSPACE = dict(workspace_min=(0.3, -0.2, 0.05), workspace_max=(0.7, 0.2, 0.4))
+
+
+@pytest.mark.parametrize("ops", [NUMPY_OPS, TORCH_OPS], ids=["numpy", "torch"])
+def test_workspace_keeps_every_step_inside(ops):
+    """Cumulative TCP positions of sampled sequences stay in the box; steps stay within their bounds;
+    a start outside the box may hold or move back in, never further out."""
+    spec = ActionSpec(**WORKSPACE)
+    rng = np.random.default_rng(3)
+    free = rng.uniform(-0.05, 0.05, (500, 3, 4)).astype(np.float32)  # [S, H, F] dx dy dz dgripper
+    for start in ([0.68, 0.19, 0.06], [0.75, 0.0, 0.45]):  # near a corner; outside in x and z
+        position = np.array(start)
+        out = ops.to_numpy(spec.constrain(ops.asarray(free), ops, position))
+        path = position + np.cumsum(out[..., :3].astype(np.float64), axis=1)  # [S, H, 3]
+        low = np.minimum(WORKSPACE["workspace_min"], position) - 1e-6
+        high = np.maximum(WORKSPACE["workspace_max"], position) + 1e-6
+        assert np.all(path >= low) and np.all(path <= high)
+        assert np.abs(out[..., :3]).max() <= 0.05 + 1e-7
+        np.testing.assert_array_equal(out[..., 3], free[..., 3])  # the gripper is not a position
+        inside = np.all((path > low + 1e-3) & (path < high - 1e-3), axis=(1, 2))
+        np.testing.assert_allclose(out[inside], free[inside], atol=1e-6)  # far from the walls: untouched
+    np.testing.assert_array_equal(spec.constrain(free, NUMPY_OPS), free)  # without a position: bounds only
+
+
+def test_cem_with_a_workspace_stops_at_the_wall():
+    """The optimum lies 3 cm beyond the box's x wall: CEM goes to the wall and no further."""
+    spec = ActionSpec(**WORKSPACE)
+    config = CEMConfig(samples=300, iterations=10, topk=20, gripper_deadband=0.0)
+    position = np.array([0.68, 0.0, 0.2])
+    target = np.array([0.05, 0.0, 0.0], np.float32)
+    free_run = cem(quadratic_cost(NUMPY_OPS, target), config, spec,
+                   sample_noise(config, spec, np.random.default_rng(4)), NUMPY_OPS)
+    walled = cem(quadratic_cost(NUMPY_OPS, target), config, spec,
+                 sample_noise(config, spec, np.random.default_rng(4)), NUMPY_OPS, position=position)
+    assert free_run.actions[0, 0] == pytest.approx(0.05, abs=3e-3)  # no position: the box does not apply
+    assert walled.actions[0, 0] == pytest.approx(0.02, abs=2e-3)
+    assert position[0] + walled.actions[0, 0] <= 0.7 + 1e-6
+    clipped = spec.clip_full(np.array([0.05, 0.0, -0.05, 0, 0, 0, 0], np.float32), position=[0.68, 0.0, 0.08])
+    np.testing.assert_allclose(clipped[:3], [0.02, 0.0, -0.03], atol=1e-6)
+
+
 def test_action_spec_validation():
     with pytest.raises(ValueError, match="unknown action dim"):
         ActionSpec(frozen=(("yaw", 0.0),))
@@ -75,6 +116,12 @@ def test_action_spec_validation():
         ActionSpec(translation_constraint="ball")
     with pytest.raises(ValueError, match="topk"):
         CEMConfig(samples=5, topk=10)
+    with pytest.raises(ValueError, match="given together"):
+        ActionSpec(workspace_min=(0.3, -0.2, 0.05))
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        ActionSpec(workspace_min=(0.3, -0.2), workspace_max=(0.7, 0.2, 0.4))
+    with pytest.raises(ValueError, match="must be below"):
+        ActionSpec(workspace_min=(0.3, 0.2, 0.05), workspace_max=(0.7, -0.2, 0.4))
 
 
 def test_numpy_and_torch_choose_identical_actions():

@@ -13,6 +13,7 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 
 import jepa_ac  # noqa: E402
+from jepa_ac.array_ops import NUMPY_OPS  # noqa: E402
 from jepa_ac.backends.mlx_backend import MLX_OPS, MLXBackend  # noqa: E402
 from jepa_ac.bench.parity import compare  # noqa: E402
 from jepa_ac.config import EncoderConfig, PredictorConfig  # noqa: E402
@@ -324,6 +325,14 @@ def test_cem_step_matches_torch_with_identical_noise(tiny_mlx, tiny_wm, golden):
         elites = np.argsort(ref, kind="stable")[: config.topk + 1]
         np.testing.assert_array_equal(elites, np.argsort(ours, kind="stable")[: config.topk + 1])
         assert np.abs(ref - ours).max() < 0.1 * np.diff(ref[elites]).min()  # not decided by float noise
+
+
+def test_workspace_clip_matches_numpy():
+    spec = ActionSpec(workspace_min=(0.3, -0.2, 0.05), workspace_max=(0.7, 0.2, 0.4))
+    free = np.random.default_rng(5).uniform(-0.05, 0.05, (64, 2, 4)).astype(np.float32)  # [S, H, dx dy dz dgrip]
+    position = np.array([0.69, -0.19, 0.41])  # near two walls, above the ceiling
+    ours = MLX_OPS.to_numpy(spec.constrain(MLX_OPS.asarray(free), MLX_OPS, position))
+    np.testing.assert_allclose(ours, spec.constrain(free, NUMPY_OPS, position), atol=1e-7)
 
 
 def test_planner_end_to_end_on_mlx(tiny_mlx, tiny_wm, golden):

@@ -140,9 +140,13 @@ def test_planning_defaults_file_and_overrides(tmp_path):
     assert loaded.cem.samples == 16 and loaded.env.image_size == 64 and loaded.mpc.patience is None
     assert PlanningDefaults.from_dict(loaded.to_dict()) == loaded  # round trip
     assert loaded.for_env("jepa_ac/FrankaPush-v0").action == loaded.action  # no override for push
+    boxed = PlanningDefaults.from_dict({"action": {"workspace_min": [0.3, -0.2, 0.05], "workspace_max": [0.7, 0.2, 0.4]}})
+    assert boxed.action.workspace_max == (0.7, 0.2, 0.4)
+    assert PlanningDefaults.from_dict(json.loads(json.dumps(boxed.to_dict()))) == boxed  # through JSON lists
     for bad, message in (({"cem": {"samples": 0}}, "CEMConfig.samples"), ({"mpc": {"patiense": 3}}, "patiense"),
                          ({"env_overrides": {"x": {"env": {"image_size": 4}}}}, r"env_overrides\['x'\].env"),
-                         ({"planner": {}}, "unknown keys")):
+                         ({"planner": {}}, "unknown keys"),
+                         ({"action": {"workspace_max": [1, 1, 1]}}, "given together")):
         with pytest.raises(ValueError, match=message):
             PlanningDefaults.from_dict(bad)
     assert PlanningDefaults.for_checkpoint(tmp_path / "no_such_folder") == PlanningDefaults()

@@ -23,7 +23,10 @@ class ActionSpec:
     Defaults are V-JEPA 2-AC's planning setup: translation per axis in [-0.05, 0.05] m, rotation
     held at 0, gripper change in [-0.75, 0.75]. `frozen` pins dims to values (upstream's `axis`).
     `translation_constraint`: "box" clips each axis (upstream); "l1" rescales xyz onto the L1 ball
-    of radius `max_translation` when outside it.
+    of radius `max_translation` when outside it. `workspace_min` / `workspace_max` (m, xyz; both or
+    neither) bound the TCP positions a plan may reach from the current state (`constrain(...,
+    position=)`), e.g. the predictor's training support, so CEM cannot exploit a model where it
+    never saw data; a state already outside the box may stay where it is but not move further out.
     """
 
     max_translation: float = 0.05
@@ -31,8 +34,11 @@ class ActionSpec:
     max_gripper_delta: float = 0.75
     translation_constraint: str = "box"
     frozen: tuple[tuple[str, float], ...] = (("droll", 0.0), ("dpitch", 0.0), ("dyaw", 0.0))
+    workspace_min: tuple[float, float, float] | None = None
+    workspace_max: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        self._check_workspace()
         for name in ("max_translation", "max_rotation", "max_gripper_delta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ActionSpec.{name} must be > 0, got {getattr(self, name)!r}")
@@ -49,6 +55,29 @@ class ActionSpec:
                 raise ValueError(f"ActionSpec.frozen: {name}={value} is outside its bound {self.bound(name)}")
         if not self.free_names:
             raise ValueError("ActionSpec.frozen freezes every dim; nothing left to plan")
+
+    def _check_workspace(self) -> None:
+        low, high = self.workspace_min, self.workspace_max
+        if (low is None) != (high is None):
+            raise ValueError("ActionSpec.workspace_min and workspace_max must be given together (or neither)")
+        if low is None:
+            return
+        for name in ("workspace_min", "workspace_max"):
+            value = getattr(self, name)
+            try:
+                box = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                box = ()
+            if len(box) != 3 or not all(np.isfinite(box)):
+                raise ValueError(f"ActionSpec.{name} must be 3 finite numbers (x, y, z in m), got {value!r}")
+            object.__setattr__(self, name, box)
+        if not all(lo < hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
+            raise ValueError(f"ActionSpec workspace: workspace_min {list(self.workspace_min)} must be below "
+                             f"workspace_max {list(self.workspace_max)} on every axis")
+
+    @property
+    def has_workspace(self) -> bool:
+        return self.workspace_min is not None
 
     # -- layout -------------------------------------------------------------------------
     @property
@@ -85,19 +114,42 @@ class ActionSpec:
         return np.where(self.is_gripper(), gripper_std, self.free_bounds).astype(np.float32)
 
     # -- array transforms (any backend) -------------------------------------------------
-    def constrain(self, free: Any, ops: Any) -> Any:
-        """Project sampled free dims [..., F] into the bounds."""
+    def constrain(self, free: Any, ops: Any, position: Any = None) -> Any:
+        """Project sampled free dims [..., F] (sequences: [..., H, F]) into the bounds; with a workspace
+        and the current TCP `position` [3], also keep every step's position inside the workspace."""
         bounds = ops.asarray(self.free_bounds, like=free)
         clipped = ops.clip(free, -bounds, bounds)
         trans = [i for i, n in enumerate(self.free_names) if n in TRANSLATION]
-        if self.translation_constraint == "box" or not trans:
-            return clipped
-        # L1 ball: rescale the (unclipped) xyz part radially if its L1 norm exceeds the radius
-        lo, hi = trans[0], trans[-1] + 1  # translation dims are contiguous in ACTION_NAMES
-        xyz = free[..., lo:hi]
-        norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
-        scale = self.max_translation / ops.clip(norm, self.max_translation, float("inf"))
-        return ops.concat([clipped[..., :lo], xyz * scale, clipped[..., hi:]], axis=-1)
+        if self.translation_constraint == "l1" and trans:
+            # L1 ball: rescale the (unclipped) xyz part radially if its L1 norm exceeds the radius
+            lo, hi = trans[0], trans[-1] + 1  # translation dims are contiguous in ACTION_NAMES
+            xyz = free[..., lo:hi]
+            norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
+            scale = self.max_translation / ops.clip(norm, self.max_translation, float("inf"))
+            clipped = ops.concat([clipped[..., :lo], xyz * scale, clipped[..., hi:]], axis=-1)
+        if self.has_workspace and position is not None and trans:
+            clipped = self._inside_workspace(clipped, np.asarray(position, np.float64).reshape(3), ops)
+        return clipped
+
+    def _inside_workspace(self, free: Any, position: np.ndarray, ops: Any) -> Any:
+        """Translations [..., H, F] whose cumulative TCP positions from `position` stay in the workspace
+        (widened to contain `position`). Clipping positions per axis is non-expansive, so no step grows
+        beyond the bounds already applied."""
+        low = np.minimum(self.workspace_min, position)
+        high = np.maximum(self.workspace_max, position)
+        columns = [free[..., f] for f in range(free.shape[-1])]  # each [..., H]
+        for f, name in enumerate(self.free_names):
+            if name not in TRANSLATION:
+                continue
+            axis = TRANSLATION.index(name)
+            steps, before = [], None
+            for h in range(free.shape[-2]):
+                start = float(position[axis]) if before is None else before
+                after = ops.clip(start + columns[f][..., h], float(low[axis]), float(high[axis]))
+                steps.append(after - start)
+                before = after
+            columns[f] = ops.stack(steps, axis=-1)
+        return ops.stack(columns, axis=-1)
 
     def expand(self, free: Any, ops: Any) -> Any:
         """Free dims [..., F] -> full actions [..., 7] with frozen dims filled in."""
@@ -111,9 +163,14 @@ class ActionSpec:
                 f += 1
         return ops.stack(columns, axis=-1)
 
-    def clip_full(self, action: np.ndarray) -> np.ndarray:
-        """Bound a full numpy action [..., 7] (frozen dims set to their values)."""
+    def clip_full(self, action: np.ndarray, position: Any = None) -> np.ndarray:
+        """Bound a full numpy action [..., 7] (frozen dims set to their values; with `position`, the
+        workspace too: a single action is a one-step sequence)."""
         action = np.array(action, dtype=np.float32)
-        free = self.constrain(action[..., list(self.free_index)], NUMPY_OPS)
+        free = action[..., list(self.free_index)]
+        if position is not None and self.has_workspace:
+            free = self.constrain(free[..., None, :], NUMPY_OPS, position)[..., 0, :]
+        else:
+            free = self.constrain(free, NUMPY_OPS)
         return self.expand(free, NUMPY_OPS)
 

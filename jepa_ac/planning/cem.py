@@ -144,6 +144,7 @@ def cem(
     ops: ArrayOps,
     init_mean: np.ndarray | None = None,
     init_elites: np.ndarray | None = None,
+    position: np.ndarray | None = None,
 ) -> CEMResult:
     """Minimise `cost_fn(actions [S, H, 7]) -> [S]` over action sequences.
 
@@ -151,7 +152,8 @@ def cem(
     top-k, and move mean/std towards the elites' with momentum (separate for the gripper).
     The result is the final mean (gripper deltas under the deadband zeroed). `init_elites`
     [n, H, F] (the previous MPC step's shifted elites) replace the first fresh samples of the
-    first iteration when `config.keep_elites` > 0.
+    first iteration when `config.keep_elites` > 0. `position` [3]: the current TCP position, for
+    an action spec with a workspace (samples and the final mean keep the TCP inside it).
     """
     H, F = config.horizon, len(spec.free_names)
     if noise.shape != (config.iterations, config.samples, H, F):
@@ -175,7 +177,7 @@ def cem(
         n = config.samples
         if std0 is not None and i > 0:  # adaptive: as many samples as the spread left warrants
             n = int(np.clip(np.ceil(config.samples * ops.to_numpy(std).mean() / std0), config.min_samples, n))
-        free = spec.constrain(noise_x[i][:n] * std + mean, ops)  # [n, H, F]
+        free = spec.constrain(noise_x[i][:n] * std + mean, ops, position)  # [n, H, F]
         if config.close_gripper_after is not None and grip:
             free = _force_gripper(free, grip[0], config.close_gripper_after, ops)
         if carried is not None:  # elite reuse: the carried elites take the first fresh samples' places
@@ -190,6 +192,8 @@ def cem(
         carried = elites[:keep] if keep else None
 
     mean_np, std_np = ops.to_numpy(mean), ops.to_numpy(std)
+    if spec.has_workspace and position is not None:  # the momentum share of a warm start may lie outside
+        mean_np = spec.constrain(mean_np, NUMPY_OPS, position)
     costs_np = np.stack([ops.to_numpy(c) for c in elite_costs])
     return CEMResult(actions=plan_actions(mean_np, config, spec), mean=mean_np, std=std_np, elite_costs=costs_np,
                      elites=ops.to_numpy(elites), evaluated=evaluated)

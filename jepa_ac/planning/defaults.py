@@ -9,7 +9,8 @@
     {"format": "jepa_ac.planning", "version": 1,
      "env_id": "jepa_ac/FrankaReach-v0",                       # the env `plan` uses without --env
      "cem":    {CEMConfig fields: samples, iterations, topk, horizon, momentum_*, warm_start, seed, ...},
-     "action": {ActionSpec fields; "frozen": {"droll": 0, "dpitch": 0, "dyaw": 0}},
+     "action": {ActionSpec fields; "frozen": {"droll": 0, "dpitch": 0, "dyaw": 0},
+                "workspace_min": [x, y, z], "workspace_max": [x, y, z]},   # optional TCP box (m)
      "env":    {"image_size": 128, "control_hz": 4.0},          # what the env renders / steps at
      "mpc":    {"max_steps": 40, "patience": 6, "min_improvement": 0.0,
                 "subgoals": false, "subgoal_patience": 3, "subgoal_max_steps": 15},

@@ -84,7 +84,8 @@ class CEMPlanner:
         if self._goal_latent is None:
             raise ValueError("no goal: pass goal= or call set_goal(image) first")
         z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
-        state_x = self.wm.ops.asarray(check_state(state)[None])  # [1, 7]
+        state = check_state(state)
+        state_x = self.wm.ops.asarray(state[None])  # [1, 7]
         z_goal = self._goal_latent
         surprise = None
         if self._expected_latent is not None:
@@ -93,7 +94,7 @@ class CEMPlanner:
         gate = self.config.surprise_gate
         if (gate is not None and surprise is not None and surprise < gate and self._skips < self.config.max_skips
                 and self.last_result is not None):
-            result = self._reuse_previous_plan(surprise)
+            result = self._reuse_previous_plan(surprise, state[:3])
             self._skips += 1
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
@@ -103,7 +104,7 @@ class CEMPlanner:
             noise = sample_noise(self.config, self.spec, self.rng)
             result = cem(cost, self.config, self.spec, noise, self.wm.ops,
                          init_mean=self._previous_mean if warm else None,
-                         init_elites=self._previous_elites if warm else None)
+                         init_elites=self._previous_elites if warm else None, position=state[:3])
             result.surprise = surprise
             self._skips = 0
         self._previous_mean = shift_plan(result.mean)
@@ -125,9 +126,12 @@ class CEMPlanner:
         self.last_result = result
         return result
 
-    def _reuse_previous_plan(self, surprise: float) -> CEMResult:
-        """The previous plan shifted by one step, as a CEM result (no samples evaluated)."""
+    def _reuse_previous_plan(self, surprise: float, position: np.ndarray) -> CEMResult:
+        """The previous plan shifted by one step (kept inside the action spec's workspace from
+        `position`), as a CEM result (no samples evaluated)."""
         mean = self._previous_mean  # [H, F] already shifted
+        if self.spec.has_workspace:
+            mean = self.spec.constrain(mean, NUMPY_OPS, position)
         return CEMResult(actions=plan_actions(mean, self.config, self.spec), mean=mean, std=self.last_result.std,
                          elite_costs=np.zeros((1, 1), np.float32), elites=self._previous_elites, evaluated=0,
                          skipped=True, surprise=surprise)
