@@ -105,7 +105,8 @@ def test_cem_with_a_workspace_stops_at_the_wall():
     assert free_run.actions[0, 0] == pytest.approx(0.05, abs=3e-3)  # no position: the box does not apply
     assert walled.actions[0, 0] == pytest.approx(0.02, abs=2e-3)
     assert position[0] + walled.actions[0, 0] <= 0.7 + 1e-6
-    clipped = spec.clip_full(np.array([0.05, 0.0, -0.05, 0, 0, 0, 0], np.float32), position=[0.68, 0.0, 0.08])
+    one_step = np.array([[[0.05, 0.0, -0.05, 0.0]]], np.float32)  # [1, 1, dx dy dz dgripper]
+    clipped = spec.constrain(one_step, NUMPY_OPS, [0.68, 0.0, 0.08])[0, 0]
     np.testing.assert_allclose(clipped[:3], [0.02, 0.0, -0.03], atol=1e-6)
 
 

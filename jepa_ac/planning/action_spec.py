@@ -163,14 +163,9 @@ class ActionSpec:
                 f += 1
         return ops.stack(columns, axis=-1)
 
-    def clip_full(self, action: np.ndarray, position: Any = None) -> np.ndarray:
-        """Bound a full numpy action [..., 7] (frozen dims set to their values; with `position`, the
-        workspace too: a single action is a one-step sequence)."""
+    def clip_full(self, action: np.ndarray) -> np.ndarray:
+        """Bound a full numpy action [..., 7] (frozen dims set to their values)."""
         action = np.array(action, dtype=np.float32)
-        free = action[..., list(self.free_index)]
-        if position is not None and self.has_workspace:
-            free = self.constrain(free[..., None, :], NUMPY_OPS, position)[..., 0, :]
-        else:
-            free = self.constrain(free, NUMPY_OPS)
+        free = self.constrain(action[..., list(self.free_index)], NUMPY_OPS)
         return self.expand(free, NUMPY_OPS)
 
