@@ -94,6 +94,21 @@ def test_resume_is_exact(encoder_dir, clips_npz, tmp_path):
     assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 
+def test_keep_every_leaves_loadable_snapshots(encoder_dir, clips_npz, tmp_path):
+    """--keep-every N keeps step_NNNNNN/ folders (not at the last step, which is final/); each is a
+    complete world model with the weights of that step, so checkpoints can be chosen after training."""
+    import jepa_ac
+
+    run(encoder_dir, clips_npz, tmp_path / "kept", "--steps", "5", "--keep-every", "2", "--save-every", "100")
+    assert sorted(p.name for p in (tmp_path / "kept").glob("step_*")) == ["step_000002", "step_000004"]
+    run(encoder_dir, clips_npz, tmp_path / "short", "--steps", "5", "--stop-after", "4", "--save-every", "100")
+    a, b = predictor_weights(tmp_path / "kept/step_000004"), predictor_weights(tmp_path / "short/checkpoint")
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
+    assert jepa_ac.load_world_model(tmp_path / "kept/step_000002").predictor_config is not None
+    with pytest.raises(SystemExit, match="^error: .*keep_every must be >= 0"):
+        run(encoder_dir, clips_npz, tmp_path / "x", "--keep-every", "-1")
+
+
 def test_ddp_two_processes_match_one(encoder_dir, clips_npz, tmp_path):
     args = ["--data", str(clips_npz), "--encoder-checkpoint", str(encoder_dir), "--frames", "4",
             "--predictor", TINY_PREDICTOR, "--batch-size", "4", "--val-fraction", "0", "--warmup-steps", "1",

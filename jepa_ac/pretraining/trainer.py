@@ -91,6 +91,7 @@ class PretrainEncoderConfig:
     seed: int = 0
     out: str = "runs/pretrain"
     save_every: int = 200
+    keep_every: int = 0  # also keep a snapshot folder step_NNNNNN every this many steps; 0 = none
     log_every: int = 10
     eval_every: int = 100
     val_batches: int = 4
@@ -106,6 +107,8 @@ class PretrainEncoderConfig:
         for name in ("frames", "batch_size", "steps", "save_every", "log_every", "eval_every", "val_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PretrainEncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.keep_every < 0:
+            raise ValueError(f"PretrainEncoderConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
         if self.masks not in MASK_SETS:
             raise ValueError(f"PretrainEncoderConfig.masks must be one of {sorted(MASK_SETS)}, got {self.masks!r}")
         if self.dtype not in ("bfloat16", "float16", "float32"):

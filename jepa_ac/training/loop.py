@@ -2,7 +2,7 @@
 checkpoint cadence, the final checkpoint, the loss plot and `summary.json`.
 
 A trainer subclasses `TrainingLoop` and provides `config` (with steps, stop_after, resume,
-log_every, eval_every, save_every), `info` (DistInfo), `out`, `metrics` (MetricsLog), `step`, and
+log_every, eval_every, save_every, keep_every), `info` (DistInfo), `out`, `metrics` (MetricsLog), `step`, and
 the methods `train_step()`, `validate()`, `save(name)`, `resume()`; plus the class attributes
 below that name the run in its progress bar and plot.
 """
@@ -21,6 +21,11 @@ from jepa_ac.training.common import DistInfo, plot_curves
 TRAINER_STATE = "trainer_state.pt"
 CHECKPOINT_DIR = "checkpoint"  # latest, replaced atomically
 FINAL_DIR = "final"
+
+
+def snapshot_dir(step: int) -> str:
+    """The folder of the snapshot kept at `step` (config.keep_every), e.g. step_001000."""
+    return f"step_{step:06d}"
 
 
 def resumable(out: str | Path, resume: bool) -> bool:
@@ -78,6 +83,8 @@ class TrainingLoop:
                     self.metrics.log(last_val)
             if self.step % c.save_every == 0 or self.step == end:
                 self.save()
+            if c.keep_every and self.step % c.keep_every == 0 and self.step < c.steps:
+                self.save(snapshot_dir(self.step))
         bar.close()
         summary: dict[str, Any] = {"step": self.step, "finished": self.step >= c.steps,
                                    **(self.summary_fields(record) if record else {}), **last_val}

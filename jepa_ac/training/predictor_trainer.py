@@ -68,6 +68,7 @@ class TrainPredictorConfig:
     seed: int = 0
     out: str = "runs/predictor"
     save_every: int = 200
+    keep_every: int = 0  # also keep a snapshot folder step_NNNNNN every this many steps; 0 = none
     eval_every: int = 100
     log_every: int = 10
     val_batches: int = 8
@@ -80,6 +81,8 @@ class TrainPredictorConfig:
         for name in ("frames", "batch_size", "steps", "auto_steps", "save_every", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainPredictorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.keep_every < 0:
+            raise ValueError(f"TrainPredictorConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
         if self.frames < 2:
             raise ValueError("TrainPredictorConfig.frames must be >= 2 (a clip needs a next frame)")
         if self.dtype not in ("bfloat16", "float16", "float32"):
