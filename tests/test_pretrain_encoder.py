@@ -105,9 +105,13 @@ def test_pretraining_learns_and_writes_an_encoder(tmp_path):
 
 
 def test_resume_is_exact(tmp_path):
-    run(tmp_path / "whole", "--steps", "4")
+    run(tmp_path / "whole", "--steps", "4", "--keep-every", "2")
     run(tmp_path / "split", "--steps", "4", "--stop-after", "2")
     assert not (tmp_path / "split/final").exists()
+    # --keep-every: the step-2 snapshot of the whole run is the split run's step-2 checkpoint
+    assert sorted(p.name for p in (tmp_path / "whole").glob("step_*")) == ["step_000002"]
+    a, b = encoder_weights(tmp_path / "whole/step_000002"), encoder_weights(tmp_path / "split/checkpoint")
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
     run(tmp_path / "split", "--steps", "4", "--resume", "true")
     a, b = encoder_weights(tmp_path / "whole/final"), encoder_weights(tmp_path / "split/final")
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-6
@@ -140,6 +144,8 @@ def test_bad_config_is_rejected():
         PretrainEncoderConfig(encoder={"img_size": 30, "patch_size": 8, "embed_dim": 48, "depth": 1, "num_heads": 2})
     with pytest.raises(ValueError, match="ema"):
         PretrainEncoderConfig(ema_start=1.0, ema_end=0.99)
+    with pytest.raises(ValueError, match="keep_every must be >= 0"):
+        PretrainEncoderConfig(keep_every=-1)
 
 
 def test_ddp_two_processes(tmp_path):
