@@ -66,6 +66,9 @@ class ArrayOps:
     def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
         return x.sum(axis=axis)
 
+    def min(self, x: Any, axis: int) -> Any:
+        return x.min(axis=axis)
+
     def smallest_k(self, x: Any, k: int) -> Any:
         """Indices of the k smallest entries of a 1-D array, smallest first."""
         idx = np.argpartition(x, k - 1)[:k]

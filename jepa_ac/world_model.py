@@ -149,9 +149,20 @@ class WorldModel:
         """L1 distance (mean over N*D) between latents [S, N, D] and a goal [1, N, D] -> [S]."""
         return self.ops.mean(self.ops.abs(z - z_goal), axis=(-2, -1))
 
-    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any) -> Any:
-        """Energy of the last imagined frame of each candidate: -> [S]."""
-        return self.energy(self.rollout(z_context, state, actions)[:, -1], z_goal)
+    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any, over: str = "last") -> Any:
+        """Energy of each candidate's imagined rollout -> [S]: of its last frame (`over="last"`, upstream),
+        or the lowest over its frames (`over="min"`: the closest the sequence comes to the goal)."""
+        imagined = self.rollout(z_context, state, actions)  # [S, H, N, D]
+        return self.horizon_energy(imagined, z_goal, over)
+
+    def horizon_energy(self, imagined: Any, z_goal: Any, over: str = "last") -> Any:
+        """Energy of imagined rollouts [S, H, N, D] against a goal [1, N, D] -> [S] (`over`: "last" or "min")."""
+        if over == "last":
+            return self.energy(imagined[:, -1], z_goal)
+        if over == "min":
+            per_step = self.ops.mean(self.ops.abs(imagined - z_goal[:, None]), axis=(-2, -1))  # [S, H]
+            return self.ops.min(per_step, axis=1)
+        raise ValueError(f"over must be 'last' or 'min', got {over!r}")
 
     # -- saving ------------------------------------------------------------------------------
 

@@ -309,3 +309,98 @@ def test_hold_unless_better_sends_zero_action_at_the_goal(tiny_wm, golden):
             np.testing.assert_array_equal(result.actions, plain.actions)
         held.append(result.held)
     assert CEMConfig().hold_unless_better is False
+
+
+def endpoint_cost(ops, target):
+    """The closest any prefix of the sequence comes to `target`: min over h of ||cumsum(xyz)[h] - target||^2."""
+    def cost(actions):  # [S, H, 7] -> [S]
+        steps, total = [], None
+        for h in range(actions.shape[1]):
+            total = actions[:, h, :3] if total is None else total + actions[:, h, :3]
+            err = total - ops.asarray(target, like=actions)
+            steps.append(ops.sum(err * err, axis=-1))
+        return ops.min(ops.stack(steps, axis=1), axis=1)
+    return cost
+
+
+@pytest.mark.parametrize("ops", [NUMPY_OPS, TORCH_OPS], ids=["numpy", "torch"])
+def test_repeat_action_searches_one_action_held_for_the_horizon(ops):
+    """A target 12 cm away, beyond a single 5 cm step: the held action heads straight at it, and every
+    evaluated sequence is one action repeated."""
+    target = np.array([0.12, -0.06, 0.0], np.float32)
+    seen = []
+
+    def cost(actions):
+        seen.append(ops.to_numpy(actions).copy())
+        return endpoint_cost(ops, target)(actions)
+
+    config = CEMConfig(samples=200, iterations=8, topk=20, horizon=4, repeat_action=True, gripper_deadband=0.0)
+    spec = ActionSpec()
+    noise = sample_noise(config, spec, np.random.default_rng(5))
+    assert noise.shape == (8, 200, 1, 4)  # the distribution is over one action
+    result = cem(cost, config, spec, noise, ops)
+    assert result.actions.shape == (4, 7) and result.mean.shape == (1, 4)
+    np.testing.assert_array_equal(result.actions, np.repeat(result.actions[:1], 4, axis=0))
+    for batch in seen:
+        np.testing.assert_array_equal(batch, np.repeat(batch[:, :1], 4, axis=1))
+    # some number of the held steps lands on the target
+    reached = np.cumsum(result.actions[:, :3], axis=0)  # [H, 3]
+    assert np.linalg.norm(reached - target, axis=1).min() < 0.01
+    assert result.actions[0, 0] > 0.025 and result.actions[0, 1] < -0.01
+
+
+def test_repeat_action_stops_at_a_workspace_wall():
+    """Held steps that would cross the wall are shortened there (as the robot would stop)."""
+    spec = ActionSpec(**WORKSPACE)
+    seen = []
+
+    def cost(actions):
+        seen.append(actions.copy())
+        return -actions[:, :, 0].sum(axis=1)  # go as far in x as possible
+
+    config = CEMConfig(samples=50, iterations=2, topk=5, horizon=3, repeat_action=True)
+    position = np.array([0.62, 0.0, 0.2])
+    cem(cost, config, spec, sample_noise(config, spec, np.random.default_rng(6)), NUMPY_OPS, position=position)
+    ends = position[0] + np.concatenate(seen)[:, :, 0].cumsum(axis=1)
+    assert ends.max() <= 0.7 + 1e-6
+
+
+def test_horizon_energy_last_or_min(tiny_wm, golden):
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    z0, z_goal = tiny_wm.encode(frames[0]), tiny_wm.encode(frames[2])
+    actions = torch.from_numpy(np.array([[[0.05, 0, 0, 0, 0, 0, 0]] * 3, [[-0.03, 0.02, 0, 0, 0, 0, 0]] * 3],
+                                        np.float32))  # [2, 3, 7]
+    state_x = torch.from_numpy(state[None].astype(np.float32))
+    imagined = tiny_wm.rollout(z0, state_x, actions)  # [2, 3, N, D]
+    per_step = np.stack([tiny_wm.energy(imagined[:, h], z_goal).numpy() for h in range(3)], axis=1)  # [2, 3]
+    np.testing.assert_allclose(tiny_wm.rollout_energy(z0, state_x, actions, z_goal).numpy(), per_step[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(tiny_wm.rollout_energy(z0, state_x, actions, z_goal, over="min").numpy(),
+                               per_step.min(axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="'last' or 'min'"):
+        tiny_wm.rollout_energy(z0, state_x, actions, z_goal, over="mean")
+
+
+def test_planner_with_held_straight_line_plans(tiny_wm, golden):
+    """repeat_action + min energy through the planner: a held [H, 7] plan, warm start and hold-unless-better
+    work with the one-action distribution."""
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    config = CEMConfig(samples=32, iterations=2, topk=4, horizon=3, repeat_action=True, horizon_energy="min",
+                       warm_start=True, keep_elites=0.5, hold_unless_better=True, seed=3)
+    planner = CEMPlanner(tiny_wm, config)
+    first = planner.plan_sequence(frames[0], state, frames[2])
+    assert first.actions.shape == (3, 7) and first.mean.shape == (1, 4)
+    assert first.held or np.array_equal(first.actions, np.repeat(first.actions[:1], 3, axis=0))
+    np.testing.assert_array_equal(planner._previous_mean, first.mean)  # holding one action: the shift keeps it
+    second = planner.plan_sequence(frames[1], state)
+    assert second.actions.shape == (3, 7) and np.abs(second.actions[:, :3]).max() <= 0.05
+
+
+def test_straight_line_options_are_validated():
+    with pytest.raises(ValueError, match="horizon_energy"):
+        CEMConfig(horizon_energy="mean")
+    with pytest.raises(ValueError, match="repeat_action"):
+        CEMConfig(repeat_action=1)
+    with pytest.raises(ValueError, match="close_gripper_after"):
+        CEMConfig(horizon=3, repeat_action=True, close_gripper_after=1)
+    assert CEMConfig().search_horizon == 1 and CEMConfig(horizon=4).search_horizon == 4
+    assert CEMConfig(horizon=4, repeat_action=True).search_horizon == 1

@@ -365,6 +365,21 @@ def test_mlx_ops():
     assert half.dtype == mx.bfloat16 and MLX_OPS.to_numpy(half).dtype == np.float32
     ln = MLX_OPS.layer_norm(e)
     np.testing.assert_allclose(np.asarray(ln).mean(-1), 0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(MLX_OPS.min(e, 1)), np.asarray(e).min(1))
+
+
+def test_straight_line_plans_match_torch(tiny_mlx, tiny_wm, golden):
+    """repeat_action + the min-over-horizon energy choose the same held action on both backends."""
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    config = CEMConfig(samples=48, iterations=3, topk=6, horizon=3, repeat_action=True, horizon_energy="min", seed=4)
+    results = {}
+    for name, wm in (("torch", tiny_wm), ("mlx", tiny_mlx)):
+        planner = CEMPlanner(wm, config)
+        planner._goal_latent = goal_from_plan(wm, frames[0], state[None])[2]
+        results[name] = planner.plan_sequence(frames[0], state)
+    assert results["mlx"].actions.shape == (3, 7)
+    np.testing.assert_allclose(results["mlx"].actions, results["torch"].actions, atol=1e-5)
+    np.testing.assert_allclose(results["mlx"].elite_costs, results["torch"].elite_costs, atol=1e-6)
 
 
 def test_compare_metrics():

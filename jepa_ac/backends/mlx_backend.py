@@ -87,6 +87,9 @@ class MLXOps(ArrayOps):
     def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
         return mx.sum(x, axis=axis)
 
+    def min(self, x: Any, axis: int) -> Any:
+        return mx.min(x, axis=axis)
+
     def smallest_k(self, x: Any, k: int) -> Any:
         """Indices of the k smallest entries, smallest first. Evaluates: this is where CEM's lazy
         rollout graph of one iteration runs."""

@@ -85,6 +85,9 @@ class TorchOps(ArrayOps):
     def sum(self, x: Any, axis: int | tuple[int, ...]) -> Any:
         return x.sum(dim=axis)
 
+    def min(self, x: Any, axis: int) -> Any:
+        return x.amin(dim=axis)
+
     def smallest_k(self, x: Any, k: int) -> Any:
         return torch.topk(x, k, largest=False, sorted=True).indices
 

@@ -12,6 +12,12 @@ Planning-quality options (all off by default, which is upstream's CEM):
   horizon (temporally correlated action sequences); a no-op at horizon 1.
 - `hold_unless_better` (CEMPlanner): execute the zero action when the model predicts that holding
   still ends at least as close to the goal as the plan (no drifting away once at the goal).
+- `repeat_action` (straight-line plans): each candidate is one action held for all `horizon`
+  steps. CEM searches F dims instead of H x F, while the imagined rollout still spans the
+  horizon, so a goal several steps away is scored where the move would end.
+- `horizon_energy="min"`: a candidate's energy is the lowest over its imagined steps (the closest
+  it comes to the goal) instead of its last step's. With `repeat_action` this lets one plan
+  cover a goal anywhere from one to `horizon` steps away.
 - `min_samples` (adaptive sample counts): iteration i evaluates only
   `samples * mean(std_i / std_0)` samples (at least `min_samples`): fewer as the distribution
   narrows. This syncs one small array with the host per iteration.
@@ -52,6 +58,8 @@ class CEMConfig:
     surprise_gate: float | None = None  # skip CEM when the observed latent is this close to the predicted one
     max_skips: int = 2  # at most this many skipped re-plans in a row
     hold_unless_better: bool = False  # send the zero action unless the plan is predicted to end closer to the goal
+    repeat_action: bool = False  # straight-line plans: one action held for the whole horizon
+    horizon_energy: str = "last"  # a rollout's energy: its "last" frame's (upstream) or the "min" over its frames
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +85,18 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.surprise_gate must be > 0 or null, got {self.surprise_gate!r}")
         if not isinstance(self.max_skips, int) or self.max_skips < 1:
             raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
+        if not isinstance(self.repeat_action, bool):
+            raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
+        if self.repeat_action and self.close_gripper_after is not None:
+            raise ValueError("CEMConfig.repeat_action holds one action for the horizon, so close_gripper_after "
+                             "(a gripper change part-way) cannot apply; set one of them")
+        if self.horizon_energy not in ("last", "min"):
+            raise ValueError(f"CEMConfig.horizon_energy must be 'last' or 'min', got {self.horizon_energy!r}")
+
+    @property
+    def search_horizon(self) -> int:
+        """Steps CEM samples actions for: 1 with `repeat_action` (the action is held), else `horizon`."""
+        return 1 if self.repeat_action else self.horizon
 
     @property
     def kept_elites(self) -> int:
@@ -92,10 +112,10 @@ class CEMResult:
     """The plan and the final sampling distribution (numpy)."""
 
     actions: np.ndarray  # [H, 7] planned actions; actions[0] is executed
-    mean: np.ndarray  # [H, F] final mean over the free dims
-    std: np.ndarray  # [H, F] final std over the free dims
+    mean: np.ndarray  # [Hs, F] final mean over the free dims (Hs = config.search_horizon)
+    std: np.ndarray  # [Hs, F] final std over the free dims
     elite_costs: np.ndarray  # [iterations, topk] costs of the elites, per iteration
-    elites: np.ndarray | None = None  # [topk, H, F] the last iteration's elites (free dims), best first
+    elites: np.ndarray | None = None  # [topk, Hs, F] the last iteration's elites (free dims), best first
     evaluated: int = 0  # samples whose cost was evaluated, over all iterations
     skipped: bool = False  # True when the surprise gate reused the previous plan instead of running CEM
     surprise: float | None = None  # L1 between the observed latent and the one predicted at the previous step
@@ -103,9 +123,9 @@ class CEMResult:
 
 
 def sample_noise(config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
-    """Standard normal noise for a whole CEM run: [iterations, S, H, F] float32 (coloured along H
-    when `config.noise_beta` > 0)."""
-    shape = (config.iterations, config.samples, config.horizon, len(spec.free_names))
+    """Standard normal noise for a whole CEM run: [iterations, S, Hs, F] float32, Hs = `config.search_horizon`
+    (coloured along Hs when `config.noise_beta` > 0)."""
+    shape = (config.iterations, config.samples, config.search_horizon, len(spec.free_names))
     white = rng.standard_normal(shape, dtype=np.float32)
     return coloured_noise(white, config.noise_beta, axis=2)
 
@@ -151,11 +171,13 @@ def cem(
     Each iteration: sample `mean + std * noise`, project into the bounds, evaluate, keep the
     top-k, and move mean/std towards the elites' with momentum (separate for the gripper).
     The result is the final mean (gripper deltas under the deadband zeroed). `init_elites`
-    [n, H, F] (the previous MPC step's shifted elites) replace the first fresh samples of the
+    [n, Hs, F] (the previous MPC step's shifted elites) replace the first fresh samples of the
     first iteration when `config.keep_elites` > 0. `position` [3]: the current TCP position, for
     an action spec with a workspace (samples and the final mean keep the TCP inside it).
+    With `config.repeat_action` the distribution is over one action (Hs = 1), held for the
+    horizon when evaluated.
     """
-    H, F = config.horizon, len(spec.free_names)
+    H, F = config.search_horizon, len(spec.free_names)
     if noise.shape != (config.iterations, config.samples, H, F):
         raise ValueError(f"noise has shape {noise.shape}, expected {(config.iterations, config.samples, H, F)}")
     is_gripper = spec.is_gripper()
@@ -169,7 +191,7 @@ def cem(
     m_mean_x, m_std_x = ops.asarray(m_mean), ops.asarray(m_std)
     std0 = ops.to_numpy(std).mean() if config.min_samples is not None else None
     keep = config.kept_elites
-    carried = None  # [n, H, F] elites that replace fresh samples this iteration
+    carried = None  # [n, Hs, F] elites that replace fresh samples this iteration
     if keep and init_elites is not None and len(init_elites):
         carried = ops.asarray(np.asarray(init_elites, np.float32)[:keep])
     elite_costs, evaluated = [], 0
@@ -177,15 +199,15 @@ def cem(
         n = config.samples
         if std0 is not None and i > 0:  # adaptive: as many samples as the spread left warrants
             n = int(np.clip(np.ceil(config.samples * ops.to_numpy(std).mean() / std0), config.min_samples, n))
-        free = spec.constrain(noise_x[i][:n] * std + mean, ops, position)  # [n, H, F]
+        free = spec.constrain(noise_x[i][:n] * std + mean, ops, position)  # [n, Hs, F]
         if config.close_gripper_after is not None and grip:
             free = _force_gripper(free, grip[0], config.close_gripper_after, ops)
         if carried is not None:  # elite reuse: the carried elites take the first fresh samples' places
             free = ops.concat([carried, free[carried.shape[0]:]], axis=0)
-        costs = cost_fn(spec.expand(free, ops))  # [n]
+        costs = cost_fn(spec.expand(_sequences(free, config, spec, ops, position), ops))  # [n]
         evaluated += n
         idx = ops.smallest_k(costs, config.topk)  # [k]
-        elites = free[idx]  # [k, H, F]
+        elites = free[idx]  # [k, Hs, F]
         mean = ops.mean(elites, axis=0) * (1.0 - m_mean_x) + mean * m_mean_x
         std = ops.std(elites, axis=0) * (1.0 - m_std_x) + std * m_std_x
         elite_costs.append(costs[idx])
@@ -199,10 +221,24 @@ def cem(
                      elites=ops.to_numpy(elites), evaluated=evaluated)
 
 
+def _sequences(free: Any, config: CEMConfig, spec: ActionSpec, ops: ArrayOps, position: np.ndarray | None) -> Any:
+    """Sampled free dims [n, Hs, F] -> the sequences they stand for [n, H, F]: as they are, or with
+    `repeat_action` the one action held for the horizon (stopping at a workspace's walls)."""
+    if not config.repeat_action or config.horizon == 1:
+        return free
+    held = ops.concat([free] * config.horizon, axis=1)  # [n, H, F]
+    if spec.has_workspace and position is not None:
+        held = spec.constrain(held, ops, position)
+    return held
+
+
 def plan_actions(mean: np.ndarray, config: CEMConfig, spec: ActionSpec) -> np.ndarray:
-    """The actions a plan's mean [H, F] executes: [H, 7] float32, gripper deltas under the deadband zeroed
-    (upstream `round_small_elements(mean[..., -1:], 0.25)`)."""
+    """The actions a plan's mean [Hs, F] executes: [H, 7] float32 (with `repeat_action` the one action
+    held for the horizon), gripper deltas under the deadband zeroed (upstream
+    `round_small_elements(mean[..., -1:], 0.25)`)."""
     final = mean.copy()
+    if config.repeat_action:
+        final = np.repeat(final[..., :1, :], config.horizon, axis=-2)
     for g in np.flatnonzero(spec.is_gripper()):
         final[..., g] = np.where(np.abs(final[..., g]) < config.gripper_deadband, 0.0, final[..., g])
     return spec.expand(final, NUMPY_OPS).astype(np.float32)

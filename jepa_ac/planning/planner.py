@@ -98,7 +98,7 @@ class CEMPlanner:
             self._skips += 1
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
-                return self.wm.rollout_energy(z, state_x, actions, z_goal)
+                return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy)
 
             warm = self.config.warm_start
             noise = sample_noise(self.config, self.spec, self.rng)
@@ -113,10 +113,11 @@ class CEMPlanner:
         # observation should look like; the last frames' energies compare the plan with holding
         candidates = result.actions[None]  # [1, H, 7]
         if self.config.hold_unless_better:
-            hold = self.spec.expand(np.zeros_like(result.mean), NUMPY_OPS).astype(np.float32)  # [H, 7]
+            hold = self.spec.expand(np.zeros((len(result.actions), result.mean.shape[-1]), np.float32),
+                                    NUMPY_OPS).astype(np.float32)  # [H, 7]
             candidates = np.stack([result.actions, hold])  # [2, H, 7]
         imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(candidates))  # [1 or 2, H, N, D]
-        energies = self.wm.ops.to_numpy(self.wm.energy(imagined[:, -1], z_goal))  # [1 or 2]
+        energies = self.wm.ops.to_numpy(self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy))  # [1 or 2]
         chosen = 0
         if self.config.hold_unless_better and energies[1] <= energies[0]:
             chosen, result.actions, result.held = 1, hold, True
