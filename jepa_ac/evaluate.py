@@ -33,9 +33,10 @@ import numpy as np
 
 from jepa_ac.cli_args import (DEFAULT_CHECKPOINT, add_model_args, add_planning_args, load_model_from_args,
                               planning_from_args)
+from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
+from jepa_ac.envs import resolve_env_id
 
-ENV_IDS = ("jepa_ac/FrankaReach-v0", "jepa_ac/FrankaPush-v0", "jepa_ac/FrankaPickPlace-v0")
-ENV_ALIASES = {"reach": ENV_IDS[0], "push": ENV_IDS[1], "pickplace": ENV_IDS[2], "pick-and-place": ENV_IDS[2]}
+ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
 POLICY_ORDER = ("planner", "random", "expert")
 RESULTS_FORMAT = "jepa_ac.evaluate/1"
 
@@ -59,10 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_envs(names: list[str]) -> list[str]:
     envs: list[str] = []
     for name in names:
-        for env_id in (ENV_IDS if name == "all" else (ENV_ALIASES.get(name, name),)):
-            if env_id not in ENV_IDS:
-                raise SystemExit(f"error: unknown env {name!r}; use one of {list(ENV_IDS)}, "
-                                 f"{sorted(ENV_ALIASES)} or 'all'")
+        try:
+            ids = ENV_IDS if name == "all" else (resolve_env_id(name),)
+        except ValueError as err:
+            raise SystemExit(f"error: {err} or 'all'") from None
+        for env_id in ids:
             if env_id not in envs:
                 envs.append(env_id)
     return envs

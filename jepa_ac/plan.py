@@ -42,6 +42,7 @@ import numpy as np
 
 from jepa_ac.cli_args import (add_model_args, add_planning_args, load_model_from_args, planning_from_args,
                               resolve_checkpoint)
+from jepa_ac.envs import resolve_env_id
 
 
 class GoalImageError(ValueError):
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="single step: x y z roll pitch yaw gripper")
     inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
     sim = parser.add_argument_group("closed loop (simulator)")
-    sim.add_argument("--env", help="gymnasium id (default: planning.json's env_id, jepa_ac/FrankaReach-v0)")
+    sim.add_argument("--env", help="gymnasium id or short name: reach, push, pickplace (default: planning.json's "
+                                   "env_id, jepa_ac/FrankaReach-v0)")
     sim.add_argument("--seed", type=int, default=0, help="env reset seed and CEM seed")
     sim.add_argument("--no-video", action="store_true", help="skip rollout.gif / rollout.mp4")
     add_planning_args(parser)
@@ -314,6 +316,11 @@ def write_rollout_video(out: Path, report: Any, goals: np.ndarray | list[np.ndar
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     single_step = args.traj is not None or args.frame is not None or args.state is not None
+    if args.env is not None:
+        try:
+            args.env = resolve_env_id(args.env)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
     try:
         if single_step:
             return plan_single_step(args)

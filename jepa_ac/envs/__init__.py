@@ -21,6 +21,17 @@ ENV_IDS = {
     "jepa_ac/FrankaPickPlace-v0": ("jepa_ac.envs.franka_env:FrankaPickPlaceEnv", 60),
 }
 
+ENV_ALIASES = {"reach": "jepa_ac/FrankaReach-v0", "push": "jepa_ac/FrankaPush-v0",
+               "pickplace": "jepa_ac/FrankaPickPlace-v0", "pick-and-place": "jepa_ac/FrankaPickPlace-v0"}
+
+
+def resolve_env_id(name: str) -> str:
+    """A Franka env id from its id or short name (reach, push, pickplace); ValueError naming both otherwise."""
+    env_id = ENV_ALIASES.get(name, name)
+    if env_id not in ENV_IDS:
+        raise ValueError(f"unknown env {name!r}; use one of {list(ENV_IDS)} or {sorted(ENV_ALIASES)}")
+    return env_id
+
 
 def register_envs() -> None:
     """Register the Franka env ids with gymnasium (idempotent; also the `gymnasium.envs` entry point)."""
