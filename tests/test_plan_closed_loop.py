@@ -123,6 +123,13 @@ def test_opaque_rgba_and_palette_goals_are_accepted(tmp_path):
     assert image.shape == (64, 64, 3) and note is None
 
 
+def test_env_short_names(tiny_folder, tmp_path):
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "push", "--max-steps", "1")
+    assert metrics["env_id"] == "jepa_ac/FrankaPush-v0"
+    with pytest.raises(SystemExit, match="unknown env 'stack'.*push"):
+        run_plan(tiny_folder, tmp_path, "--env", "stack")
+
+
 def test_missing_default_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(cli_args, "DEFAULT_CHECKPOINT", tmp_path / "absent")
     with pytest.raises(SystemExit, match="shipped default model is missing"):
@@ -134,6 +141,9 @@ def test_planning_defaults_file_and_overrides(tmp_path):
     assert "dgripper" not in shipped.for_env("jepa_ac/FrankaReach-v0").action.free_names  # reach freezes it
     assert "dgripper" in shipped.for_env("jepa_ac/FrankaPickPlace-v0").action.free_names  # pick-and-place plans it
     assert shipped.for_env("jepa_ac/FrankaPickPlace-v0").mpc.max_steps == 60
+    push = shipped.for_env("jepa_ac/FrankaPush-v0").cem  # straight-line plans 3 steps ahead, reach stays one-step
+    assert (push.repeat_action, push.horizon, push.horizon_energy) == (True, 3, "min")
+    assert shipped.for_env("jepa_ac/FrankaReach-v0").cem.horizon == 1
     path = tmp_path / "planning.json"
     path.write_text(json.dumps(TINY_PLANNING))
     loaded = PlanningDefaults.from_json(path)
