@@ -96,30 +96,70 @@ class GoalSchedule:
     `mpc.subgoal_patience` steps or after `mpc.subgoal_max_steps` steps on it; `advance()` reports
     that (once) so the loop sets the next goal. On the last goal `observe` applies `mpc.patience`
     and returns the stop reason. Every goal starts with a fresh best distance.
+
+    With `mpc.return_to_best` a goal that is done is settled first: `return_target` is then the state
+    [7] at which the observed distance to it was lowest, the loop's next actions (`ReturnToBest`) drive
+    the robot there, and only then does the schedule move on or stop.
     """
 
     def __init__(self, mpc: MPCConfig, num_goals: int) -> None:
         self.mpc, self.num_goals = mpc, num_goals
         self.goal_index, self.steps_on_goal, self._advance = 0, 0, False
         self.stopper = self._stopper()
+        self.best_state: np.ndarray | None = None  # [7] where the current goal's best distance was seen
+        self.return_target: np.ndarray | None = None  # [7] while settling a goal that is done
+        self.return_moves = 0  # settling moves made on the current goal
+        self._reason: str | None = None  # the last goal's stop reason, held while settling
 
     def _stopper(self) -> PatienceStop:
         last = self.goal_index == self.num_goals - 1
         return PatienceStop(self.mpc.patience if last else self.mpc.subgoal_patience, self.mpc.min_improvement)
 
-    def baseline(self, distance: float) -> None:
-        """The distance before the first action (the best the first action has to beat)."""
-        self.stopper.update(distance)
+    def _update(self, distance: float, state: np.ndarray | None) -> str | None:
+        best = self.stopper.best
+        reason = self.stopper.update(distance)
+        if self.stopper.best != best and state is not None:
+            self.best_state = np.array(state, np.float64)
+        return reason
 
-    def observe(self, distance: float | None) -> str | None:
+    def baseline(self, distance: float, state: np.ndarray | None = None) -> None:
+        """The distance before the first action (the best the first action has to beat) and its state."""
+        self._update(distance, state)
+
+    def observe(self, distance: float | None, state: np.ndarray | None = None) -> str | None:
         """The distance after an action aimed at the current goal (None: not measured, so only the
-        sub-goal step cap applies); a stop reason on the last goal."""
+        sub-goal step cap applies) and the state it was measured in; a stop reason on the last goal."""
+        if self.return_target is not None:  # that action was a settling move
+            self.return_moves += 1
+            if self._near_target(state) or self.return_moves >= self.mpc.return_max_steps:
+                self.return_target = None
+                return self._finish(self._reason)
+            return None
         self.steps_on_goal += 1
-        reason = None if distance is None else self.stopper.update(distance)
-        if self.goal_index == self.num_goals - 1:
-            return reason
+        reason = None if distance is None else self._update(distance, state)
+        last = self.goal_index == self.num_goals - 1
         cap = self.mpc.subgoal_max_steps
-        self._advance = reason is not None or (cap is not None and self.steps_on_goal >= cap)
+        done = reason is not None or (not last and cap is not None and self.steps_on_goal >= cap)
+        if not done:
+            return None
+        if self.mpc.return_to_best and self.best_state is not None and state is not None:
+            self.return_target, self._reason = self.best_state, reason
+            if not self._near_target(state):
+                return None
+            self.return_target = None
+        return self._finish(reason)
+
+    def _near_target(self, state: np.ndarray | None) -> bool:
+        return state is not None and bool(
+            np.linalg.norm(np.asarray(state, np.float64)[:3] - self.return_target[:3]) <= self.mpc.return_tolerance)
+
+    def _finish(self, reason: str | None) -> str | None:
+        """The current goal is done (and settled): stop on the last goal, else move on at `advance()`."""
+        if self.goal_index == self.num_goals - 1:
+            if reason and self.return_moves:
+                reason += f"; returned toward the best state in {self.return_moves} moves"
+            return reason
+        self._advance = True
         return None
 
     def advance(self, record: Any = None) -> bool:
@@ -127,9 +167,35 @@ class GoalSchedule:
         if not self._advance:
             return False
         self._advance = False
-        self.goal_index, self.steps_on_goal = self.goal_index + 1, 0
-        self.stopper = self._stopper()
+        self.goal_index, self.steps_on_goal, self.return_moves = self.goal_index + 1, 0, 0
+        self.stopper, self.best_state = self._stopper(), None
         return True
+
+
+class ReturnToBest:
+    """A policy wrapper: while `schedule` settles a goal, the action is a straight move toward its
+    `return_target` within `spec`'s bounds (no planning); otherwise the wrapped policy plans."""
+
+    def __init__(self, policy: Any, schedule: GoalSchedule, spec: ActionSpec) -> None:
+        self.policy, self.schedule, self.spec = policy, schedule, spec
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        self.policy.set_goal(goal)
+
+    def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        target = self.schedule.return_target
+        if target is None:
+            return self.policy.infer(obs)
+        start = time.perf_counter()
+        action = self.spec.move_toward(obs["state"], target)  # [7]
+        return {"action": action, "energy": None, "timing": {"plan_s": time.perf_counter() - start},
+                "planner": {"replanned": False, "samples_evaluated": 0, "returned": True}}
+
+    def metadata(self) -> dict[str, Any]:
+        return self.policy.metadata()
 
 
 class RandomPolicy:
@@ -219,6 +285,13 @@ class EpisodeReport:
     num_goals: int = 1  # sub-goals + the goal (`goals_attempted` in metrics: how many of them the planner aimed at)
 
     @property
+    def planned_s(self) -> list[float]:
+        """Policy time of the steps that planned (a move back to a goal's best state does not)."""
+        if not self.planner:
+            return self.plan_s
+        return [t for t, p in zip(self.plan_s, self.planner) if not p.get("returned", False)]
+
+    @property
     def task_distance(self) -> float | None:
         return None if self.task_distance_name is None else self.info.get(self.task_distance_name)
 
@@ -229,18 +302,21 @@ class EpisodeReport:
             "final_latent_distance": self.distances[-1] if self.distances else None,
             "initial_latent_distance": self.distances[0] if self.distances else None,
             "task_distance_name": self.task_distance_name, "final_task_distance": self.task_distance,
-            "plan_s_mean": float(np.mean(self.plan_s)) if self.plan_s else None,
-            "plan_s_max": float(np.max(self.plan_s)) if self.plan_s else None,
+            "plan_s_mean": float(np.mean(self.planned_s)) if self.planned_s else None,
+            "plan_s_max": float(np.max(self.planned_s)) if self.planned_s else None,
             "step_s_mean": float(np.mean(self.step_s)) if self.step_s else None,
             "num_clipped": self.num_clipped,
             "replans": sum(bool(p.get("replanned", True)) for p in self.planner) if self.planner else None,
             "samples_evaluated": sum(int(p.get("samples_evaluated", 0)) for p in self.planner) if self.planner else None,
             "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
+            "returns": sum(bool(p.get("returned", False)) for p in self.planner) if self.planner else None,
             "num_goals": self.num_goals,
             "goals_attempted": (self.goal_indices[-1] if self.goal_indices else 0) + 1,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
                          "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
-                         "replanned": [p.get("replanned") for p in self.planner], "goal_index": self.goal_indices},
+                         "replanned": [p.get("replanned") for p in self.planner],
+                         "returned": [bool(p.get("returned", False)) for p in self.planner],
+                         "goal_index": self.goal_indices},
             "final_info": self.info,
         }
 
@@ -254,6 +330,7 @@ def run_closed_loop(
     distance: Callable[[np.ndarray], float] | None = None,
     record_frames: bool = False,
     on_step: Callable[[StepRecord, float | None], None] | None = None,
+    action_spec: ActionSpec | None = None,
 ) -> EpisodeReport:
     """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image, or
     with `mpc.subgoals` its sub-goal images then the goal; a list of images is a sequence of sub-goals).
@@ -262,9 +339,11 @@ def run_closed_loop(
     measured at reset and after every action; it moves the planner on from each sub-goal, and the
     patience rule of `mpc` may end the episode early. Without it, sub-goals advance after
     `mpc.subgoal_max_steps` steps each. `on_step(record, distance)` is called after each action.
+    With `mpc.return_to_best` (and `distance`), each goal that is done is settled at its best observed
+    state by moves within `action_spec` (`GoalSchedule`, `ReturnToBest`).
     """
     robot = GymRobot(env)
-    first_frame, _ = robot.reset(seed=seed)
+    first_frame, first_state = robot.reset(seed=seed)
     if goal is None:
         goal = robot.subgoal_images() if mpc.subgoals else robot.goal_image()
     goals = as_goal_list(goal)
@@ -272,21 +351,25 @@ def run_closed_loop(
     distances: list[float] = []
     schedule = GoalSchedule(mpc, len(goals))
     task = getattr(env.unwrapped, "task_name", None)
+    if mpc.return_to_best and distance is not None:
+        if action_spec is None:
+            raise ValueError("mpc.return_to_best needs action_spec (the bounds of the moves back to a goal's best state)")
+        policy = ReturnToBest(policy, schedule, action_spec)
 
     def after_action(record: StepRecord) -> str | None:
-        frame, _ = robot.get_observation()
+        frame, state = robot.get_observation()
         if record_frames:
             frames.append(frame)
         d = None
         if distance is not None:
             if not distances:  # the goal is set inside run_episode, so measure the reset frame now
                 distances.append(distance(first_frame))
-                schedule.baseline(distances[0])
+                schedule.baseline(distances[0], first_state)
             d = distance(frame)
             distances.append(d)
         if on_step is not None:
             on_step(record, d)
-        return schedule.observe(d)
+        return schedule.observe(d, state)
 
     result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=sim_safety(env),
                          should_stop=after_action, should_advance=schedule.advance)

@@ -102,7 +102,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
                 agent = RandomPolicy(defaults.action, seed=s)
             else:
                 agent = ExpertPolicy(env, noise=args.expert_noise, seed=s)
-            report = run_closed_loop(env, agent, seed=s, mpc=defaults.mpc, distance=distance)
+            report = run_closed_loop(env, agent, seed=s, mpc=defaults.mpc, distance=distance,
+                                     action_spec=defaults.action)
             record = {"index": i, **report.metrics()}
             record.pop("final_info")
             records.append(record)
@@ -129,7 +130,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
     n = len(records)
     successes = sum(bool(r["success"]) for r in records)
     distances = [r["final_task_distance"] for r in records if r["final_task_distance"] is not None]
-    plan_s = [t for r in records for t in r["per_step"]["plan_s"]]
+    plan_s = [t for r in records for t, back in zip(r["per_step"]["plan_s"], r["per_step"]["returned"])
+              if not back]  # a move back to a goal's best state does not plan
     row = {
         "env_id": env_id, "task": env_id.split("/")[-1], "policy": policy, "subgoals": defaults.mpc.subgoals,
         "episodes": n, "seed": seed,
@@ -144,6 +146,7 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "samples_per_step": _ratio([r.get("samples_evaluated") for r in records], [r["steps"] for r in records]),
         "replan_fraction": _ratio([r.get("replans") for r in records], [r["steps"] for r in records]),
         "hold_fraction": _ratio([r.get("holds") for r in records], [r["steps"] for r in records]),
+        "return_fraction": _ratio([r.get("returns") for r in records], [r["steps"] for r in records]),
         "episode_seeds": [r["seed"] for r in records],
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},

@@ -204,11 +204,13 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     def show(record, distance):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
         target = f"  goal {record.goal_index + 1}/{len(goals)}" if len(goals) > 1 else ""
+        back = "  (back toward the best state)" if record.planner.get("returned") else ""
         print(f"step {record.index + 1:3d}{target}  energy {energy}  latent distance {distance:.4f}  "
-              f"plan {record.timing.get('plan_s', float('nan')):.3f} s", flush=True)
+              f"plan {record.timing.get('plan_s', float('nan')):.3f} s{back}", flush=True)
 
     report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goals,
-                             distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show)
+                             distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show,
+                             action_spec=defaults.action)
     env.close()
     metrics = {
         **report.metrics(),

@@ -182,6 +182,74 @@ def test_sub_goals_advance_on_patience_or_step_cap():
     assert blind.observe(None) is None and blind.advance()
 
 
+def test_return_to_best_settles_each_goal_at_its_best_state():
+    from jepa_ac.closed_loop import GoalSchedule
+    from jepa_ac.planning.defaults import MPCConfig
+
+    def at(x):  # a state with the TCP at x
+        return np.array([x, 0.0, 0.3, np.pi, 0, 0, 0])
+
+    mpc = MPCConfig(patience=1, subgoal_patience=2, subgoal_max_steps=None, return_to_best=True,
+                    return_tolerance=0.005, return_max_steps=2)
+    schedule = GoalSchedule(mpc, num_goals=2)
+    schedule.baseline(1.0, at(0.0))
+    assert schedule.observe(0.5, at(0.10)) is None  # best so far
+    assert schedule.observe(0.6, at(0.20)) is None and schedule.return_target is None
+    assert schedule.observe(0.7, at(0.30)) is None and not schedule.advance()  # done: settle first
+    np.testing.assert_array_equal(schedule.return_target, at(0.10))
+    assert schedule.observe(0.6, at(0.20)) is None and not schedule.advance()  # one move back, not there yet
+    assert schedule.observe(0.5, at(0.103)) is None and schedule.advance()  # within 5 mm: move on
+    assert schedule.return_target is None and schedule.goal_index == 1 and schedule.best_state is None
+    assert schedule.observe(0.4, at(0.2)) is None
+    assert schedule.observe(0.45, at(0.3)) is None  # last goal: patience 1 is out, settle before stopping
+    np.testing.assert_array_equal(schedule.return_target, at(0.2))
+    assert schedule.observe(0.5, at(0.27)) is None
+    reason = schedule.observe(0.5, at(0.24))  # return_max_steps 2 reached, though 4 cm away
+    assert "patience 1" in reason and "returned toward the best state in 2 moves" in reason
+    # already at the best state when done: no settling moves
+    near = GoalSchedule(mpc, num_goals=1)
+    near.baseline(1.0, at(0.0))
+    assert near.observe(0.5, at(0.1)) is None
+    assert "patience 1" in near.observe(0.6, at(0.102)) and near.return_target is None
+    # off by default: the goal is done at once
+    plain = GoalSchedule(MPCConfig(subgoal_patience=1), num_goals=2)
+    plain.baseline(1.0, at(0.0))
+    assert plain.observe(1.5, at(0.1)) is None and plain.advance() and plain.return_target is None
+    for bad in ({"return_to_best": 1}, {"return_tolerance": -0.01}, {"return_max_steps": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MPCConfig(**bad)
+
+
+def test_move_toward_stays_on_the_line_inside_the_bounds():
+    from jepa_ac.planning.action_spec import ActionSpec
+
+    state = np.array([0.5, 0.0, 0.3, np.pi, 0.0, 0.0, 0.2])
+    target = np.array([0.6, 0.05, 0.28, np.pi, 0.0, 0.0, 1.0])
+    spec = ActionSpec(max_translation=0.05)
+    action = spec.move_toward(state, target)
+    np.testing.assert_allclose(action[:3], [0.05, 0.025, -0.01], atol=1e-6)  # scaled as a whole, not clipped per axis
+    np.testing.assert_allclose(action[3:], [0, 0, 0, 0.75], atol=1e-6)  # rotation frozen, gripper within its bound
+    near = spec.move_toward(state, state + np.array([0.01, -0.02, 0, 0, 0, 0, 0]))
+    np.testing.assert_allclose(near[:3], [0.01, -0.02, 0], atol=1e-6)  # within the bounds: the whole way
+    held = ActionSpec(frozen={"droll": 0, "dpitch": 0, "dyaw": 0, "dgripper": 0.75}).move_toward(state, target)
+    assert held[6] == pytest.approx(0.75)  # a frozen gripper keeps its value
+    l1 = ActionSpec(max_translation=0.05, translation_constraint="l1").move_toward(state, target)
+    assert np.abs(l1[:3]).sum() == pytest.approx(0.05, abs=1e-6)
+
+
+def test_closed_loop_returns_to_the_best_state(tiny_folder, tmp_path):
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "push", "--subgoals", "--max-steps", "12", "--no-video",
+                       "--mpc", "subgoal_patience=1", "subgoal_max_steps=3", "return_to_best=true",
+                       "return_max_steps=1")
+    returned = metrics["per_step"]["returned"]
+    assert any(returned) and metrics["returns"] == sum(returned) and metrics["planning"]["mpc"]["return_to_best"]
+    energies = metrics["per_step"]["energy"]
+    assert all((e is None) == back for e, back in zip(energies, returned))  # settling moves do not plan
+    planned = [t for t, back in zip(metrics["per_step"]["plan_s"], returned) if not back]
+    assert metrics["plan_s_mean"] == pytest.approx(np.mean(planned))
+    assert Image.open(tmp_path / "energy.png").size[0] > 100  # the plot copes with steps without an energy
+
+
 def test_run_episode_sets_each_sub_goal_in_turn():
     goals = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
 

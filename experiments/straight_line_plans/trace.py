@@ -41,23 +41,29 @@ def main() -> None:
         trace = []
 
         def on_step(record, distance, trace=trace):
-            trace.append({"goal": record.goal_index, "tcp": unwrapped.state()[:3].tolist(),
+            state = unwrapped.state()
+            trace.append({"goal": record.goal_index, "tcp": state[:3].tolist(), "gripper": float(state[6]),
+                          "action": record.action.tolist(), "returned": bool(record.planner.get("returned")),
                           "object": unwrapped.object_pose(obj)[0].tolist(), "latent_distance": distance})
 
         report = run_closed_loop(env, PlanningPolicy(planner), seed=seed, mpc=defaults.mpc,
-                                 distance=LatentDistance(planner), on_step=on_step)
+                                 distance=LatentDistance(planner), on_step=on_step,
+                                 action_spec=defaults.action)
         targets = np.concatenate([unwrapped.subgoal_states()[:, :3], unwrapped.goal_state()[None, :3]])  # [K, 3]
         per_goal = []
         for g, target in enumerate(targets):
             tcps = np.array([t["tcp"] for t in trace if t["goal"] == g])  # [n, 3]
             if len(tcps):
                 errors = np.linalg.norm(tcps - target, axis=1) * 100
+                latent = [t["latent_distance"] for t in trace if t["goal"] == g]
+                at_best = errors[int(np.argmin(latent))] if None not in latent else None
                 per_goal.append({"goal": g, "steps": len(tcps), "error_at_switch_cm": round(float(errors[-1]), 1),
-                                 "closest_cm": round(float(errors.min()), 1)})
+                                 "closest_cm": round(float(errors.min()), 1),
+                                 "at_best_latent_cm": None if at_best is None else round(float(at_best), 1)})
         episodes.append({"index": i, "seed": seed, "success": report.success, "steps": report.steps,
                          "final_task_distance": report.metrics()["final_task_distance"],
                          "per_goal": per_goal, "targets": targets.tolist(), "trace": trace})
-        print(i, "success" if report.success else "fail", [(p["error_at_switch_cm"], p["closest_cm"]) for p in per_goal],
+        print(i, "success" if report.success else "fail", [(p["error_at_switch_cm"], p["closest_cm"], p["at_best_latent_cm"]) for p in per_goal],
               flush=True)
     n_goals = max(len(e["per_goal"]) for e in episodes)
     summary = {"env_id": env_id, "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
@@ -65,7 +71,9 @@ def main() -> None:
                "median_error_at_switch_cm": [float(np.median([e["per_goal"][g]["error_at_switch_cm"] for e in episodes
                                                               if len(e["per_goal"]) > g])) for g in range(n_goals)],
                "median_closest_cm": [float(np.median([e["per_goal"][g]["closest_cm"] for e in episodes
-                                                      if len(e["per_goal"]) > g])) for g in range(n_goals)]}
+                                                      if len(e["per_goal"]) > g])) for g in range(n_goals)],
+               "median_at_best_latent_cm": [float(np.median([e["per_goal"][g]["at_best_latent_cm"] for e in episodes
+                                                             if len(e["per_goal"]) > g])) for g in range(n_goals)]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trace.json").write_text(json.dumps({"summary": summary, "episodes": episodes}) + "\n")
     print(json.dumps(summary))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.array_ops import NUMPY_OPS
-from jepa_ac.pose import ACTION_NAMES
+from jepa_ac.pose import ACTION_NAMES, action_between
 
 TRANSLATION = ("dx", "dy", "dz")
 ROTATION = ("droll", "dpitch", "dyaw")
@@ -162,6 +162,17 @@ class ActionSpec:
                 columns.append(free[..., f])
                 f += 1
         return ops.stack(columns, axis=-1)
+
+    def move_toward(self, state: Any, target: Any) -> np.ndarray:
+        """The action [7] from `state` [7] toward `target` [7] within the bounds: the translation is
+        scaled down as a whole (the move stays on the straight line), frozen dims keep their values."""
+        action = np.asarray(action_between(np.asarray(state, np.float64), np.asarray(target, np.float64)),
+                            np.float64)  # [7]
+        xyz = action[:3]
+        size = np.abs(xyz).sum() if self.translation_constraint == "l1" else np.abs(xyz).max()
+        if size > self.max_translation:
+            action[:3] = xyz * (self.max_translation / size)
+        return self.clip_full(action)
 
     def clip_full(self, action: np.ndarray) -> np.ndarray:
         """Bound a full numpy action [..., 7] (frozen dims set to their values)."""

@@ -62,7 +62,13 @@ class MPCConfig:
 
     With `subgoals` the planner aims at the env's sub-goal images one after another (`subgoal_images()`)
     before the goal; it moves on once the distance to the current sub-goal has not improved for
-    `subgoal_patience` steps, or after `subgoal_max_steps` steps on it (None: no cap)."""
+    `subgoal_patience` steps, or after `subgoal_max_steps` steps on it (None: no cap).
+
+    With `return_to_best`, a goal that is done (moved on from, or stopped at) is first settled: the
+    robot is driven back to the state whose frame had the lowest observed distance to that goal, in
+    straight moves within the action bounds, until its TCP is within `return_tolerance` m of it or
+    after `return_max_steps` moves. The planner's predicted energy is several times less precise
+    than the observed one, so the arm often passes close to a goal and drifts off while patience waits."""
 
     max_steps: int = 40
     patience: int | None = 6
@@ -70,21 +76,26 @@ class MPCConfig:
     subgoals: bool = False
     subgoal_patience: int = 3
     subgoal_max_steps: int | None = 15
+    return_to_best: bool = False
+    return_tolerance: float = 0.005
+    return_max_steps: int = 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.subgoals, bool):
-            raise ValueError(f"MPCConfig.subgoals must be true or false, got {self.subgoals!r}")
+        for name in ("subgoals", "return_to_best"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"MPCConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, nullable in (("max_steps", False), ("patience", True), ("subgoal_patience", False),
-                               ("subgoal_max_steps", True)):
+                               ("subgoal_max_steps", True), ("return_max_steps", False)):
             value = getattr(self, name)
             if value is None and nullable:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MPCConfig.{name} must be a positive int{' or null' if nullable else ''}, got {value!r}")
-        if isinstance(self.min_improvement, bool) or not isinstance(self.min_improvement, (int, float)) \
-                or not 0.0 <= self.min_improvement < math.inf:
-            raise ValueError(f"MPCConfig.min_improvement must be a finite number >= 0, got {self.min_improvement!r}")
-        object.__setattr__(self, "min_improvement", float(self.min_improvement))
+        for name in ("min_improvement", "return_tolerance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
+                raise ValueError(f"MPCConfig.{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
 
 
 @dataclass(frozen=True)
