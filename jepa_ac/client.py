@@ -74,7 +74,7 @@ class PlannerClient:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
-        self._goal: np.ndarray | None = None
+        self._goal: dict[str, Any] | None = None  # the last set_goal request, replayed on a new connection
         self.reconnects = 0
         self._connect()
 
@@ -114,7 +114,7 @@ class PlannerClient:
                 raise PlannerError("bad_message", f"expected metadata on connect, got {first!r:.200}")
             self._ws, self._metadata = ws, first
             if self._goal is not None:  # a new connection has a fresh planner: give it the goal again
-                self._roundtrip({"type": "set_goal", "image": self._goal})
+                self._roundtrip(self._goal)
         except BaseException:
             self._ws = None
             ws.close()
@@ -190,10 +190,13 @@ class PlannerClient:
     def reset(self) -> None:
         self._request({"type": "reset"})
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        goal = _image(goal, "goal")
-        self._request({"type": "set_goal", "image": goal})
-        self._goal = goal
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
+        """The goal image; `gripper` (closedness in [0, 1]) holds the gripper toward it instead of planning it."""
+        request = {"type": "set_goal", "image": _image(goal, "goal")}
+        if gripper is not None:
+            request["gripper"] = float(gripper)
+        self._request(request)
+        self._goal = request
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         """`{"image": uint8 [H, W, 3], "state": [7]}` -> `{"action": float32 [7], "energy", "timing", ...}`."""

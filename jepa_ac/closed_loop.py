@@ -177,13 +177,15 @@ class ReturnToBest:
     `return_target` within `spec`'s bounds (no planning); otherwise the wrapped policy plans."""
 
     def __init__(self, policy: Any, schedule: GoalSchedule, spec: ActionSpec) -> None:
-        self.policy, self.schedule, self.spec = policy, schedule, spec
+        self.policy, self.schedule, self.base_spec = policy, schedule, spec
+        self.spec = spec  # with the gripper held when the current goal gives one
 
     def reset(self) -> None:
         self.policy.reset()
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        self.policy.set_goal(goal)
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
+        self.spec = self.base_spec if gripper is None else self.base_spec.holding_gripper(gripper)
+        self.policy.set_goal(goal, gripper)
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         target = self.schedule.return_target
@@ -208,7 +210,7 @@ class RandomPolicy:
     def reset(self) -> None:
         self.rng = np.random.default_rng(self.seed)
 
-    def set_goal(self, goal: np.ndarray) -> None:
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
         """The goal is ignored."""
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,7 +236,7 @@ class ExpertPolicy:
     def reset(self) -> None:
         self.expert.reset()
 
-    def set_goal(self, goal: np.ndarray) -> None:
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
         """The expert reads the goal from the simulator; the image is ignored."""
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,6 +285,9 @@ class EpisodeReport:
     planner: list[dict[str, Any]] = field(default_factory=list)  # [T] planner info (replanned, samples, surprise)
     goal_indices: list[int] = field(default_factory=list)  # [T] which (sub-)goal each step aimed at
     num_goals: int = 1  # sub-goals + the goal (`goals_attempted` in metrics: how many of them the planner aimed at)
+    goal_grippers: list[float | None] | None = None  # [K] gripper closedness held for each goal (None: planned)
+    actions: list[list[float]] = field(default_factory=list)  # [T][7] actions sent (after the safety layer)
+    requested: list[list[float]] = field(default_factory=list)  # [T][7] actions the policy asked for
 
     @property
     def planned_s(self) -> list[float]:
@@ -311,11 +316,13 @@ class EpisodeReport:
             "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
             "returns": sum(bool(p.get("returned", False)) for p in self.planner) if self.planner else None,
             "num_goals": self.num_goals,
+            "goal_grippers": self.goal_grippers,
             "goals_attempted": (self.goal_indices[-1] if self.goal_indices else 0) + 1,
             "per_step": {"energy": self.energies, "latent_distance": self.distances[1:], "plan_s": self.plan_s,
                          "step_s": self.step_s, "surprise": [p.get("surprise") for p in self.planner],
                          "replanned": [p.get("replanned") for p in self.planner],
                          "returned": [bool(p.get("returned", False)) for p in self.planner],
+                         "action": self.actions, "requested": self.requested,
                          "goal_index": self.goal_indices},
             "final_info": self.info,
         }
@@ -331,6 +338,7 @@ def run_closed_loop(
     record_frames: bool = False,
     on_step: Callable[[StepRecord, float | None], None] | None = None,
     action_spec: ActionSpec | None = None,
+    goal_grippers: list[float | None] | None = None,
 ) -> EpisodeReport:
     """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image, or
     with `mpc.subgoals` its sub-goal images then the goal; a list of images is a sequence of sub-goals).
@@ -340,12 +348,16 @@ def run_closed_loop(
     patience rule of `mpc` may end the episode early. Without it, sub-goals advance after
     `mpc.subgoal_max_steps` steps each. `on_step(record, distance)` is called after each action.
     With `mpc.return_to_best` (and `distance`), each goal that is done is settled at its best observed
-    state by moves within `action_spec` (`GoalSchedule`, `ReturnToBest`).
+    state by moves within `action_spec` (`GoalSchedule`, `ReturnToBest`). `goal_grippers` (one
+    closedness or None per goal; with `mpc.goal_gripper` and the env's goals, the env's way-point
+    states) holds the gripper toward each goal's (`run_episode`).
     """
     robot = GymRobot(env)
     first_frame, first_state = robot.reset(seed=seed)
     if goal is None:
         goal = robot.subgoal_images() if mpc.subgoals else robot.goal_image()
+        if mpc.goal_gripper and goal_grippers is None:
+            goal_grippers = robot.goal_grippers(mpc.subgoals)
     goals = as_goal_list(goal)
     frames = [first_frame] if record_frames else []
     distances: list[float] = []
@@ -372,7 +384,7 @@ def run_closed_loop(
         return schedule.observe(d, state)
 
     result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=sim_safety(env),
-                         should_stop=after_action, should_advance=schedule.advance)
+                         should_stop=after_action, should_advance=schedule.advance, goal_grippers=goal_grippers)
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
     return EpisodeReport(
         env_id=env.spec.id if env.spec is not None else type(env.unwrapped).__name__, seed=seed,
@@ -381,7 +393,9 @@ def run_closed_loop(
         plan_s=[float(s.timing.get("plan_s", math.nan)) for s in result.steps],
         step_s=[float(s.timing["step_s"]) for s in result.steps], num_clipped=result.num_clipped, info=info,
         task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in result.steps],
-        goal_indices=[s.goal_index for s in result.steps], num_goals=len(goals),
+        goal_indices=[s.goal_index for s in result.steps], num_goals=len(goals), goal_grippers=goal_grippers,
+        actions=[[float(a) for a in s.action] for s in result.steps],
+        requested=[[float(a) for a in s.requested] for s in result.steps],
     )
 
 

@@ -106,6 +106,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
                                      action_spec=defaults.action)
             record = {"index": i, **report.metrics()}
             record.pop("final_info")
+            for key in ("action", "requested"):  # kept in plan's metrics.json; too long for 50 episodes a file
+                record["per_step"].pop(key)
             records.append(record)
             rate = np.mean([r["success"] for r in records])
             bar.set_postfix(success=f"{rate:.2f}", steps=report.steps)

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--goal", type=Path, nargs="+",
                         help="goal image (closed loop: default the env's goal image); several: sub-goals in order, "
                              "then the goal")
+    inputs.add_argument("--goal-gripper", nargs="+", metavar="G",
+                        help="closed loop: the gripper each --goal image shows (open, closed or a closedness in "
+                             "[0, 1], one per image); the gripper is then held toward it instead of planned")
     inputs.add_argument("--frame", type=Path, help="single step: current camera image")
     inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="single step: x y z roll pitch yaw gripper")
     inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
@@ -72,6 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- goal image --------------------------------------------------------------------------------
+GRIPPER_WORDS = {"open": 0.0, "closed": 1.0}
+
+
+def parse_goal_grippers(values: list[str], num_goals: int) -> list[float]:
+    """`--goal-gripper` words (open / closed) or closedness numbers in [0, 1], one per --goal image."""
+    if len(values) != num_goals:
+        raise GoalImageError(f"--goal-gripper has {len(values)} values for {num_goals} --goal images; give one per image")
+    grippers = []
+    for value in values:
+        try:
+            g = GRIPPER_WORDS[value] if value in GRIPPER_WORDS else float(value)
+        except ValueError:
+            g = None
+        if g is None or not 0.0 <= g <= 1.0:
+            raise GoalImageError(f"--goal-gripper {value!r}: expected open, closed or a closedness in [0, 1]")
+        grippers.append(g)
+    return grippers
+
+
 def read_goal_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
     """A goal image file as uint8 RGB [size, size, 3], and a note when it had to be converted.
 
@@ -169,6 +191,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
 
     from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop, warm_up
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
+    from jepa_ac.robot.adapters import GymRobot
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)  # counted in metrics.json instead
@@ -181,12 +204,17 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
         if note:
             notes.append(f"{path}: {note}")
             print(f"note: goal image {path} {note}")
+    grippers = parse_goal_grippers(args.goal_gripper, len(goals)) if args.goal_gripper else None
     wm = load_model_from_args(args)
     env = make_env(defaults.env_id, defaults.env)
     obs, _ = env.reset(seed=args.seed)
     if not goals:  # the env renders this episode's goal (and its way-points with --subgoals)
         rendered = env.unwrapped.subgoal_images() if defaults.mpc.subgoals else [env.unwrapped.goal_image()]
         goals = [np.asarray(g, dtype=np.uint8) for g in rendered]
+        if defaults.mpc.goal_gripper:
+            grippers = GymRobot(env).goal_grippers(defaults.mpc.subgoals)
+    elif defaults.mpc.goal_gripper and grippers is None:
+        print("note: mpc.goal_gripper needs --goal-gripper for your goal images; the gripper is planned")
     warm_s = warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
     args.out.mkdir(parents=True, exist_ok=True)
     goal = goals[-1]
@@ -210,7 +238,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
 
     report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goals,
                              distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show,
-                             action_spec=defaults.action)
+                             action_spec=defaults.action, goal_grippers=grippers)
     env.close()
     metrics = {
         **report.metrics(),

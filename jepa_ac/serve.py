@@ -16,7 +16,7 @@ Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json
 
 Protocol (msgpack, numpy arrays as `jepa_ac.wire` maps; every request may carry an `id` that
 the reply echoes). On connect the server sends `{"type": "metadata", ...}` (policy/model info,
-limits). Requests: `{"type": "reset"}`, `{"type": "set_goal", "image": uint8 [H,W,3]}`,
+limits). Requests: `{"type": "reset"}`, `{"type": "set_goal", "image": uint8 [H,W,3], "gripper": closedness or absent}`,
 `{"type": "infer", "image": uint8 [H,W,3], "state": float [7]}` -> `{"type": "infer", "action":
 float32 [7], "energy", "timing", "clips"}`, `{"type": "health"}`, `{"type": "metadata"}`.
 Any failure is answered with `{"error": {"code": ..., "message": ...}}` and the server keeps
@@ -123,6 +123,16 @@ def check_image(value: Any, name: str, max_side: int) -> np.ndarray:
     if not (2 <= value.shape[0] <= max_side and 2 <= value.shape[1] <= max_side):
         raise RequestError("bad_input", f"{name!r} of shape {list(value.shape)} is outside 2..{max_side} pixels per side")
     return value
+
+
+def check_gripper_input(value: Any) -> float | None:
+    """A goal's gripper closedness: None (absent) or a number in [0, 1], or `RequestError`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise RequestError("bad_input", f"'gripper' must be a closedness in [0, 1] (0 open, 1 closed) or absent, "
+                                        f"got {value!r:.100}")
+    return float(value)
 
 
 def check_state_input(value: Any) -> np.ndarray:
@@ -360,7 +370,8 @@ class PlanningServer:
         max_side = self.config.max_image_side
         if kind == "set_goal":
             image = check_image(request.get("image"), "image", max_side)
-            await self._call_policy(session, session.policy.set_goal, image)
+            gripper = check_gripper_input(request.get("gripper"))  # passed on only when given
+            await self._call_policy(session, session.policy.set_goal, image, *([] if gripper is None else [gripper]))
             session.has_goal = True
             return {"type": "set_goal", "ok": True}
         # infer

@@ -158,6 +158,23 @@ def test_planner_prefers_the_action_that_reaches_the_goal(tiny_wm, golden):
     assert np.abs(action[:3] - true_action[:3]).max() < 0.015
 
 
+def test_goal_gripper_holds_the_gripper_for_that_goal(tiny_wm, golden):
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    spec = ActionSpec(frozen={"droll": 0, "dpitch": 0, "dyaw": 0})  # the gripper is planned
+    planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, warm_start=True), spec)
+    planner.set_goal(frames[2], gripper=0.5)  # a goal that shows the fingers closed on something
+    closing = planner.plan(frames[0], state)
+    assert closing[6] == pytest.approx(0.75) and planner.spec.free_names == ("dx", "dy", "dz")
+    assert planner._previous_mean.shape[-1] == 3
+    planner.set_goal(frames[2], gripper=0.0)  # open: same free dims, the warm start stays
+    assert planner._previous_mean is not None and planner.plan(frames[0], state)[6] == pytest.approx(-0.75)
+    planner.set_goal(frames[2])  # no gripper given: planned again, the 3-dim warm start is dropped
+    assert planner.spec == spec and planner._previous_mean is None
+    assert planner.plan(frames[0], state).shape == (7,) and planner._previous_mean.shape[-1] == 4
+    with pytest.raises(ValueError, match="closedness must be in"):
+        planner.set_goal(frames[2], gripper=1.5)
+
+
 def test_planner_errors(tiny_wm, golden):
     planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=1, topk=4))
     with pytest.raises(ValueError, match="no goal"):

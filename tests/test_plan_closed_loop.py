@@ -228,7 +228,7 @@ def test_move_toward_stays_on_the_line_inside_the_bounds():
     spec = ActionSpec(max_translation=0.05)
     action = spec.move_toward(state, target)
     np.testing.assert_allclose(action[:3], [0.05, 0.025, -0.01], atol=1e-6)  # scaled as a whole, not clipped per axis
-    np.testing.assert_allclose(action[3:], [0, 0, 0, 0.75], atol=1e-6)  # rotation frozen, gripper within its bound
+    np.testing.assert_allclose(action[3:], [0, 0, 0, 0], atol=1e-6)  # rotation frozen, a planned gripper left alone
     near = spec.move_toward(state, state + np.array([0.01, -0.02, 0, 0, 0, 0, 0]))
     np.testing.assert_allclose(near[:3], [0.01, -0.02, 0], atol=1e-6)  # within the bounds: the whole way
     held = ActionSpec(frozen={"droll": 0, "dpitch": 0, "dyaw": 0, "dgripper": 0.75}).move_toward(state, target)
@@ -248,6 +248,25 @@ def test_closed_loop_returns_to_the_best_state(tiny_folder, tmp_path):
     planned = [t for t, back in zip(metrics["per_step"]["plan_s"], returned) if not back]
     assert metrics["plan_s_mean"] == pytest.approx(np.mean(planned))
     assert Image.open(tmp_path / "energy.png").size[0] > 100  # the plot copes with steps without an energy
+
+
+def test_goal_gripper_from_the_envs_way_points(tiny_folder, tmp_path, capsys):
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "pickplace", "--subgoals", "--max-steps", "6", "--no-video",
+                       "--mpc", "subgoal_max_steps=1", "goal_gripper=true", "return_to_best=false")
+    # open above and around the cube, closed on it, lifted, over the bowl, then open over the bowl
+    assert metrics["goal_grippers"] == pytest.approx([0.0, 0.0, 0.5, 0.5, 0.5, 0.0])
+    dgripper = [a[6] for a in metrics["per_step"]["requested"]]
+    assert dgripper == pytest.approx([-0.75, -0.75, 0.75, 0.75, 0.75, -0.75])  # held toward each goal's
+    user = run_plan(tiny_folder, tmp_path, "--env", "pickplace", "--goal", str(tmp_path / "subgoal_1.png"),
+                    str(tmp_path / "goal.png"), "--goal-gripper", "closed", "0", "--max-steps", "2", "--no-video",
+                    "--mpc", "subgoal_max_steps=1")
+    assert user["goal_grippers"] == [1.0, 0.0]
+    assert [a[6] for a in user["per_step"]["requested"]] == pytest.approx([0.75, -0.75])
+    capsys.readouterr()
+    for bad, message in ((["open"], "1 values for 2"), (["shut", "open"], "'shut'")):
+        with pytest.raises(SystemExit, match=message):
+            run_plan(tiny_folder, tmp_path, "--env", "pickplace", "--goal", str(tmp_path / "subgoal_1.png"),
+                     str(tmp_path / "goal.png"), "--goal-gripper", *bad, "--no-video")
 
 
 def test_run_episode_sets_each_sub_goal_in_turn():
@@ -278,6 +297,19 @@ def test_run_episode_sets_each_sub_goal_in_turn():
                          should_advance=lambda record: record.index in (1, 2))
     assert policy.goals == [0, 1, 2] and result.goal_switches == [1, 2]
     assert [s.goal_index for s in result.steps] == [0, 0, 1, 2, 2, 2] and result.status == "max_steps"
+    class GripperPolicy(Policy):
+        def set_goal(self, goal, gripper=None):
+            super().set_goal(goal)
+            self.grippers = [*getattr(self, "grippers", []), gripper]
+
+    holding = GripperPolicy()
+    run_episode(Robot(), holding, goals, max_steps=4, safety=SafetyConfig(), goal_grippers=[0.0, None, 1.0],
+                should_advance=lambda record: True)
+    assert holding.goals == [0, 1, 2] and holding.grippers == [0.0, None, 1.0]
+    for bad, message in (([0.0, 1.0], "2 values for 3 goals"), ([0.0, 1.0, 2.0], "closedness in"),
+                         ([True, None, None], "closedness in")):
+        with pytest.raises(ValueError, match=message):
+            run_episode(Robot(), holding, goals, max_steps=2, safety=SafetyConfig(), goal_grippers=bad)
     failing = run_episode(Robot(), Policy(fail_on=1), goals, max_steps=6, safety=SafetyConfig(),
                           should_advance=lambda record: True)
     assert failing.status == "stopped" and "sub-goal 1" in failing.stop_reason and len(failing.steps) == 1

@@ -32,13 +32,14 @@ class FakePolicy:
     def __init__(self, delay: float = 0.0, action: np.ndarray | None = None) -> None:
         self.delay, self.fixed = delay, action
         self.goal_mean: float | None = None
+        self.goal_gripper: float | None = None
         self.calls = 0
 
     def reset(self) -> None:
         self.calls = 0
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        self.goal_mean = float(goal.mean())
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
+        self.goal_mean, self.goal_gripper = float(goal.mean()), gripper
 
     def infer(self, obs: dict) -> dict:
         if obs["image"][0, 0, 0] == BOOM:
@@ -177,6 +178,8 @@ def bad_requests():
         (packb({"type": "set_goal", "image": frame(size=97)}), "bad_input"),  # over max_image_side=96
         (packb({"type": "set_goal", "image": "goal.png"}), "bad_input"),
         (packb({"type": "set_goal"}), "bad_input"),
+        (packb({"type": "set_goal", "image": frame(), "gripper": 2.0}), "bad_input"),
+        (packb({"type": "set_goal", "image": frame(), "gripper": "closed"}), "bad_input"),
         (packb({"type": "infer", **good, "state": np.zeros(6, np.float32)}), "bad_input"),
         (packb({"type": "infer", **good, "state": np.full(7, np.nan, np.float32)}), "bad_input"),
         (packb({"type": "infer", **good, "state": "home"}), "bad_input"),
@@ -288,13 +291,15 @@ def test_reconnect_after_server_restart_and_bounded_give_up():
     first = start()
     port = first.server.port
     client = PlannerClient(first.server.url, retries=2, backoff_s=0.05)
-    client.set_goal(frame(51))
+    client.set_goal(frame(51), gripper=1.0)
+    assert [s.policy.goal_gripper for s in first.server._sessions.values()] == [1.0]
     first.stop()
     second = start(port=port)
     try:
         out = client.infer({"image": frame(102), "state": STATE})  # goal re-sent to the new server
         np.testing.assert_allclose(out["action"][0], 0.02, rtol=1e-6)
         assert client.reconnects == 1
+        assert [s.policy.goal_gripper for s in second.server._sessions.values()] == [1.0]  # with its gripper
     finally:
         second.stop()
     start_t = time.perf_counter()

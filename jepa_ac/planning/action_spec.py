@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ TRANSLATION = ("dx", "dy", "dz")
 ROTATION = ("droll", "dpitch", "dyaw")
 GRIPPER = ("dgripper",)
 TRANSLATION_CONSTRAINTS = ("box", "l1")
+GRIPPER_CLOSED_ABOVE = 0.25  # a goal's gripper closedness above this is held closed (`holding_gripper`)
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,22 @@ class ActionSpec:
                 f += 1
         return ops.stack(columns, axis=-1)
 
+    def holding_gripper(self, closedness: float) -> "ActionSpec":
+        """This spec with the gripper held toward `closedness` (0 open .. 1 closed) instead of planned:
+        dgripper frozen at +max_gripper_delta (closing) above `GRIPPER_CLOSED_ABOVE`, else at minus it.
+        A grasped object stops the fingers well short of 1, so any clear closing counts as closed."""
+        if not 0.0 <= float(closedness) <= 1.0:
+            raise ValueError(f"gripper closedness must be in [0, 1] (0 open, 1 closed), got {closedness!r}")
+        delta = self.max_gripper_delta if closedness > GRIPPER_CLOSED_ABOVE else -self.max_gripper_delta
+        return dataclasses.replace(self, frozen={**dict(self.frozen), "dgripper": delta})
+
     def move_toward(self, state: Any, target: Any) -> np.ndarray:
-        """The action [7] from `state` [7] toward `target` [7] within the bounds: the translation is
-        scaled down as a whole (the move stays on the straight line), frozen dims keep their values."""
+        """The action [7] from `state` [7] toward `target` [7]'s pose within the bounds: the translation
+        is scaled down as a whole (the move stays on the straight line), frozen dims keep their values,
+        and a planned gripper is left as it is (opening it again could drop what it holds)."""
         action = np.asarray(action_between(np.asarray(state, np.float64), np.asarray(target, np.float64)),
                             np.float64)  # [7]
+        action[6] = 0.0
         xyz = action[:3]
         size = np.abs(xyz).sum() if self.translation_constraint == "l1" else np.abs(xyz).max()
         if size > self.max_translation:

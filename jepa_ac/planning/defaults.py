@@ -68,7 +68,12 @@ class MPCConfig:
     robot is driven back to the state whose frame had the lowest observed distance to that goal, in
     straight moves within the action bounds, until its TCP is within `return_tolerance` m of it or
     after `return_max_steps` moves. The planner's predicted energy is several times less precise
-    than the observed one, so the arm often passes close to a goal and drifts off while patience waits."""
+    than the observed one, so the arm often passes close to a goal and drifts off while patience waits.
+
+    With `goal_gripper`, each goal's gripper closedness (the env's way-point states; for a real robot,
+    the state recorded with a demonstration frame) holds the gripper open or closed while aiming at
+    it, instead of the energy planning it: at 64 px the fingers are a pixel or two, and around an
+    object they are hidden, so the latent distance barely tells an open hand from a closed one."""
 
     max_steps: int = 40
     patience: int | None = 6
@@ -79,9 +84,10 @@ class MPCConfig:
     return_to_best: bool = False
     return_tolerance: float = 0.005
     return_max_steps: int = 3
+    goal_gripper: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("subgoals", "return_to_best"):
+        for name in ("subgoals", "return_to_best", "goal_gripper"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MPCConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, nullable in (("max_steps", False), ("patience", True), ("subgoal_patience", False),

@@ -42,7 +42,8 @@ class CEMPlanner:
     def __init__(self, world_model: Any, config: CEMConfig | None = None, spec: ActionSpec | None = None) -> None:
         self.wm = world_model
         self.config = config or CEMConfig()
-        self.spec = spec or ActionSpec()
+        self.base_spec = spec or ActionSpec()
+        self.spec = self.base_spec  # the base spec, or it with the gripper held for the current goal
         self.rng = np.random.default_rng(self.config.seed)
         self._goal_latent: Any = None
         self._previous_mean: np.ndarray | None = None
@@ -60,9 +61,17 @@ class CEMPlanner:
         self.last_result = None
         self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        """Encode and keep the goal image (uint8 [H, W, 3])."""
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
+        """Encode and keep the goal image (uint8 [H, W, 3]).
+
+        `gripper`: the closedness the goal shows (0 open .. 1 closed; e.g. the state recorded with a
+        demonstration frame). The gripper is then held toward it (`ActionSpec.holding_gripper`) while
+        the world model plans the rest; None plans it as the base spec says."""
         self._goal_latent = self.wm.encode(check_frames(goal)[-1:])  # [1, N, D]
+        spec = self.base_spec if gripper is None else self.base_spec.holding_gripper(gripper)
+        if spec.free_names != self.spec.free_names:  # the warm-start plan has the other dims
+            self._previous_mean, self._previous_elites = None, None
+        self.spec = spec
 
     @property
     def has_goal(self) -> bool:
@@ -147,8 +156,8 @@ class PlanningPolicy:
     def reset(self) -> None:
         self.planner.reset()
 
-    def set_goal(self, goal: np.ndarray) -> None:
-        self.planner.set_goal(goal)
+    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
+        self.planner.set_goal(goal, gripper)
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("image", "state"):

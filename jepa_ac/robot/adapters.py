@@ -78,6 +78,12 @@ class GymRobot:
         """The env's sub-goal images, ending with the goal image (uint8 [H, W, 3] each)."""
         return [np.asarray(g, dtype=np.uint8) for g in self.env.unwrapped.subgoal_images()]
 
+    def goal_grippers(self, subgoals: bool) -> list[float]:
+        """The gripper closedness each goal image shows (the sub-goals' then the goal's, or the goal's)."""
+        env = self.env.unwrapped
+        states = env.subgoal_states() if subgoals else env.goal_state()[None]  # [K, 7]
+        return [float(g) for g in states[:, 6]]
+
     def stop(self) -> None:
         """Nothing moves between steps in simulation; kept so the loop can call it on any robot."""
 

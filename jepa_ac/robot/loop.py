@@ -15,6 +15,10 @@ episode with status "converged" (e.g. the latent distance to the goal stopped im
 and moves on to the next whenever `should_advance(record)` says so (V-JEPA 2-AC's image sub-goals):
 
     run_episode(robot, policy, [above, grasped, lifted, goal], 60, safety, should_advance=reached)
+
+`goal_grippers` (one closedness in [0, 1] or None per goal, e.g. the gripper state recorded with each
+demonstration frame) is passed on as `policy.set_goal(image, gripper=...)`: the planner then holds the
+gripper toward it instead of planning it.
 """
 
 from __future__ import annotations
@@ -83,6 +87,19 @@ def as_goal_list(goal: Any) -> list[np.ndarray]:
     return goals
 
 
+def check_goal_grippers(grippers: Sequence[float | None] | None, num_goals: int) -> list[float | None]:
+    """One gripper closedness in [0, 1] (or None: planned) per goal; None for all when not given."""
+    if grippers is None:
+        return [None] * num_goals
+    grippers = list(grippers)
+    if len(grippers) != num_goals:
+        raise ValueError(f"goal_grippers has {len(grippers)} values for {num_goals} goals; give one per goal")
+    for g in grippers:
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not 0 <= g <= 1):
+            raise ValueError(f"goal_grippers values must be closedness in [0, 1] (0 open, 1 closed) or None, got {g!r}")
+    return [None if g is None else float(g) for g in grippers]
+
+
 def run_episode(
     robot: Robot,
     policy: Policy,
@@ -93,13 +110,19 @@ def run_episode(
     on_step: Callable[[StepRecord], None] | None = None,
     should_stop: Callable[[StepRecord], str | None] | None = None,
     should_advance: Callable[[StepRecord], bool] | None = None,
+    goal_grippers: Sequence[float | None] | None = None,
 ) -> EpisodeResult:
     """Run MPC until `max_steps`, until the robot reports `done`, `should_stop` gives a reason, or a stop.
     With sub-goals, `should_advance(record)` (asked after `should_stop`, never on the last goal) moves on."""
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     goals = as_goal_list(goal)
+    grippers = check_goal_grippers(goal_grippers, len(goals))
     goal_index = 0
+
+    def set_goal(k: int) -> None:
+        policy.set_goal(goals[k], *([] if grippers[k] is None else [grippers[k]]))
+
     if isinstance(safety, SafetyConfig):
         safety = SafetyLayer(safety)
     if not isinstance(safety, SafetyLayer):
@@ -109,7 +132,7 @@ def run_episode(
         try:
             if reset_policy:
                 policy.reset()
-            policy.set_goal(goals[0])
+            set_goal(0)
         except Exception as err:  # noqa: BLE001 - any planner/link failure must stop the robot
             return _stop(robot, result, f"planner failed on set_goal: {type(err).__name__}: {err}")
         for index in range(max_steps):
@@ -145,7 +168,7 @@ def run_episode(
             if goal_index < len(goals) - 1 and should_advance is not None and should_advance(record):
                 goal_index += 1
                 try:
-                    policy.set_goal(goals[goal_index])
+                    set_goal(goal_index)
                 except Exception as err:  # noqa: BLE001
                     return _stop(robot, result, f"planner failed on set_goal (sub-goal {goal_index}): "
                                                 f"{type(err).__name__}: {err}")
