@@ -266,6 +266,9 @@ def test_subgoal_images_follow_the_experts_way_points(env_id):
     for a, b in zip(images, images[1:]):  # every way-point is a different picture
         assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.05
     _assert_live_simulation_untouched(env, obs, info)
+    # every way-point keeps the home orientation, so a planner that holds the rotation can reach it
+    np.testing.assert_allclose(euler_xyz_to_matrix(states[:, 3:6]), np.broadcast_to(base.home_rot, (expected, 3, 3)),
+                               atol=2e-3)
     if base.task_name == "push":
         block, _ = base.object_pose("block")
         # above and at the pre-push point (behind the block, away from the target), then at the push's end

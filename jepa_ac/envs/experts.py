@@ -121,8 +121,7 @@ class PushExpert(ScriptedExpert):
             self.set_phase("done")
             if tcp[2] < LOW_Z + 0.03:  # first straight up, clear of the block
                 return np.array([*tcp[:2], env.GOAL_TCP_Z]), self.yaw_of(state), 1.0, STEP
-            goal, goal_yaw = env.goal_tcp()
-            return goal, goal_yaw, 1.0, STEP
+            return env.goal_tcp(), 0.0, 1.0, STEP  # the goal image's arm pose (home yaw)
         u = to_target / dist
         rel = tcp[:2] - block[:2]
         lateral = abs(rel[0] * u[1] - rel[1] * u[0])

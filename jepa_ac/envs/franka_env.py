@@ -475,30 +475,32 @@ class FrankaPushEnv(FrankaEnv):
         yaw = (yaw + np.pi / 2) % np.pi - np.pi / 2  # the gripper is symmetric under yaw + pi
         return behind, yaw
 
-    def goal_tcp(self) -> tuple[np.ndarray, float]:
-        """Where the arm ends (and the goal image shows it): backed off and raised behind the
-        block at the target, so the block stays visible; (TCP position [3], gripper yaw)."""
+    def goal_tcp(self) -> np.ndarray:
+        """[3] Where the arm ends (and the goal image shows it, fingers closed, home orientation):
+        backed off and raised behind the block at the target, so the block stays visible."""
         direction = self.target_pos - self._start_block[:2]
-        behind, yaw = self.push_pose(self.target_pos, self.target_pos + direction)
+        behind, _ = self.push_pose(self.target_pos, self.target_pos + direction)
         back = (behind - self.target_pos) / np.linalg.norm(behind - self.target_pos)
-        return np.array([*(behind + back * self.GOAL_BACKOFF), self.GOAL_TCP_Z]), yaw
+        return np.array([*(behind + back * self.GOAL_BACKOFF), self.GOAL_TCP_Z])
 
     def _set_goal_configuration(self, data):
         _, yaw = self.object_pose("block", data)
         self._place_free_body(data, "block", [*self.target_pos, self._start_block[2]], yaw)
-        pos, tcp_yaw = self.goal_tcp()
-        self._arm_to(data, pos, euler_xyz_to_matrix(np.array([0.0, 0.0, tcp_yaw])) @ self.home_rot)
+        self._arm_to(data, self.goal_tcp())
         return 1.0
 
     def _subgoal_configurations(self):
-        """Fingers closed, facing the push direction: above the pre-push point (3 cm behind contact),
-        down at it, then at the end of the push with the block on the target."""
+        """Fingers closed, home orientation: above the pre-push point (3 cm behind contact), down at
+        it, then at the end of the push with the block on the target.
+
+        The expert turns its fingers to face the push, but these images keep the home orientation, as
+        the goal image does: a planner that holds the rotation (V-JEPA 2-AC's, and ours) can reach
+        them. A turned hand looks very different from the camera, and aiming at it pulled the
+        energy's minimum centimetres off the way-point."""
         from jepa_ac.envs.experts import LOW_Z, SAFE_Z, PushExpert
 
         start = self._start_block[:2]
         direction = (self.target_pos - start) / np.linalg.norm(self.target_pos - start)
-        _, yaw = self.push_pose(start, self.target_pos)
-        rot = euler_xyz_to_matrix(np.array([0.0, 0.0, yaw])) @ self.home_rot
         pre = PushExpert.pre_push_point(start, direction)
         pushed = self.target_pos - direction * PushExpert.CONTACT
 
@@ -506,7 +508,7 @@ class FrankaPushEnv(FrankaEnv):
             def configure(data):
                 _, block_yaw = self.object_pose("block", data)
                 self._place_free_body(data, "block", [*block_xy, self._start_block[2]], block_yaw)
-                self._arm_to(data, np.array([*xy, z]), rot)
+                self._arm_to(data, np.array([*xy, z]))
                 return 1.0
             return configure
 
