@@ -483,15 +483,15 @@ class FrankaPushEnv(FrankaEnv):
         back = (behind - self.target_pos) / np.linalg.norm(behind - self.target_pos)
         return np.array([*(behind + back * self.GOAL_BACKOFF), self.GOAL_TCP_Z])
 
-    def _set_goal_configuration(self, data):
+    def _set_goal_configuration(self, data, rot: np.ndarray | None = None):
         _, yaw = self.object_pose("block", data)
         self._place_free_body(data, "block", [*self.target_pos, self._start_block[2]], yaw)
-        self._arm_to(data, self.goal_tcp())
+        self._arm_to(data, self.goal_tcp(), rot)
         return 1.0
 
-    def _subgoal_configurations(self):
-        """Fingers closed, home orientation: above the pre-push point (3 cm behind contact), down at
-        it, then at the end of the push with the block on the target.
+    def _subgoal_configurations(self, rot: np.ndarray | None = None):
+        """Fingers closed, home orientation (or `rot` [3, 3]): above the pre-push point (3 cm behind
+        contact), down at it, then at the end of the push with the block on the target.
 
         The expert turns its fingers to face the push, but these images keep the home orientation, as
         the goal image does: a planner that holds the rotation (V-JEPA 2-AC's, and ours) can reach
@@ -508,7 +508,7 @@ class FrankaPushEnv(FrankaEnv):
             def configure(data):
                 _, block_yaw = self.object_pose("block", data)
                 self._place_free_body(data, "block", [*block_xy, self._start_block[2]], block_yaw)
-                self._arm_to(data, np.array([*xy, z]))
+                self._arm_to(data, np.array([*xy, z]), rot)
                 return 1.0
             return configure
 
