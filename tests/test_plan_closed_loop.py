@@ -141,6 +141,10 @@ def test_planning_defaults_file_and_overrides(tmp_path):
     assert "dgripper" not in shipped.for_env("jepa_ac/FrankaReach-v0").action.free_names  # reach freezes it
     assert "dgripper" in shipped.for_env("jepa_ac/FrankaPickPlace-v0").action.free_names  # pick-and-place plans it
     assert shipped.for_env("jepa_ac/FrankaPickPlace-v0").mpc.max_steps == 60
+    pick = shipped.for_env("jepa_ac/FrankaPickPlace-v0").mpc  # way-points, each holding its gripper
+    assert pick.subgoals and pick.goal_gripper
+    assert all(shipped.for_env(e).mpc.return_to_best for e in ("jepa_ac/FrankaReach-v0", "jepa_ac/FrankaPush-v0",
+                                                                "jepa_ac/FrankaPickPlace-v0"))
     push = shipped.for_env("jepa_ac/FrankaPush-v0").cem  # straight-line plans 3 steps ahead, reach stays one-step
     assert (push.repeat_action, push.horizon, push.horizon_energy) == (True, 3, "min")
     assert shipped.for_env("jepa_ac/FrankaReach-v0").cem.horizon == 1
