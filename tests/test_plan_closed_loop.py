@@ -148,6 +148,7 @@ def test_planning_defaults_file_and_overrides(tmp_path):
     push = shipped.for_env("jepa_ac/FrankaPush-v0").cem  # straight-line plans 3 steps ahead, reach stays one-step
     assert (push.repeat_action, push.horizon, push.horizon_energy) == (True, 3, "min")
     assert shipped.for_env("jepa_ac/FrankaReach-v0").cem.horizon == 1
+    assert shipped.for_env("jepa_ac/FrankaPush-v0").action.max_translation == 0.035  # 3.5 cm push steps
     path = tmp_path / "planning.json"
     path.write_text(json.dumps(TINY_PLANNING))
     loaded = PlanningDefaults.from_json(path)
