@@ -66,8 +66,9 @@ def main() -> None:
         print(i, "success" if report.success else "fail", [(p["error_at_switch_cm"], p["closest_cm"], p["at_best_latent_cm"]) for p in per_goal],
               flush=True)
     n_goals = max(len(e["per_goal"]) for e in episodes)
+    planning = defaults.to_dict()  # the settings the episodes ran with, action bounds included
     summary = {"env_id": env_id, "episodes": len(episodes), "successes": sum(e["success"] for e in episodes),
-               "cem": defaults.cem.__dict__, "mpc": defaults.mpc.__dict__,
+               **{section: planning[section] for section in ("cem", "action", "mpc")},
                "median_error_at_switch_cm": [float(np.median([e["per_goal"][g]["error_at_switch_cm"] for e in episodes
                                                               if len(e["per_goal"]) > g])) for g in range(n_goals)],
                "median_closest_cm": [float(np.median([e["per_goal"][g]["closest_cm"] for e in episodes
