@@ -444,6 +444,7 @@ class FrankaPushEnv(FrankaEnv):
     NOMINAL_TARGET = np.array([0.58, 0.1])
     GOAL_BACKOFF = 0.04  # m further back than the pushing pose
     GOAL_TCP_Z = 0.12
+    PUSH_WAYPOINTS = 1  # way-point images along the push (evenly spaced; the last is the push's end)
 
     def _sample_task(self, rng):
         block, target, yaw = self.NOMINAL_BLOCK.copy(), self.NOMINAL_TARGET.copy(), 0.0
@@ -512,7 +513,11 @@ class FrankaPushEnv(FrankaEnv):
                 return 1.0
             return configure
 
-        return [arm_at(pre, SAFE_Z, start), arm_at(pre, LOW_Z, start), arm_at(pushed, LOW_Z, self.target_pos)]
+        contact = start - direction * PushExpert.CONTACT
+        along = [arm_at(contact + (pushed - contact) * k / self.PUSH_WAYPOINTS, LOW_Z,
+                        start + (self.target_pos - start) * k / self.PUSH_WAYPOINTS)
+                 for k in range(1, self.PUSH_WAYPOINTS + 1)]
+        return [arm_at(pre, SAFE_Z, start), arm_at(pre, LOW_Z, start), *along]
 
 
 class FrankaPickPlaceEnv(FrankaEnv):
