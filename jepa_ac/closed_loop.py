@@ -33,8 +33,12 @@ TASK_DISTANCE = {"reach": "ee_to_goal", "push": "block_to_target", "pickplace": 
 POLICIES = ("planner", "random", "expert")
 
 
-def make_env(env_id: str, options: EnvOptions, **kwargs: Any):
-    """`gymnasium.make(env_id)` with the planning env options (image size, control rate)."""
+def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, **kwargs: Any):
+    """`gymnasium.make(env_id)` with the planning env options (image size, control rate).
+
+    `step_budget` (pass `mpc.max_steps`) replaces the registered time limit with one just above it, so
+    the planner's own budget ends the episode: a registered limit below it would cut the episode
+    short, reported as "done"."""
     import gymnasium
 
     import jepa_ac.envs  # noqa: F401 - registers the Franka ids
@@ -42,6 +46,8 @@ def make_env(env_id: str, options: EnvOptions, **kwargs: Any):
     if env_id not in gymnasium.registry:
         known = sorted(k for k in gymnasium.registry if k.startswith("jepa_ac/"))
         raise ValueError(f"unknown env id {env_id!r}; the Franka envs are {known}")
+    if step_budget is not None:
+        kwargs["max_episode_steps"] = step_budget + 1
     return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz, **kwargs)
 
 

@@ -84,7 +84,7 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     defaults = planning_from_args(args, env_id, seed=seed)
     if policy != "planner":  # baselines have no latent distance to watch (nor use goals): they run the step budget
         defaults = defaults.replace(mpc={"patience": None, "subgoals": False})
-    env = make_env(env_id, defaults.env)
+    env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
     if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
         obs, _ = env.reset(seed=seed)
         warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])

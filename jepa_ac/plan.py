@@ -206,7 +206,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
             print(f"note: goal image {path} {note}")
     grippers = parse_goal_grippers(args.goal_gripper, len(goals)) if args.goal_gripper else None
     wm = load_model_from_args(args)
-    env = make_env(defaults.env_id, defaults.env)
+    env = make_env(defaults.env_id, defaults.env, step_budget=defaults.mpc.max_steps)
     obs, _ = env.reset(seed=args.seed)
     if not goals:  # the env renders this episode's goal (and its way-points with --subgoals)
         rendered = env.unwrapped.subgoal_images() if defaults.mpc.subgoals else [env.unwrapped.goal_image()]

@@ -62,6 +62,13 @@ def test_planner_with_sub_goals_gets_its_own_row(tiny_folder, tmp_path):
     assert "| FrankaPush-v0 | planner (sub-goals) | 1 |" in (tmp_path / "results.md").read_text()
 
 
+def test_step_budget_above_the_env_time_limit_is_run_in_full(tmp_path):
+    # push registers a 60-step limit; a larger mpc.max_steps must not be cut short by it
+    results = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "1", "--max-steps", "63",
+                  "--image-size", "64")
+    assert results["rows"]["jepa_ac/FrankaPush-v0|random"]["mean_steps"] == 63
+
+
 def test_rerun_replaces_its_row_and_is_reproducible(tmp_path):
     first = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
                 "--image-size", "64")

@@ -29,7 +29,7 @@ def main() -> None:
     (env_id,) = resolve_envs(args.env)
     defaults = planning_from_args(args, env_id, seed=args.seed)
     wm = load_model_from_args(args)
-    env = make_env(env_id, defaults.env)
+    env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
     unwrapped = env.unwrapped
     obj = "block" if unwrapped.task_name == "push" else "cube"
     obs, _ = env.reset(seed=args.seed)
