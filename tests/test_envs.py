@@ -10,7 +10,7 @@ pytest.importorskip("mujoco")
 
 import jepa_ac.envs  # noqa: E402  (registers the ids)
 from jepa_ac.envs import ENV_IDS, register_envs  # noqa: E402
-from jepa_ac.envs.experts import make_expert  # noqa: E402
+from jepa_ac.envs.experts import PushExpert, make_expert  # noqa: E402
 from jepa_ac.pose import apply_action, euler_xyz_to_matrix  # noqa: E402
 
 IDS = list(ENV_IDS)
@@ -249,6 +249,25 @@ def test_goal_image_shows_the_goal_configuration(env_id):
         np.testing.assert_allclose(goal_state[:3], base.goal_pos, atol=1e-3)
     elif base.task_name == "pickplace":
         np.testing.assert_allclose(goal_state[:2], base.bowl_pos[:2], atol=1e-3)
+    env.close()
+
+
+def test_push_waypoints_lie_evenly_along_the_push():
+    env = _make("jepa_ac/FrankaPush-v0", push_waypoints=3)
+    env.reset(seed=5)
+    base = env.unwrapped
+    images, states = base.subgoal_images(), base.subgoal_states()
+    assert len(images) == len(states) == 6  # above, down, 3 along the push, the goal
+    along = states[2:5, :2]  # [3, 2] TCP xy; the last is the push's end
+    direction = (base.target_pos - base._start_block[:2]) / np.linalg.norm(base.target_pos - base._start_block[:2])
+    steps = np.diff(np.concatenate([states[1:2, :2] + direction * PushExpert.PRE_PUSH_GAP, along]), axis=0)  # [3, 2]
+    np.testing.assert_allclose(steps, np.broadcast_to(steps[0], steps.shape), atol=2e-3)  # even, on the line
+    np.testing.assert_allclose(steps[0] / np.linalg.norm(steps[0]), direction, atol=1e-3)
+    assert np.all(states[2:5, 2] < 0.07)
+    for a, b in zip(images[1:5], images[2:5]):  # the block moves along with the hand from image to image
+        assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.05
+    with pytest.raises(ValueError, match="push_waypoints"):
+        _make("jepa_ac/FrankaPush-v0", push_waypoints=0)
     env.close()
 
 

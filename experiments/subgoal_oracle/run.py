@@ -1,11 +1,16 @@
 """How well would the push and pick-and-place sub-goal schedules do if the planner reached every
 sub-goal exactly, or to within a given error? No world model: a proportional controller drives
 the TCP to the positions shown in the env's sub-goal images (`subgoal_states()`, then
-`goal_state()`), with the planner's action bounds (5 cm per axis, rotation held as the shipped
-planning.json holds it), and a Gaussian error of `sigma` m (x, y; 0.3 sigma in z) added to every
+`goal_state()`), with the planner's action bounds (planning.json's step per axis, or `--step`;
+rotation held as the shipped planning.json holds it), and a Gaussian error of `sigma` m (x, y; 0.3 sigma in z) added to every
 sub-goal's position stands in for the planner's imprecision.
 
     .venv/bin/python experiments/subgoal_oracle/run.py --episodes 50 --out experiments/subgoal_oracle
+
+`--moves box` clips each axis to the step (the move goes diagonal first, then along one axis), as the
+first version of this script did; `--moves straight` scales the whole move down, so it stays on the
+line, as a planner's straight-line candidate can. `--push-waypoints 1 2 3` compares push schedules
+with that many way-point images along the push (the env's `push_waypoints`).
 
 Episode i uses the same seeded scene as `python -m jepa_ac.evaluate` (seed derived from (0, i)).
 """
@@ -32,7 +37,16 @@ TOLERANCE = 0.005  # m: a sub-goal counts as reached this close to its (perturbe
 STEPS_PER_GOAL = 15  # as mpc.subgoal_max_steps
 
 
-def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float | None) -> dict:
+def move_toward(delta: np.ndarray, step: float, moves: str) -> np.ndarray:
+    """[3] translation toward `delta` within +-`step` per axis: clipped per axis ("box": diagonal first,
+    then along one axis) or scaled down as a whole ("straight": along the line, as a planner's
+    straight-line candidate can move)."""
+    if moves == "box":
+        return np.clip(delta, -step, step)
+    return delta * min(1.0, step / max(float(np.abs(delta).max()), 1e-9))
+
+
+def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float | None, moves: str = "box") -> dict:
     u = env.unwrapped
     rng = np.random.default_rng(seed + 7)
     obs, _ = env.reset(seed=seed)
@@ -42,7 +56,7 @@ def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float |
         for _ in range(STEPS_PER_GOAL):
             state = obs["state"]
             action = np.zeros(7, np.float32)
-            action[:3] = np.clip(target - state[:3], -step, step)
+            action[:3] = move_toward(target - state[:3], step, moves)
             action[6] = hold_gripper if hold_gripper is not None else goal[6] - state[6]
             obs, _, _, _, info = env.step(action)
             if np.linalg.norm(target - obs["state"][:3]) < TOLERANCE:
@@ -56,23 +70,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 0.01, 0.02])
     parser.add_argument("--env", nargs="+", default=list(ENVS), choices=list(ENVS))
     parser.add_argument("--out", type=Path, default=Path("experiments/subgoal_oracle"))
+    parser.add_argument("--moves", choices=["box", "straight"], default="box",
+                        help="per-axis clipped moves (box) or moves scaled along the line (straight)")
+    parser.add_argument("--step", type=float, default=None, help="m per axis per step (default: planning.json's)")
+    parser.add_argument("--push-waypoints", type=int, nargs="+", default=[None],
+                        help="push: way-point images along the push (the env's push_waypoints; default the env's)")
     args = parser.parse_args(argv)
     shipped = PlanningDefaults.for_checkpoint("jepa_ac/assets/default_model")
     rows = []
     for name in args.env:
         defaults = shipped.for_env(ENVS[name])
         frozen = dict(defaults.action.frozen)
-        env = make_env(ENVS[name], defaults.env)
-        for sigma in args.sigmas:
-            episodes = [run_episode(env, episode_seed(0, i), sigma, defaults.action.max_translation,
-                                    frozen.get("dgripper")) for i in range(args.episodes)]
-            wins = sum(e["success"] for e in episodes)
-            rows.append({"task": name, "sigma_m": sigma, "episodes": len(episodes), "successes": wins,
-                         "success_rate": wins / len(episodes), "ci95": list(wilson_interval(wins, len(episodes))),
-                         "mean_final_task_distance": float(np.mean([e["final_task_distance"] for e in episodes])),
-                         "per_episode": episodes})
-            print(f"{name} sigma {sigma:.3f}: {wins}/{len(episodes)}", file=sys.stderr)
-        env.close()
+        step = args.step or defaults.action.max_translation
+        for waypoints in (args.push_waypoints if name == "push" else [None]):
+            env = make_env(ENVS[name], defaults.env, **({} if waypoints is None else {"push_waypoints": waypoints}))
+            for sigma in args.sigmas:
+                episodes = [run_episode(env, episode_seed(0, i), sigma, step, frozen.get("dgripper"), args.moves)
+                            for i in range(args.episodes)]
+                wins = sum(e["success"] for e in episodes)
+                rows.append({"task": name, "push_waypoints": getattr(env.unwrapped, "push_waypoints", None),
+                             "moves": args.moves, "step_m": step, "sigma_m": sigma, "episodes": len(episodes),
+                             "successes": wins, "success_rate": wins / len(episodes),
+                             "ci95": list(wilson_interval(wins, len(episodes))),
+                             "mean_final_task_distance": float(np.mean([e["final_task_distance"] for e in episodes])),
+                             "per_episode": episodes})
+                print(f"{name} waypoints {waypoints} sigma {sigma:.3f}: {wins}/{len(episodes)}", file=sys.stderr)
+            env.close()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
     (args.out / "results.md").write_text(table(rows))
@@ -81,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| task | sub-goal error sigma (cm) | episodes | success (95% CI) | final task distance (m) |",
-             "|---|---:|---:|---|---:|"]
+    lines = ["| task | way-points along the push | moves, step (cm) | sub-goal error sigma (cm) | episodes | success (95% CI) | final task distance (m) |",
+             "|---|---:|---|---:|---:|---|---:|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {100 * r['sigma_m']:.1f} | {r['episodes']} | {r['success_rate']:.2f} "
+        waypoints = "" if r["push_waypoints"] is None else r["push_waypoints"]
+        lines.append(f"| {r['task']} | {waypoints} | {r['moves']}, {100 * r['step_m']:.1f} | {100 * r['sigma_m']:.1f} "
+                     f"| {r['episodes']} | {r['success_rate']:.2f} "
                      f"({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}) | {r['mean_final_task_distance']:.3f} |")
     return "\n".join(lines) + "\n"
 

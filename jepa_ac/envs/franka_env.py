@@ -444,7 +444,16 @@ class FrankaPushEnv(FrankaEnv):
     NOMINAL_TARGET = np.array([0.58, 0.1])
     GOAL_BACKOFF = 0.04  # m further back than the pushing pose
     GOAL_TCP_Z = 0.12
-    PUSH_WAYPOINTS = 1  # way-point images along the push (evenly spaced; the last is the push's end)
+    PUSH_WAYPOINTS = 1  # default of `push_waypoints`
+
+    def __init__(self, *args: Any, push_waypoints: int | None = None, **kwargs: Any):
+        """`push_waypoints`: how many way-point images lie along the push, evenly spaced, the last at
+        its end (default `PUSH_WAYPOINTS`); the other arguments are `FrankaEnv`'s."""
+        super().__init__(*args, **kwargs)
+        count = self.PUSH_WAYPOINTS if push_waypoints is None else push_waypoints
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= 10:
+            raise ValueError(f"push_waypoints must be an int in [1, 10], got {push_waypoints!r}")
+        self.push_waypoints = int(count)
 
     def _sample_task(self, rng):
         block, target, yaw = self.NOMINAL_BLOCK.copy(), self.NOMINAL_TARGET.copy(), 0.0
@@ -492,7 +501,8 @@ class FrankaPushEnv(FrankaEnv):
 
     def _subgoal_configurations(self, rot: np.ndarray | None = None):
         """Fingers closed, home orientation (or `rot` [3, 3]): above the pre-push point (3 cm behind
-        contact), down at it, then at the end of the push with the block on the target.
+        contact), down at it, then `push_waypoints` poses along the push, evenly spaced, with the block
+        in front of the fingers: the last at the end of the push with the block on the target.
 
         The expert turns its fingers to face the push, but these images keep the home orientation, as
         the goal image does: a planner that holds the rotation (V-JEPA 2-AC's, and ours) can reach
@@ -514,9 +524,9 @@ class FrankaPushEnv(FrankaEnv):
             return configure
 
         contact = start - direction * PushExpert.CONTACT
-        along = [arm_at(contact + (pushed - contact) * k / self.PUSH_WAYPOINTS, LOW_Z,
-                        start + (self.target_pos - start) * k / self.PUSH_WAYPOINTS)
-                 for k in range(1, self.PUSH_WAYPOINTS + 1)]
+        n = self.push_waypoints
+        along = [arm_at(contact + (pushed - contact) * k / n, LOW_Z, start + (self.target_pos - start) * k / n)
+                 for k in range(1, n + 1)]
         return [arm_at(pre, SAFE_Z, start), arm_at(pre, LOW_Z, start), *along]
 
 
