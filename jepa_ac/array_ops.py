@@ -45,6 +45,9 @@ class ArrayOps:
     def abs(self, x: Any) -> Any:
         return np.abs(x)
 
+    def sqrt(self, x: Any) -> Any:
+        return np.sqrt(x)
+
     # -- shape
     def stack(self, xs: Sequence[Any], axis: int) -> Any:
         return np.stack(xs, axis=axis)

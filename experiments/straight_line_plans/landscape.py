@@ -69,6 +69,8 @@ def score_grid(env, wm, obs, goal: np.ndarray, grid: np.ndarray, horizon: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=12)
+    parser.add_argument("--indices", type=int, nargs="+", default=None,
+                        help="evaluation episode indices to score (default: the first --episodes)")
     parser.add_argument("--horizons", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--out", type=Path, default=Path("experiments/straight_line_plans"))
     add_model_args(parser)
@@ -80,7 +82,7 @@ def main() -> None:
     env = make_env(ENV_ID, defaults.env)
     grid = np.array([[dx, dy] for dx in np.linspace(-step, step, 9) for dy in np.linspace(-step, step, 9)])  # [81, 2]
     rows = []
-    for i in range(args.episodes):
+    for i in (args.indices if args.indices is not None else range(args.episodes)):
         obs, _ = env.reset(seed=episode_seed(0, i))
         push_end = env.unwrapped.subgoal_images()[2]
         push_end_xy = env.unwrapped.subgoal_states()[2, :2]

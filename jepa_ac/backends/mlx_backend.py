@@ -69,6 +69,9 @@ class MLXOps(ArrayOps):
     def abs(self, x: Any) -> Any:
         return mx.abs(x)
 
+    def sqrt(self, x: Any) -> Any:
+        return mx.sqrt(x)
+
     def stack(self, xs: Sequence[Any], axis: int) -> Any:
         return mx.stack(list(xs), axis=axis)
 

@@ -67,6 +67,9 @@ class TorchOps(ArrayOps):
     def abs(self, x: Any) -> Any:
         return torch.abs(x)
 
+    def sqrt(self, x: Any) -> Any:
+        return torch.sqrt(x)
+
     def stack(self, xs: Sequence[Any], axis: int) -> Any:
         return torch.stack(list(xs), dim=axis)
 

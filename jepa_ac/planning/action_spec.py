@@ -14,7 +14,7 @@ from jepa_ac.pose import ACTION_NAMES, action_between
 TRANSLATION = ("dx", "dy", "dz")
 ROTATION = ("droll", "dpitch", "dyaw")
 GRIPPER = ("dgripper",)
-TRANSLATION_CONSTRAINTS = ("box", "l1")
+TRANSLATION_CONSTRAINTS = ("box", "l1", "l2")
 GRIPPER_CLOSED_ABOVE = 0.25  # a goal's gripper closedness above this is held closed (`holding_gripper`)
 
 
@@ -24,8 +24,9 @@ class ActionSpec:
 
     Defaults are V-JEPA 2-AC's planning setup: translation per axis in [-0.05, 0.05] m, rotation
     held at 0, gripper change in [-0.75, 0.75]. `frozen` pins dims to values (upstream's `axis`).
-    `translation_constraint`: "box" clips each axis (upstream); "l1" rescales xyz onto the L1 ball
-    of radius `max_translation` when outside it. `workspace_min` / `workspace_max` (m, xyz; both or
+    `translation_constraint`: "box" clips each axis (upstream); "l1" / "l2" rescale xyz onto the L1 /
+    Euclidean ball of radius `max_translation` when outside it. The box lets a diagonal move go
+    sqrt(2)-sqrt(3) times further than an axis-aligned one; the Euclidean ball moves as far either way. `workspace_min` / `workspace_max` (m, xyz; both or
     neither) bound the TCP positions a plan may reach from the current state (`constrain(...,
     position=)`), e.g. the predictor's training support, so CEM cannot exploit a model where it
     never saw data; a state already outside the box may stay where it is but not move further out.
@@ -122,11 +123,14 @@ class ActionSpec:
         bounds = ops.asarray(self.free_bounds, like=free)
         clipped = ops.clip(free, -bounds, bounds)
         trans = [i for i, n in enumerate(self.free_names) if n in TRANSLATION]
-        if self.translation_constraint == "l1" and trans:
-            # L1 ball: rescale the (unclipped) xyz part radially if its L1 norm exceeds the radius
+        if self.translation_constraint in ("l1", "l2") and trans:
+            # L1 / L2 ball: rescale the (unclipped) xyz part radially if its norm exceeds the radius
             lo, hi = trans[0], trans[-1] + 1  # translation dims are contiguous in ACTION_NAMES
             xyz = free[..., lo:hi]
-            norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
+            if self.translation_constraint == "l1":
+                norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
+            else:
+                norm = ops.sqrt(ops.sum(xyz * xyz, axis=-1))[..., None]
             scale = self.max_translation / ops.clip(norm, self.max_translation, float("inf"))
             clipped = ops.concat([clipped[..., :lo], xyz * scale, clipped[..., hi:]], axis=-1)
         if self.has_workspace and position is not None and trans:
@@ -182,7 +186,8 @@ class ActionSpec:
                             np.float64)  # [7]
         action[6] = 0.0
         xyz = action[:3]
-        size = np.abs(xyz).sum() if self.translation_constraint == "l1" else np.abs(xyz).max()
+        size = {"l1": np.abs(xyz).sum(), "l2": float(np.linalg.norm(xyz))}.get(self.translation_constraint,
+                                                                               np.abs(xyz).max())
         if size > self.max_translation:
             action[:3] = xyz * (self.max_translation / size)
         return self.clip_full(action)
