@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +45,25 @@ def sector_of(angle: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("episodes", type=Path, nargs="+", help="evaluate episode files of the push env")
+    parser.add_argument("--oracle-sigmas", type=float, nargs="*", default=[],
+                        help="also run the position oracle (experiments/subgoal_oracle, straight 3.5 cm moves) "
+                             "on the same seeds with these sub-goal errors (m)")
     args = parser.parse_args(argv)
     env = make_env("jepa_ac/FrankaPush-v0", EnvOptions(image_size=64))
-    runs = {str(p): json.loads(p.read_text())["episodes"] for p in args.episodes}
+    runs = {Path(p).parent.parent.name + "/" + Path(p).stem: json.loads(p.read_text())["episodes"] for p in args.episodes}
     seeds = sorted({e["seed"] for eps in runs.values() for e in eps})
     geometry = {s: push_geometry(env, s) for s in seeds}
+    if args.oracle_sigmas:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "subgoal_oracle"))
+        from run import run_episode  # the oracle's controller
+
+        oracle_env = make_env("jepa_ac/FrankaPush-v0", EnvOptions(image_size=128))
+        for sigma in args.oracle_sigmas:
+            runs[f"oracle, sigma {100 * sigma:.1f} cm"] = [run_episode(oracle_env, s, sigma, 0.035, 0.75, "straight")
+                                                           for s in seeds]
+        oracle_env.close()
     env.close()
-    header = "| direction | episodes | " + " | ".join(Path(p).parent.parent.name + "/" + Path(p).stem for p in runs) + " |"
+    header = "| direction | episodes | " + " | ".join(runs) + " |"
     print(header + "\n|---|---:|" + "---:|" * len(runs))
     for _, _, name in SECTORS:
         cells, count = [], 0
