@@ -30,6 +30,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from jepa_ac.closed_loop import TASK_DISTANCE, make_env  # noqa: E402
 from jepa_ac.collect import episode_seed  # noqa: E402
 from jepa_ac.evaluate import wilson_interval  # noqa: E402
+from jepa_ac.planning import ActionSpec  # noqa: E402
 from jepa_ac.planning.defaults import PlanningDefaults  # noqa: E402
 
 ENVS = {"push": "jepa_ac/FrankaPush-v0", "pickplace": "jepa_ac/FrankaPickPlace-v0"}
@@ -37,13 +38,13 @@ TOLERANCE = 0.005  # m: a sub-goal counts as reached this close to its (perturbe
 STEPS_PER_GOAL = 15  # as mpc.subgoal_max_steps
 
 
-def move_toward(delta: np.ndarray, step: float, moves: str) -> np.ndarray:
-    """[3] translation toward `delta` within +-`step` per axis: clipped per axis ("box": diagonal first,
-    then along one axis) or scaled down as a whole ("straight": along the line, as a planner's
-    straight-line candidate can move)."""
+def move_toward(state: np.ndarray, target: np.ndarray, step: float, moves: str) -> np.ndarray:
+    """[3] translation from `state` [7] toward the position `target` [3] within +-`step` per axis:
+    clipped per axis ("box": diagonal first, then along one axis) or scaled down as a whole
+    ("straight": along the line, as a planner's straight-line candidate can move; `ActionSpec.move_toward`)."""
     if moves == "box":
-        return np.clip(delta, -step, step)
-    return delta * min(1.0, step / max(float(np.abs(delta).max()), 1e-9))
+        return np.clip(target - state[:3], -step, step)
+    return ActionSpec(max_translation=step).move_toward(state, np.concatenate([target, state[3:]]))[:3]
 
 
 def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float | None, moves: str = "box") -> dict:
@@ -56,7 +57,7 @@ def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float |
         for _ in range(STEPS_PER_GOAL):
             state = obs["state"]
             action = np.zeros(7, np.float32)
-            action[:3] = move_toward(target - state[:3], step, moves)
+            action[:3] = move_toward(state, target, step, moves)
             action[6] = hold_gripper if hold_gripper is not None else goal[6] - state[6]
             obs, _, _, _, info = env.step(action)
             if np.linalg.norm(target - obs["state"][:3]) < TOLERANCE:

@@ -444,16 +444,15 @@ class FrankaPushEnv(FrankaEnv):
     NOMINAL_TARGET = np.array([0.58, 0.1])
     GOAL_BACKOFF = 0.04  # m further back than the pushing pose
     GOAL_TCP_Z = 0.12
-    PUSH_WAYPOINTS = 1  # default of `push_waypoints`
 
-    def __init__(self, *args: Any, push_waypoints: int | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, push_waypoints: int = 1, **kwargs: Any):
         """`push_waypoints`: how many way-point images lie along the push, evenly spaced, the last at
-        its end (default `PUSH_WAYPOINTS`); the other arguments are `FrankaEnv`'s."""
+        its end; the other arguments are `FrankaEnv`'s."""
         super().__init__(*args, **kwargs)
-        count = self.PUSH_WAYPOINTS if push_waypoints is None else push_waypoints
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 1 <= count <= 10:
+        if isinstance(push_waypoints, bool) or not isinstance(push_waypoints, (int, np.integer)) \
+                or not 1 <= push_waypoints <= 10:
             raise ValueError(f"push_waypoints must be an int in [1, 10], got {push_waypoints!r}")
-        self.push_waypoints = int(count)
+        self.push_waypoints = int(push_waypoints)
 
     def _sample_task(self, rng):
         block, target, yaw = self.NOMINAL_BLOCK.copy(), self.NOMINAL_TARGET.copy(), 0.0

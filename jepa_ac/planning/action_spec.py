@@ -186,8 +186,12 @@ class ActionSpec:
                             np.float64)  # [7]
         action[6] = 0.0
         xyz = action[:3]
-        size = {"l1": np.abs(xyz).sum(), "l2": float(np.linalg.norm(xyz))}.get(self.translation_constraint,
-                                                                               np.abs(xyz).max())
+        if self.translation_constraint == "l1":
+            size = np.abs(xyz).sum()
+        elif self.translation_constraint == "l2":
+            size = np.linalg.norm(xyz)
+        else:  # box
+            size = np.abs(xyz).max()
         if size > self.max_translation:
             action[:3] = xyz * (self.max_translation / size)
         return self.clip_full(action)
