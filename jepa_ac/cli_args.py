@@ -97,6 +97,8 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
                        help="any CEMConfig field, value as JSON (e.g. warm_start=true keep_elites=0.3 "
                             "min_samples=32 surprise_gate=0.2)")
     group.add_argument("--image-size", type=int, help="env render size in px")
+    group.add_argument("--exterior-view", help="the Franka envs' exterior camera view: side or front (default: "
+                                               "planning.json's env.exterior_view, the view the model was trained on)")
     group.add_argument("--max-steps", type=int, help="MPC step budget per episode")
     group.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
                                                     "(0 = never)")
@@ -138,7 +140,7 @@ def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int,
     if args.patience is not None:
         mpc["patience"] = args.patience or None
     mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
-    env = {"image_size": args.image_size} if args.image_size is not None else {}
+    env = {k: getattr(args, k) for k in ("image_size", "exterior_view") if getattr(args, k, None) is not None}
     return defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
 
 

@@ -34,7 +34,7 @@ POLICIES = ("planner", "random", "expert")
 
 
 def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, **kwargs: Any):
-    """`gymnasium.make(env_id)` with the planning env options (image size, control rate).
+    """`gymnasium.make(env_id)` with the planning env options (image size, control rate, camera view).
 
     `step_budget` (pass `mpc.max_steps`) replaces the registered time limit with one just above it, so
     the planner's own budget ends the episode: a registered limit below it would cut the episode
@@ -48,6 +48,8 @@ def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, *
         raise ValueError(f"unknown env id {env_id!r}; the Franka envs are {known}")
     if step_budget is not None:
         kwargs["max_episode_steps"] = step_budget + 1
+    if options.exterior_view is not None:
+        kwargs.setdefault("exterior_view", options.exterior_view)
     return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz, **kwargs)
 
 

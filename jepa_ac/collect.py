@@ -48,6 +48,7 @@ class CollectConfig:
     workers: int = 1
     crf: int = 18
     wrist_camera: bool = False
+    exterior_view: str | None = None  # the env's exterior camera view ("side", "front"); None: the env's default
     stop_on_success: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +88,8 @@ def make_franka_env(config: CollectConfig) -> Any:
     kwargs: dict[str, Any] = {"image_size": config.image_size}
     if config.wrist_camera:
         kwargs["wrist_camera"] = True
+    if config.exterior_view is not None:
+        kwargs["exterior_view"] = config.exterior_view
     if config.max_steps is not None:
         kwargs["max_episode_steps"] = config.max_steps
     try:
@@ -180,7 +183,8 @@ def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
     episode, success = rollout(env, expert, seed, info.max_steps, info.cameras, config.stop_on_success)
     uuid = f"jepa_ac+{info.task}+s{config.seed}-{index:06d}"
     meta = EpisodeMeta(uuid=uuid, fps=info.fps, task=info.task, success=success, env_id=config.env, seed=seed,
-                       extra={"episode_index": index, "noise": config.noise, "image_size": config.image_size})
+                       extra={"episode_index": index, "noise": config.noise, "image_size": config.image_size,
+                              "exterior_view": config.exterior_view})
     write_episode(config.out, episode_name(index), episode, meta, crf=config.crf)
     return {"index": index, "uuid": uuid, "success": success, "length": episode.length,
             "seconds": round(time.perf_counter() - start, 3)}
@@ -243,7 +247,8 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
             cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
         info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
                            noise=config.noise, seed=config.seed, max_steps=max_steps,
-                           features=droid_features(cameras, config.image_size))
+                           features=droid_features(cameras, config.image_size),
+                           env_options={} if config.exterior_view is None else {"exterior_view": config.exterior_view})
         rows = prepare_out_dir(config, info)
         todo = [i for i in range(config.episodes) if i not in rows]
         start = time.perf_counter()
@@ -275,7 +280,7 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
         "env_id": config.env, "task": task, "episodes": config.episodes, "successes": successes,
         "success_rate": successes / config.episodes, "collected_now": len(todo),
         "resumed": config.episodes - len(todo), "fps": fps, "image_size": config.image_size,
-        "noise": config.noise, "seed": config.seed, "workers": config.workers,
+        "noise": config.noise, "seed": config.seed, "workers": config.workers, "exterior_view": config.exterior_view,
         "seconds": round(elapsed, 2), "steps_per_second": round(new_steps / elapsed, 2) if todo and elapsed > 0 else None,
         "mean_length": float(np.mean([r["length"] for r in ordered])),
         "per_episode": ordered,
@@ -328,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=defaults.workers, help="parallel processes (default %(default)s)")
     parser.add_argument("--crf", type=int, default=defaults.crf, help="H.264 quality, lower is better (default %(default)s)")
     parser.add_argument("--wrist-camera", action="store_true", help="also record the wrist camera")
+    parser.add_argument("--exterior-view", default=None,
+                        help="exterior camera view of the Franka envs: side or front (default: the env's)")
     parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -337,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, noise=args.noise, seed=args.seed,
                            image_size=args.image_size, max_steps=args.max_steps, workers=args.workers, crf=args.crf,
-                           wrist_camera=args.wrist_camera, stop_on_success=args.stop_on_success)
+                           wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
+                           stop_on_success=args.stop_on_success)
     summary = collect(config, progress=not args.no_progress)
     print(f"{summary['env_id']}: {summary['episodes']} episodes in {config.out} "
           f"({summary['collected_now']} new, {summary['resumed']} resumed)")

@@ -26,6 +26,8 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
     parser.add_argument("--expert-noise", type=float, default=0.0, help="action noise of the scripted expert")
     parser.add_argument("--out", type=Path, default=Path("experiments/evaluate"))
+    parser.add_argument("--workers", type=int, default=1,
+                        help="episodes run in this many processes at once, each with its own env and model (use "
+                             "with --threads 1 on a CPU; planning latencies are then those of one thread)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_args(parser, checkpoint_help="planner's world model (default: the shipped jepa_ac/assets/default_model)")
     add_planning_args(parser)
@@ -71,49 +76,104 @@ def resolve_envs(names: list[str]) -> list[str]:
 
 
 # -- one (env, policy) run -------------------------------------------------------------------------
-def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.Namespace, wm: Any = None,
-             progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run `episodes` seeded episodes; returns (summary row, per-episode records)."""
-    from tqdm import tqdm
-
-    from jepa_ac.closed_loop import (ExpertPolicy, LatentDistance, RandomPolicy, make_env, run_closed_loop,
-                                     warm_up)
-    from jepa_ac.collect import episode_seed
-    from jepa_ac.planning import CEMPlanner, PlanningPolicy
-
+def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> Any:
+    """The planning defaults `policy` runs `env_id` with (planning.json, then the flags)."""
     defaults = planning_from_args(args, env_id, seed=seed)
     if policy != "planner":  # baselines have no latent distance to watch (nor use goals): they run the step budget
         defaults = defaults.replace(mpc={"patience": None, "subgoals": False})
-    env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
-    if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
-        obs, _ = env.reset(seed=seed)
-        warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
-    records = []
-    bar = tqdm(range(episodes), desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
+    return defaults
+
+
+class EpisodeRunner:
+    """Everything one process needs to run seeded episodes of one (env, policy): the env, the
+    planning defaults and (planner) the world model, made once and reused for every episode."""
+
+    def __init__(self, env_id: str, policy: str, seed: int, args: argparse.Namespace, wm: Any = None) -> None:
+        from jepa_ac.closed_loop import make_env, warm_up
+
+        self.policy, self.seed, self.args = policy, seed, args
+        self.defaults = defaults = policy_defaults(env_id, policy, seed, args)
+        if policy == "planner" and wm is None:
+            wm = load_model_from_args(args)
+        self.wm = wm
+        self.env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
+        if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
+            obs, _ = self.env.reset(seed=seed)
+            warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
+
+    def run(self, index: int) -> dict[str, Any]:
+        """Episode `index` (env seed from (seed, index)) -> its record."""
+        from jepa_ac.closed_loop import ExpertPolicy, LatentDistance, RandomPolicy, run_closed_loop
+        from jepa_ac.collect import episode_seed
+        from jepa_ac.planning import CEMPlanner, PlanningPolicy
+
+        s, defaults = episode_seed(self.seed, index), self.defaults
+        distance = None
+        if self.policy == "planner":
+            planner = CEMPlanner(self.wm, defaults.cem.replace(seed=s), defaults.action)
+            agent, distance = PlanningPolicy(planner), LatentDistance(planner)
+        elif self.policy == "random":
+            agent = RandomPolicy(defaults.action, seed=s)
+        else:
+            agent = ExpertPolicy(self.env, noise=self.args.expert_noise, seed=s)
+        report = run_closed_loop(self.env, agent, seed=s, mpc=defaults.mpc, distance=distance,
+                                 action_spec=defaults.action)
+        record = {"index": index, **report.metrics()}
+        record.pop("final_info")
+        for key in ("action", "requested"):  # kept in plan's metrics.json; too long for 50 episodes a file
+            record["per_step"].pop(key)
+        return record
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_RUNNER: dict[str, EpisodeRunner] = {}  # the runner of a worker process
+
+
+def _init_worker(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> None:
+    logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
+    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, args)
+
+
+def _run_in_worker(index: int) -> dict[str, Any]:
+    return _RUNNER["runner"].run(index)
+
+
+def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.Namespace, wm: Any = None,
+             progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run `episodes` seeded episodes (in `args.workers` processes); returns (summary row, per-episode
+    records, in episode order). Each worker process makes its own env and loads its own model."""
+    from tqdm import tqdm
+
+    workers = min(getattr(args, "workers", 1) or 1, episodes)
+    records: list[dict[str, Any]] = []
+    bar = tqdm(total=episodes, desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
+
+    def done(record: dict[str, Any]) -> None:
+        records.append(record)
+        bar.update(1)
+        bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}", steps=record["steps"])
+
     try:
-        for i in bar:
-            s = episode_seed(seed, i)
-            distance = None
-            if policy == "planner":
-                planner = CEMPlanner(wm, defaults.cem.replace(seed=s), defaults.action)
-                agent, distance = PlanningPolicy(planner), LatentDistance(planner)
-            elif policy == "random":
-                agent = RandomPolicy(defaults.action, seed=s)
-            else:
-                agent = ExpertPolicy(env, noise=args.expert_noise, seed=s)
-            report = run_closed_loop(env, agent, seed=s, mpc=defaults.mpc, distance=distance,
-                                     action_spec=defaults.action)
-            record = {"index": i, **report.metrics()}
-            record.pop("final_info")
-            for key in ("action", "requested"):  # kept in plan's metrics.json; too long for 50 episodes a file
-                record["per_step"].pop(key)
-            records.append(record)
-            rate = np.mean([r["success"] for r in records])
-            bar.set_postfix(success=f"{rate:.2f}", steps=report.steps)
+        if workers == 1:
+            runner = EpisodeRunner(env_id, policy, seed, args, wm=wm)
+            try:
+                for i in range(episodes):
+                    done(runner.run(i))
+            finally:
+                runner.close()
+            defaults = runner.defaults
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(env_id, policy, seed, args)) as pool:
+                for future in as_completed([pool.submit(_run_in_worker, i) for i in range(episodes)]):
+                    done(future.result())
+            defaults = policy_defaults(env_id, policy, seed, args)
     finally:
         bar.close()
-        env.close()
+    records.sort(key=lambda r: r["index"])
     return summarize(env_id, policy, seed, records, defaults, args), records
 
 
@@ -152,7 +212,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "episode_seeds": [r["seed"] for r in records],
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-        "env": {"image_size": defaults.env.image_size, "control_hz": defaults.env.control_hz},
+        "env": {"image_size": defaults.env.image_size, "control_hz": defaults.env.control_hz,
+                "exterior_view": defaults.env.exterior_view},
         "mpc": dict(defaults.to_dict()["mpc"]),
         "mean_goals_attempted": _mean([r.get("goals_attempted") for r in records]) if defaults.mpc.subgoals else None,
     }
@@ -254,6 +315,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
     if args.episodes < 1:
         raise SystemExit("error: --episodes must be >= 1")
+    if args.workers < 1:
+        raise SystemExit("error: --workers must be >= 1")
     envs = resolve_envs(args.env)
     policies = [p for p in POLICY_ORDER if p in args.policy]
     wm = None

@@ -187,6 +187,24 @@ def test_cli_collects_franka_reach(tmp_path, capsys):
     assert np.abs(episode["frames"].astype(int) - expected.frames["exterior"]).mean() < 3.0
 
 
+def test_cli_collects_from_the_front_view(tmp_path):
+    from jepa_ac.envs import scene
+
+    out = tmp_path / "front"
+    assert main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "1", "--out", str(out), "--image-size", "32",
+                 "--max-steps", "2", "--exterior-view", "front", "--no-progress"]) == 0
+    episode = load_episode(out / "episode_000000")
+    assert episode["metadata"]["exterior_view"] == "front"
+    extrinsics = [v for k, v in episode["arrays"].items() if "extrinsics" in k and v.ndim == 2 and v.shape[1] == 6]
+    assert extrinsics, sorted(episode["arrays"])
+    np.testing.assert_allclose(extrinsics[0][0, :3], scene.EXTERIOR_VIEWS["front"][0], atol=1e-6)
+    assert json.loads((out / "collect_summary.json").read_text())["exterior_view"] == "front"
+    assert json.loads((out / "dataset_info.json").read_text())["env_options"] == {"exterior_view": "front"}
+    with pytest.raises(ValueError, match="refusing to mix"):  # resuming from another view
+        main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "32",
+              "--max-steps", "2", "--no-progress"])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _real_env_available(), reason="jepa_ac.envs (MuJoCo Franka) not importable")
 def test_parallel_workers_match_serial(tmp_path):

@@ -9,7 +9,8 @@ gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
 import jepa_ac.envs  # noqa: E402  (registers the ids)
-from jepa_ac.envs import ENV_IDS, register_envs  # noqa: E402
+from jepa_ac.collect import episode_seed  # noqa: E402
+from jepa_ac.envs import ENV_IDS, register_envs, scene  # noqa: E402
 from jepa_ac.envs.experts import PushExpert, make_expert  # noqa: E402
 from jepa_ac.pose import apply_action, euler_xyz_to_matrix  # noqa: E402
 
@@ -75,16 +76,36 @@ def test_observation_info_layout_with_wrist_camera():
     env.close()
 
 
-def test_exterior_extrinsics_look_at_the_workspace():
+@pytest.mark.parametrize("view", sorted(scene.EXTERIOR_VIEWS))
+def test_exterior_extrinsics_look_at_the_workspace(view):
     """OpenCV convention: the camera's +z (3rd column of R) points from the camera to the table."""
-    env = _make("jepa_ac/FrankaReach-v0")
+    env = _make("jepa_ac/FrankaReach-v0", exterior_view=view)
     _, info = env.reset(seed=0)
     ext = info["camera_extrinsics"]["exterior"]
+    np.testing.assert_allclose(ext[:3], scene.EXTERIOR_VIEWS[view][0])
     forward = euler_xyz_to_matrix(ext[3:6])[:, 2]
     to_workspace = np.array([0.45, 0.0, 0.1]) - ext[:3]
     cos = forward @ to_workspace / np.linalg.norm(to_workspace)
     assert cos > 0.95
     env.close()
+
+
+def test_front_view_sees_the_block_beside_the_hand_in_a_plus_y_push():
+    """In a push toward +y the hand is on the block's -y side: between the side camera and the block,
+    beside it seen from the front. The block's visible part at the push's end, as a fraction of its
+    visible part at reset, measured by its red pixels (side 0.25, front 0.56 at 128 px)."""
+    visible = {}
+    for view in ("side", "front"):
+        env = _make("jepa_ac/FrankaPush-v0", image_size=128, exterior_view=view)
+        obs, _ = env.reset(seed=episode_seed(0, 7))  # evaluation episode 7: the block goes 26 cm toward +y
+        push = env.unwrapped.target_pos - env.unwrapped._start_block[:2]
+        assert push[1] > 0.2 and abs(push[0]) < 0.1, push
+        push_end = env.unwrapped.subgoal_images()[-2]
+        red = [int(((im[..., 0] > 150) & (im[..., 1] < 80) & (im[..., 2] < 80)).sum()) for im in (obs["image"], push_end)]
+        visible[view] = red[1] / red[0]
+        env.close()
+    assert visible["front"] > 1.5 * visible["side"], visible
+
 
 
 @pytest.mark.parametrize("env_id", ["jepa_ac/FrankaPush-v0", "jepa_ac/FrankaPickPlace-v0"])
@@ -224,6 +245,8 @@ def test_bad_inputs_raise_clear_errors():
         gym.make("jepa_ac/FrankaReach-v0", image_size=8)
     with pytest.raises(ValueError, match="control_hz"):
         gym.make("jepa_ac/FrankaReach-v0", control_hz=0.0)
+    with pytest.raises(ValueError, match=r"exterior_view must be one of \('side', 'front'\), got 'top'"):
+        gym.make("jepa_ac/FrankaReach-v0", exterior_view="top")
     with pytest.raises(ValueError, match="noise"):
         make_expert(env, noise=-1.0)
     env.close()

@@ -69,6 +69,22 @@ def test_step_budget_above_the_env_time_limit_is_run_in_full(tmp_path):
     assert results["rows"]["jepa_ac/FrankaPush-v0|random"]["mean_steps"] == 63
 
 
+def test_exterior_view_flag_reaches_the_env(tmp_path):
+    from jepa_ac.closed_loop import make_env
+    from jepa_ac.planning.defaults import EnvOptions
+
+    env = make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32, exterior_view="front"))
+    assert env.unwrapped.config.exterior_view == "front"
+    env.close()
+    assert make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32)).unwrapped.config.exterior_view == "side"
+    results = run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--max-steps", "1",
+                  "--image-size", "32", "--exterior-view", "front")
+    assert results["rows"]["jepa_ac/FrankaReach-v0|random"]["env"]["exterior_view"] == "front"
+    with pytest.raises(ValueError, match="exterior_view must be one of"):
+        run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--max-steps", "1",
+            "--image-size", "32", "--exterior-view", "top")
+
+
 def test_rerun_replaces_its_row_and_is_reproducible(tmp_path):
     first = run(tmp_path, "--env", "push", "--policy", "random", "--episodes", "2", "--max-steps", "2",
                 "--image-size", "64")
@@ -91,3 +107,21 @@ def test_env_names_and_errors(tmp_path):
     with pytest.raises(SystemExit, match="episodes"):
         run(tmp_path, "--episodes", "0", "--policy", "random")
     assert evaluate.wilson_interval(0, 10)[0] == 0.0 and 0.0 < evaluate.wilson_interval(5, 10)[0] < 0.5
+
+
+def test_workers_run_the_same_episodes_as_one_process(tiny_folder, tmp_path):
+    common = ["--checkpoint", str(tiny_folder), "--env", "reach", "--policy", "planner", "random", "--episodes", "3",
+              "--max-steps", "3", "--image-size", "64"]
+    serial = run(tmp_path / "serial", *common)
+    parallel = run(tmp_path / "parallel", *common, "--workers", "2")
+    for policy in ("planner", "random"):
+        one = episodes(tmp_path / "serial", "FrankaReach-v0", policy)
+        two = episodes(tmp_path / "parallel", "FrankaReach-v0", policy)
+        assert [e["index"] for e in two] == [0, 1, 2]
+        for a, b in zip(one, two):
+            assert (a["seed"], a["steps"], a["success"]) == (b["seed"], b["steps"], b["success"])
+            assert a["final_task_distance"] == pytest.approx(b["final_task_distance"], abs=1e-9)
+        key = f"jepa_ac/FrankaReach-v0|{policy}"
+        assert parallel["rows"][key]["success_rate"] == serial["rows"][key]["success_rate"]
+    with pytest.raises(SystemExit, match="workers"):
+        run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--workers", "0")

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-data/sim128}
 collect() { # env short noise episodes seed
-  "$PY" -m jepa_ac.collect --env "jepa_ac/$1" --out "$OUT/$2_n$3" --noise "$3" --episodes "$4" --seed "$5" \
+  "$PY" -m jepa_ac.collect --env "jepa_ac/$1" --out "$OUT/$2_n$3" --noise "$3" --episodes "$4" --seed "$5" ${VIEW:+--exterior-view "$VIEW"} \
     --image-size 128 --workers "${WORKERS:-2}" --no-progress
 }
 collect FrankaReach-v0 reach 0.3 150 1

@@ -83,6 +83,7 @@ class DatasetInfo:
     max_steps: int
     codebase_version: str = CODEBASE_VERSION
     features: Mapping[str, Any] = field(default_factory=dict)
+    env_options: Mapping[str, Any] = field(default_factory=dict)  # env keywords beyond image_size (exterior_view)
 
     def __post_init__(self) -> None:
         if not self.env_id:
@@ -99,6 +100,7 @@ class DatasetInfo:
             raise ValueError(f"DatasetInfo.max_steps must be > 0, got {self.max_steps!r}")
         object.__setattr__(self, "cameras", tuple(self.cameras))
         object.__setattr__(self, "features", dict(self.features))
+        object.__setattr__(self, "env_options", dict(self.env_options))
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

@@ -62,6 +62,7 @@ class FrankaEnvConfig:
     image_size: int = 256
     control_hz: float = 4.0
     wrist_camera: bool = False
+    exterior_view: str = scene.DEFAULT_EXTERIOR_VIEW  # a name of scene.EXTERIOR_VIEWS ("side", "front")
     shadows: bool = True
     randomize_objects: bool = True  # object / goal poses; False uses fixed nominal poses
     randomize_colors: bool = False  # object hues, table tint
@@ -77,6 +78,9 @@ class FrankaEnvConfig:
             raise ValueError(f"FrankaEnvConfig.image_size must be an int in [16, 2048], got {self.image_size!r}")
         if not 0.5 <= self.control_hz <= 50.0:
             raise ValueError(f"FrankaEnvConfig.control_hz must be in [0.5, 50] Hz, got {self.control_hz!r}")
+        if self.exterior_view not in scene.EXTERIOR_VIEWS:
+            raise ValueError(f"FrankaEnvConfig.exterior_view must be one of {tuple(scene.EXTERIOR_VIEWS)}, "
+                             f"got {self.exterior_view!r}")
         if not 0.0 <= self.camera_jitter <= 0.2:
             raise ValueError(f"FrankaEnvConfig.camera_jitter must be in [0, 0.2] m, got {self.camera_jitter!r}")
         if not 0.0 <= self.joint_noise <= 0.3:
@@ -96,13 +100,14 @@ class FrankaEnv(gym.Env):
 
     def __init__(self, config: FrankaEnvConfig | None = None, render_mode: str | None = "rgb_array", *,
                  image_size: int | None = None, control_hz: float | None = None,
-                 wrist_camera: bool | None = None, shadows: bool | None = None,
+                 wrist_camera: bool | None = None, exterior_view: str | None = None, shadows: bool | None = None,
                  randomize_objects: bool | None = None, randomize_colors: bool | None = None,
                  randomize_lighting: bool | None = None, camera_jitter: float | None = None,
                  joint_noise: float | None = None, show_goal_marker: bool | None = None):
         # keyword overrides (as gym.make passes them) on top of `config`; defaults live in the dataclass
         overrides = {k: v for k, v in dict(
-            image_size=image_size, control_hz=control_hz, wrist_camera=wrist_camera, shadows=shadows,
+            image_size=image_size, control_hz=control_hz, wrist_camera=wrist_camera,
+            exterior_view=exterior_view, shadows=shadows,
             randomize_objects=randomize_objects, randomize_colors=randomize_colors,
             randomize_lighting=randomize_lighting, camera_jitter=camera_jitter, joint_noise=joint_noise,
             show_goal_marker=show_goal_marker).items() if v is not None}
@@ -112,7 +117,8 @@ class FrankaEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
 
-        spec, self.scene_info = scene.build_spec(self.task_name, self.config.image_size, self.config.wrist_camera)
+        spec, self.scene_info = scene.build_spec(self.task_name, self.config.image_size, self.config.wrist_camera,
+                                                 self.config.exterior_view)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self._goal_data = mujoco.MjData(self.model)  # scratch data for goal images and IK
@@ -383,9 +389,10 @@ class FrankaEnv(gym.Env):
         if cfg.camera_jitter > 0:
             cam = self._cam_ids[scene.EXTERIOR_CAMERA]
             jitter = np.clip(rng.normal(0.0, cfg.camera_jitter, (2, 3)), -3 * cfg.camera_jitter, 3 * cfg.camera_jitter)
-            pos = np.asarray(scene.EXTERIOR_POS) + jitter[0]
+            view_pos, view_lookat = scene.EXTERIOR_VIEWS[cfg.exterior_view]
+            pos = np.asarray(view_pos) + jitter[0]
             m.cam_pos[cam] = pos
-            m.cam_quat[cam] = scene.look_at_quat(pos, np.asarray(scene.EXTERIOR_LOOKAT) + jitter[1])
+            m.cam_quat[cam] = scene.look_at_quat(pos, np.asarray(view_lookat) + jitter[1])
 
     def _geoms_named(self, prefix: str) -> list[int]:
         return [g for g in range(self.model.ngeom)

@@ -54,9 +54,16 @@ BOWL_RADIUS = 0.075
 BOWL_WALL_HEIGHT = 0.035
 BOWL_BASE_HALF = 0.004
 
-# Exterior camera: to the robot's front-right, looking across the workspace like a DROID side camera
-EXTERIOR_POS = (1.0, -0.45, 0.45)
-EXTERIOR_LOOKAT = (0.4, 0.0, 0.18)
+# Exterior camera views: name -> (position, look-at point), base frame (m).
+# "side": to the robot's front-right, looking across the workspace like a DROID side camera. In a push
+#   toward +y the hand stands between it and the block and hides the block.
+# "front": facing the robot from beyond the table, 30 degrees down; the hand hides an object only when
+#   it pushes toward the base (-x).
+EXTERIOR_VIEWS = {
+    "side": ((1.0, -0.45, 0.45), (0.4, 0.0, 0.18)),
+    "front": ((1.2, 0.0, 0.6), (0.45, 0.0, 0.16)),
+}
+DEFAULT_EXTERIOR_VIEW = "side"
 EXTERIOR_FOVY = 58.0
 
 # Wrist camera pose in the TCP frame (x forward, z from the palm toward the fingertips)
@@ -285,9 +292,10 @@ def _add_environment(spec: mujoco.MjSpec, image_size: int) -> None:
                     diffuse=[0.35, 0.36, 0.4], specular=[0.0, 0.0, 0.0], cutoff=70, exponent=1)
 
 
-def _add_cameras(spec: mujoco.MjSpec, wrist_camera: bool) -> tuple[str, ...]:
-    spec.worldbody.add_camera(name=EXTERIOR_CAMERA, pos=list(EXTERIOR_POS),
-                              quat=list(look_at_quat(EXTERIOR_POS, EXTERIOR_LOOKAT)), fovy=EXTERIOR_FOVY)
+def _add_cameras(spec: mujoco.MjSpec, wrist_camera: bool, exterior_view: str) -> tuple[str, ...]:
+    pos, lookat = EXTERIOR_VIEWS[exterior_view]
+    spec.worldbody.add_camera(name=EXTERIOR_CAMERA, pos=list(pos), quat=list(look_at_quat(pos, lookat)),
+                              fovy=EXTERIOR_FOVY)
     if not wrist_camera:
         return (EXTERIOR_CAMERA,)
     # On the hand, behind the fingers, looking down past the fingertips (like DROID's wrist
@@ -326,16 +334,19 @@ def _add_bowl(spec: mujoco.MjSpec, segments: int = 20) -> None:
                       quat=[np.cos(angle / 2), 0, 0, np.sin(angle / 2)], rgba=rgba)
 
 
-def build_spec(task: str, image_size: int = 256, wrist_camera: bool = False) -> tuple[mujoco.MjSpec, SceneInfo]:
+def build_spec(task: str, image_size: int = 256, wrist_camera: bool = False,
+               exterior_view: str = DEFAULT_EXTERIOR_VIEW) -> tuple[mujoco.MjSpec, SceneInfo]:
     """The full scene for `task` (one of TASKS) as an MjSpec, plus what the env needs to know."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if exterior_view not in EXTERIOR_VIEWS:
+        raise ValueError(f"unknown exterior view {exterior_view!r}; expected one of {tuple(EXTERIOR_VIEWS)}")
     spec = franka_spec()
     spec.modelname = f"franka_{task}"
     _decimate_visual_meshes(spec, VISUAL_MESH_CELL)
     _tune_robot(spec)
     _add_environment(spec, image_size)
-    cameras = _add_cameras(spec, wrist_camera)
+    cameras = _add_cameras(spec, wrist_camera, exterior_view)
     objects: tuple[str, ...] = ()
     if task == "reach":
         spec.worldbody.add_site(name="goal_marker", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.02, 0, 0],

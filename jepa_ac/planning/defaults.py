@@ -41,10 +41,13 @@ SECTIONS = ("cem", "action", "env", "mpc")
 
 @dataclass(frozen=True)
 class EnvOptions:
-    """How the simulator is made for planning: render size (px) and control rate (Hz)."""
+    """How the simulator is made for planning: render size (px), control rate (Hz) and the exterior
+    camera view the model was trained on (a name of `jepa_ac.envs.scene.EXTERIOR_VIEWS`; None: the
+    env's default)."""
 
     image_size: int = 128
     control_hz: float = 4.0
+    exterior_view: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 16 <= self.image_size <= 2048:
@@ -52,6 +55,8 @@ class EnvOptions:
         if isinstance(self.control_hz, bool) or not isinstance(self.control_hz, (int, float)) or not self.control_hz > 0:
             raise ValueError(f"EnvOptions.control_hz must be a positive number, got {self.control_hz!r}")
         object.__setattr__(self, "control_hz", float(self.control_hz))
+        if self.exterior_view is not None and not isinstance(self.exterior_view, str):
+            raise ValueError(f"EnvOptions.exterior_view must be a view name or null, got {self.exterior_view!r}")
 
 
 @dataclass(frozen=True)
