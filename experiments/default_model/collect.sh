@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Collect the simulated Franka dataset the shipped default world model is trained on (data/sim128).
+# Collect the simulated Franka dataset the shipped default world model is trained on: VIEW=side (the
+# default; data/sim128, the shipped v3) or VIEW=front (data/sim128_front, experiments/front_view).
 # Scripted experts with action noise (fraction of the action bound): 0.3 = mostly on task, 0.8 =
 # exploratory. 128 px renders of the exterior camera at 4 Hz; DROID raw layout. Resumable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-OUT=${OUT:-data/sim128}
+VIEW=${VIEW:-side}
+if [ "$VIEW" = side ]; then OUT=${OUT:-data/sim128}; else OUT=${OUT:-data/sim128_$VIEW}; fi
 collect() { # env short noise episodes seed
-  "$PY" -m jepa_ac.collect --env "jepa_ac/$1" --out "$OUT/$2_n$3" --noise "$3" --episodes "$4" --seed "$5" ${VIEW:+--exterior-view "$VIEW"} \
+  "$PY" -m jepa_ac.collect --env "jepa_ac/$1" --out "$OUT/$2_n$3" --noise "$3" --episodes "$4" --seed "$5" --exterior-view "$VIEW" \
     --image-size 128 --workers "${WORKERS:-2}" --no-progress
 }
 collect FrankaReach-v0 reach 0.3 150 1
