@@ -141,7 +141,12 @@ def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int,
         mpc["patience"] = args.patience or None
     mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
     env = {k: getattr(args, k) for k in ("image_size", "exterior_view") if getattr(args, k, None) is not None}
-    return defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
+    defaults = defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
+    if defaults.env.exterior_view is not None:  # an unknown view: this message, not a traceback from the env
+        from jepa_ac.envs import FrankaEnvConfig
+
+        FrankaEnvConfig(exterior_view=defaults.env.exterior_view)
+    return defaults
 
 
 def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:

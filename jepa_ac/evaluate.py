@@ -88,11 +88,11 @@ class EpisodeRunner:
     """Everything one process needs to run seeded episodes of one (env, policy): the env, the
     planning defaults and (planner) the world model, made once and reused for every episode."""
 
-    def __init__(self, env_id: str, policy: str, seed: int, args: argparse.Namespace, wm: Any = None) -> None:
+    def __init__(self, env_id: str, policy: str, seed: int, defaults: Any, args: argparse.Namespace,
+                 wm: Any = None) -> None:
         from jepa_ac.closed_loop import make_env, warm_up
 
-        self.policy, self.seed, self.args = policy, seed, args
-        self.defaults = defaults = policy_defaults(env_id, policy, seed, args)
+        self.policy, self.seed, self.defaults, self.args = policy, seed, defaults, args
         if policy == "planner" and wm is None:
             wm = load_model_from_args(args)
         self.wm = wm
@@ -132,8 +132,10 @@ _RUNNER: dict[str, EpisodeRunner] = {}  # the runner of a worker process
 
 
 def _init_worker(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> None:
+    # the defaults are read again from `args` here (PlanningDefaults holds read-only mappings, which
+    # do not pickle); the parent has read them already, so a bad setting never reaches this point
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
-    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, args)
+    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, policy_defaults(env_id, policy, seed, args), args)
 
 
 def _run_in_worker(index: int) -> dict[str, Any]:
@@ -146,6 +148,7 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     records, in episode order). Each worker process makes its own env and loads its own model."""
     from tqdm import tqdm
 
+    defaults = policy_defaults(env_id, policy, seed, args)  # here, so bad settings stop before any worker starts
     workers = min(getattr(args, "workers", 1) or 1, episodes)
     records: list[dict[str, Any]] = []
     bar = tqdm(total=episodes, desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
@@ -158,19 +161,17 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
 
     try:
         if workers == 1:
-            runner = EpisodeRunner(env_id, policy, seed, args, wm=wm)
+            runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm)
             try:
                 for i in range(episodes):
                     done(runner.run(i))
             finally:
                 runner.close()
-            defaults = runner.defaults
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                      initargs=(env_id, policy, seed, args)) as pool:
                 for future in as_completed([pool.submit(_run_in_worker, i) for i in range(episodes)]):
                     done(future.result())
-            defaults = policy_defaults(env_id, policy, seed, args)
     finally:
         bar.close()
     records.sort(key=lambda r: r["index"])

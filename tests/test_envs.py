@@ -107,7 +107,6 @@ def test_front_view_sees_the_block_beside_the_hand_in_a_plus_y_push():
     assert visible["front"] > 1.5 * visible["side"], visible
 
 
-
 @pytest.mark.parametrize("env_id", ["jepa_ac/FrankaPush-v0", "jepa_ac/FrankaPickPlace-v0"])
 def test_seeded_reset_determines_the_episode(env_id):
     env = _make(env_id, randomize_colors=True, randomize_lighting=True, camera_jitter=0.02)

@@ -80,9 +80,10 @@ def test_exterior_view_flag_reaches_the_env(tmp_path):
     results = run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--max-steps", "1",
                   "--image-size", "32", "--exterior-view", "front")
     assert results["rows"]["jepa_ac/FrankaReach-v0|random"]["env"]["exterior_view"] == "front"
-    with pytest.raises(ValueError, match="exterior_view must be one of"):
-        run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--max-steps", "1",
-            "--image-size", "32", "--exterior-view", "top")
+    for workers in ("1", "2"):  # a message before any episode or worker starts, not a traceback from the env
+        with pytest.raises(SystemExit, match="exterior_view must be one of"):
+            run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "2", "--max-steps", "1",
+                "--image-size", "32", "--exterior-view", "top", "--workers", workers)
 
 
 def test_rerun_replaces_its_row_and_is_reproducible(tmp_path):
