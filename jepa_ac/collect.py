@@ -342,11 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, noise=args.noise, seed=args.seed,
-                           image_size=args.image_size, max_steps=args.max_steps, workers=args.workers, crf=args.crf,
-                           wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
-                           stop_on_success=args.stop_on_success)
-    summary = collect(config, progress=not args.no_progress)
+    try:  # bad settings (a flag, an env option, a folder collected otherwise): a message, not a traceback
+        config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, noise=args.noise, seed=args.seed,
+                               image_size=args.image_size, max_steps=args.max_steps, workers=args.workers,
+                               crf=args.crf, wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
+                               stop_on_success=args.stop_on_success)
+        summary = collect(config, progress=not args.no_progress)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"{summary['env_id']}: {summary['episodes']} episodes in {config.out} "
           f"({summary['collected_now']} new, {summary['resumed']} resumed)")
     print(f"  success rate  {summary['success_rate']:.1%} ({summary['successes']}/{summary['episodes']})")

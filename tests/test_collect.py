@@ -200,9 +200,13 @@ def test_cli_collects_from_the_front_view(tmp_path):
     np.testing.assert_allclose(extrinsics[0][0, :3], scene.EXTERIOR_VIEWS["front"][0], atol=1e-6)
     assert json.loads((out / "collect_summary.json").read_text())["exterior_view"] == "front"
     assert json.loads((out / "dataset_info.json").read_text())["env_options"] == {"exterior_view": "front"}
-    with pytest.raises(ValueError, match="refusing to mix"):  # resuming from another view
+    with pytest.raises(SystemExit, match="refusing to mix"):  # resuming from another view
         main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "32",
               "--max-steps", "2", "--no-progress"])
+    for bad, message in ((["--exterior-view", "top"], "exterior_view must be one of"), (["--image-size", "7"], "even")):
+        with pytest.raises(SystemExit, match=message):  # one line, not a traceback
+            main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "1", "--out", str(tmp_path / "bad"),
+                  "--no-progress", *bad])
 
 
 @pytest.mark.slow
