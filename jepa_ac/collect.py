@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -48,7 +48,7 @@ class CollectConfig:
     workers: int = 1
     crf: int = 18
     wrist_camera: bool = False
-    exterior_view: str | None = None  # the env's exterior camera view ("side", "front"); None: the env's default
+    exterior_view: str | None = None  # the env's exterior camera ("side", "front"); None: the env's default, recorded as the view it is
     stop_on_success: bool = False
 
     def __post_init__(self) -> None:
@@ -238,6 +238,9 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
     except BaseException:
         probe.close()
         raise
+    if config.exterior_view is None:  # record the view the env used, so the dataset says it even if the default moves
+        view = getattr(getattr(probe.unwrapped, "config", None), "exterior_view", None)
+        config = replace(config, exterior_view=view) if isinstance(view, str) else config
     if config.workers == 1:  # collect with this env instead of building a second one
         _WORKER.update(key=(config, make_env), env=probe)
     else:

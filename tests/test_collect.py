@@ -202,11 +202,28 @@ def test_cli_collects_from_the_front_view(tmp_path):
     assert json.loads((out / "dataset_info.json").read_text())["env_options"] == {"exterior_view": "front"}
     with pytest.raises(SystemExit, match="refusing to mix"):  # resuming from another view
         main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "32",
-              "--max-steps", "2", "--no-progress"])
+              "--max-steps", "2", "--exterior-view", "side", "--no-progress"])
     for bad, message in ((["--exterior-view", "top"], "exterior_view must be one of"), (["--image-size", "7"], "even")):
         with pytest.raises(SystemExit, match=message):  # one line, not a traceback
             main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "1", "--out", str(tmp_path / "bad"),
                   "--no-progress", *bad])
+
+
+def test_cli_records_the_env_default_view_when_none_is_given(tmp_path):
+    """Without --exterior-view the dataset names the view the env rendered, so it stays readable (and
+    refuses to be resumed from another view) after the env's default moves."""
+    from jepa_ac.envs import scene
+
+    out = tmp_path / "default"
+    assert main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "1", "--out", str(out), "--image-size", "32",
+                 "--max-steps", "2", "--no-progress"]) == 0
+    assert load_episode(out / "episode_000000")["metadata"]["exterior_view"] == scene.DEFAULT_EXTERIOR_VIEW
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["env_options"] == {"exterior_view": scene.DEFAULT_EXTERIOR_VIEW}
+    other = next(v for v in scene.EXTERIOR_VIEWS if v != scene.DEFAULT_EXTERIOR_VIEW)
+    with pytest.raises(SystemExit, match="refusing to mix"):
+        main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "32",
+              "--max-steps", "2", "--exterior-view", other, "--no-progress"])
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def test_exterior_view_flag_reaches_the_env(tmp_path):
     env = make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32, exterior_view="front"))
     assert env.unwrapped.config.exterior_view == "front"
     env.close()
-    assert make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32)).unwrapped.config.exterior_view == "side"
+    assert make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32)).unwrapped.config.exterior_view == "front"
     results = run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--max-steps", "1",
                   "--image-size", "32", "--exterior-view", "front")
     assert results["rows"]["jepa_ac/FrankaReach-v0|random"]["env"]["exterior_view"] == "front"

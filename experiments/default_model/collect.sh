@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Collect the simulated Franka dataset the shipped default world model is trained on: VIEW=side (the
-# default; data/sim128, the shipped v3) or VIEW=front (data/sim128_front, experiments/front_view).
+# Collect the simulated Franka datasets the shipped default world model is trained on: VIEW=side (the
+# script's default; data/sim128: v3, and the first stage of the shipped model's encoder) or VIEW=front
+# (data/sim128_front: the front-view stages and the shipped model's predictor, experiments/front_view).
 # Scripted experts with action noise (fraction of the action bound): 0.3 = mostly on task, 0.8 =
 # exploratory. 128 px renders of the exterior camera at 4 Hz; DROID raw layout. Resumable.
 set -euo pipefail

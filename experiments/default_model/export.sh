@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Export the trained default world model (encoder + AC predictor) as fp16 into the package, keeping
-# the planning defaults (planning.json) and the model card that live beside the weights.
+# Export the trained v3 world model (side view; encoder + AC predictor) as fp16 into
+# experiments/default_model/model, keeping the planning defaults (planning.json) and the model card
+# that live beside the weights. v3 was the shipped default until session 15; OUT= exports elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 SRC=${SRC:-runs/predictor_v3/final}
+OUT=${OUT:-experiments/default_model/model}
 "$PY" -m jepa_ac.convert --checkpoint "$SRC" --out runs/default_export --dtype float16
-cp runs/default_export/config.json runs/default_export/model.safetensors jepa_ac/assets/default_model/
-du -sh jepa_ac/assets/default_model
+mkdir -p "$OUT"
+cp runs/default_export/config.json runs/default_export/model.safetensors "$OUT/"
+du -sh "$OUT"

@@ -7,7 +7,7 @@ left). The exterior camera stands at (1.0, -0.45): on the -y side, so for a +y p
 between the camera and the block.
 
     .venv/bin/python experiments/push_directions/by_direction.py \
-        experiments/evaluate/episodes/FrankaPush-v0_planner_subgoals.json [MORE.json ...]
+        experiments/evaluate/comparisons/v3_side/episodes/FrankaPush-v0_planner_subgoals.json [MORE.json ...]
 """
 
 from __future__ import annotations
