@@ -10,13 +10,69 @@ Every function works on numpy, torch or MLX arrays of shape [..., 7] (no per-sam
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
+
+import numpy as np
 
 from jepa_ac.array_ops import ops_for
 
 STATE_DIM = 7
 STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
+
+
+@dataclasses.dataclass(frozen=True)
+class StateRanges:
+    """The physically plausible range of a reported 7-D state; anything outside is a unit or wiring
+    error (a gripper width in mm, angles in degrees, a position in mm), not a state to plan from.
+
+    Deliberately wide: a table-top arm's positions lie within metres of its base; Euler angles from
+    any convention lie within [-2 pi, 2 pi]; closedness is in [0, 1] up to sensor noise. Override
+    for an unusual robot (`StateRanges(max_position=10.0)`).
+    """
+
+    max_position: float = 3.0  # m, |x|, |y|, |z| in the robot base frame
+    max_angle: float = 2 * math.pi  # rad, |roll|, |pitch|, |yaw|
+    gripper_min: float = -0.05  # closedness; 0 open, 1 closed, a little noise allowed
+    gripper_max: float = 1.05
+
+    def __post_init__(self) -> None:
+        for name in ("max_position", "max_angle"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"StateRanges.{name} must be a positive finite number, got {value!r}")
+        if not (math.isfinite(self.gripper_min) and math.isfinite(self.gripper_max)
+                and self.gripper_min < self.gripper_max):
+            raise ValueError(f"StateRanges needs finite gripper_min < gripper_max, got {self.gripper_min}, {self.gripper_max}")
+
+    def describe(self) -> str:
+        return (f"|x|, |y|, |z| <= {self.max_position} m, |roll|, |pitch|, |yaw| <= {self.max_angle:.3f} rad, "
+                f"gripper in [{self.gripper_min}, {self.gripper_max}]")
+
+
+DEFAULT_STATE_RANGES = StateRanges()
+
+
+def check_states(states: Any, source: str = "state", ranges: StateRanges = DEFAULT_STATE_RANGES) -> np.ndarray:
+    """`states` [..., 7] as float64 numpy if every entry is finite and inside `ranges`, else a
+    ValueError naming `source`, the first bad row and field, and the expected range."""
+    arr = np.asarray(states, dtype=np.float64)
+    if arr.ndim == 0 or arr.shape[-1] != STATE_DIM:
+        raise ValueError(f"{source} must have shape [..., {STATE_DIM}] = {list(STATE_NAMES)}, got {list(arr.shape)}")
+    flat = arr.reshape(-1, STATE_DIM)  # [rows, 7]
+    limit_lo = np.array([-ranges.max_position] * 3 + [-ranges.max_angle] * 3 + [ranges.gripper_min])
+    limit_hi = np.array([ranges.max_position] * 3 + [ranges.max_angle] * 3 + [ranges.gripper_max])
+    finite = np.isfinite(flat)
+    inside = finite & (flat >= limit_lo) & (flat <= limit_hi)
+    if not inside.all():
+        row, col = np.argwhere(~inside)[0]
+        where = f" (row {row})" if flat.shape[0] > 1 else ""
+        what = "is not finite" if not finite[row, col] else "is outside its physical range"
+        raise ValueError(f"{source}{where}: {STATE_NAMES[col]} = {float(flat[row, col])!r} {what}; "
+                         f"expected {ranges.describe()}")
+    return arr
 
 
 def euler_xyz_to_matrix(angles: Any) -> Any:
