@@ -11,6 +11,7 @@ Our format is a folder with `config.json` (architecture + provenance) and `model
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -102,10 +103,20 @@ def read_upstream(path: str | Path, encoder_key: str = "encoder") -> LoadedCheck
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt/foreign files
-        raise CheckpointError(f"{path}: not a readable torch checkpoint: {err}") from err
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        unsupported = [line for line in lines if "Unsupported global" in line]
+        if unsupported:  # a pickle that names code to call: refused by weights_only, never run
+            raise CheckpointError(f"{path}: refused: the file holds Python objects other than tensors and plain "
+                                  f"containers, which could run code when loaded ({unsupported[0][:200]})") from None
+        reason = next((line for line in lines if "invalid load key" in line or "Error" in line), lines[-1])
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {reason[:300]}") from None
     if not isinstance(blob, Mapping) or encoder_key not in blob:
         keys = list(blob) if isinstance(blob, Mapping) else type(blob).__name__
         raise CheckpointError(f"{path}: expected a dict with {encoder_key!r} (and 'predictor'), found {keys}")
+    for part in (encoder_key, "predictor"):
+        state = blob.get(part)
+        if part in blob and not (isinstance(state, Mapping) and all(isinstance(v, torch.Tensor) for v in state.values())):
+            raise CheckpointError(f"{path}: {part!r} must map parameter names to tensors, got {type(state).__name__}")
     arrays = {"encoder": _strip_prefixes(blob[encoder_key], ("module.", "backbone."))}
     if "predictor" in blob:
         arrays["predictor"] = _strip_prefixes(blob["predictor"], ("module.",))
@@ -187,9 +198,13 @@ def read_hf(path: str | Path) -> LoadedCheckpoint:
     """A `facebook/vjepa2-*` folder (config.json + model.safetensors): the encoder only."""
     path = Path(path)
     config = _read_json(path / CONFIG_FILE)
+    try:
+        encoder_config = hf_encoder_config(config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path / CONFIG_FILE}: {err}") from None
     arrays = hf_to_upstream_names(_read_safetensors(path / WEIGHTS_FILE))
     provenance = {"source_format": "hf", "source": str(path), "hf_architectures": config.get("architectures")}
-    return LoadedCheckpoint({"encoder": arrays}, encoder_config=hf_encoder_config(config),
+    return LoadedCheckpoint({"encoder": arrays}, encoder_config=encoder_config,
                             provenance=provenance, source=str(path))
 
 
@@ -199,10 +214,19 @@ def read_hf(path: str | Path) -> LoadedCheckpoint:
 def read_jepa_ac(path: str | Path) -> LoadedCheckpoint:
     path = Path(path)
     config = _read_json(path / CONFIG_FILE)
-    if config.get("format_version", 0) > FORMAT_VERSION:
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path / CONFIG_FILE}: format_version must be an integer, got {version!r:.80}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: format_version {config['format_version']} is newer than this jepa_ac supports ({FORMAT_VERSION})"
         )
+    # the architecture is checked before any weight is read or allocated
+    enc = parse_config(EncoderConfig, config.get("encoder"), path / CONFIG_FILE, "encoder")
+    pred = parse_config(PredictorConfig, config.get("predictor"), path / CONFIG_FILE, "predictor")
+    provenance = config.get("provenance") or {}
+    if not isinstance(provenance, dict):
+        raise CheckpointError(f"{path / CONFIG_FILE}: provenance must be a mapping, got {type(provenance).__name__}")
     flat = _read_safetensors(path / WEIGHTS_FILE)
     arrays: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
@@ -210,12 +234,59 @@ def read_jepa_ac(path: str | Path) -> LoadedCheckpoint:
         if part not in PARTS or not name:
             raise CheckpointError(f"{path / WEIGHTS_FILE}: unexpected key {key!r} (expected 'encoder.*' or 'predictor.*')")
         arrays.setdefault(part, {})[name] = value
-    enc = EncoderConfig.from_dict(config["encoder"]) if config.get("encoder") else None
-    pred = PredictorConfig.from_dict(config["predictor"]) if config.get("predictor") else None
     for part, cfg in (("encoder", enc), ("predictor", pred)):
         if (cfg is None) != (part not in arrays):
             raise CheckpointError(f"{path}: config.json and {WEIGHTS_FILE} disagree on whether there is a {part}")
-    return LoadedCheckpoint(arrays, enc, pred, dict(config.get("provenance", {})), str(path))
+    return LoadedCheckpoint(arrays, enc, pred, dict(provenance), str(path))
+
+
+def parse_config(cls: type, values: Any, source: str | Path, part: str) -> Any:
+    """`cls(**values)` from a JSON mapping (None or {} -> None), with any error naming the file and
+    the field: unknown names, wrong types (a string for a bool) and out-of-range sizes."""
+    if not values:
+        return None
+    if not isinstance(values, Mapping):
+        raise CheckpointError(f"{source}: {part!r} must be a mapping of {cls.__name__} fields, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in values if k not in names)
+    if unknown:
+        raise CheckpointError(f"{source}: {part} has unknown field(s) {unknown}; {cls.__name__} fields are {sorted(names)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: {part}: {err}") from None
+
+
+# Weights are built in fp32 (4 bytes a parameter); refuse configs that would not fit in memory.
+_BYTES_PER_PARAMETER = 4
+
+
+def check_allocation(part: str, config: Any, arrays: Mapping[str, Any] | None, source: str) -> None:
+    """Refuse, before allocating, a `config` whose model is far larger than the weights that are
+    to fill it (a hostile or mismatched config.json), or larger than this machine's memory."""
+    from jepa_ac.config import estimated_parameters
+
+    wanted = estimated_parameters(config)
+    if arrays is not None:
+        held = sum(int(np.prod(np.shape(v))) for v in arrays.values())
+        if wanted > 1.5 * held + 1_000_000:
+            raise CheckpointError(
+                f"{source}: the {part} architecture needs about {wanted:,} parameters but the checkpoint holds "
+                f"{held:,}; refusing to allocate (is the config for another model size?)"
+            )
+    memory = _physical_memory()
+    if memory and wanted * _BYTES_PER_PARAMETER > memory:
+        raise CheckpointError(
+            f"{source}: the {part} architecture needs about {wanted * _BYTES_PER_PARAMETER / 2**30:.1f} GiB of weights, "
+            f"more than this machine's {memory / 2**30:.1f} GiB of memory"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def save_checkpoint(
@@ -320,13 +391,21 @@ def weights_hash(arrays: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+_MAX_JSON_BYTES = 16 * 2**20  # a config.json is a few kB; refuse to parse a huge one
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > _MAX_JSON_BYTES:
+            raise CheckpointError(f"{path} is {path.stat().st_size:,} bytes; a config file is at most {_MAX_JSON_BYTES:,}")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:

@@ -8,8 +8,46 @@ passed as keyword arguments. Unknown names raise `TypeError` (no `**kwargs` swal
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+# Sanity caps far above every released model (ViT-G: width 1664, depth 48, 384 px): a config.json
+# beyond them is a corrupt or hostile file, refused before any weight is allocated.
+LIMITS = {"img_size": 4096, "patch_size": 256, "num_frames": 4096, "tubelet_size": 64, "in_chans": 16,
+          "embed_dim": 16384, "predictor_embed_dim": 16384, "depth": 256, "num_heads": 512, "mlp_ratio": 64.0,
+          "action_embed_dim": 64, "num_mask_tokens": 64}
+
+
+def check_field_types(config: Any) -> None:
+    """Each field holds its annotated type: a bool field a real bool (the JSON string "no" is
+    not False), an int field an int (not a bool or 2.5), a float field a finite number; and every
+    size is below `LIMITS`. Raises ValueError naming the field."""
+    cls = type(config).__name__
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+            value = value.item()
+            object.__setattr__(config, f.name, value)
+        kind = str(f.type).replace(" ", "")
+        if kind.endswith("|None"):
+            if value is None:
+                continue
+            kind = kind.removesuffix("|None")
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{cls}.{f.name} must be {dict(float='a finite number', int='an int', bool='a bool')[kind]}, "
+                             f"got {value!r:.80} ({type(value).__name__})")
+        if f.name in LIMITS and value > LIMITS[f.name]:
+            raise ValueError(f"{cls}.{f.name}={value!r} is above the supported maximum {LIMITS[f.name]}")
 
 
 def _check_positive(config: Any, *names: str) -> None:
@@ -65,7 +103,8 @@ class EncoderConfig:
         if isinstance(self.img_size, (tuple, list)):
             if len(set(self.img_size)) != 1:
                 raise ValueError(f"EncoderConfig.img_size must be square, got {self.img_size!r}")
-            object.__setattr__(self, "img_size", int(self.img_size[0]))
+            object.__setattr__(self, "img_size", self.img_size[0])
+        check_field_types(self)
         _check_positive(self, "img_size", "patch_size", "num_frames", "tubelet_size", "embed_dim",
                         "depth", "num_heads", "mlp_ratio", "norm_eps")
         _check_divides(self, "img_size", "patch_size")
@@ -136,7 +175,8 @@ class PredictorConfig:
         if isinstance(self.img_size, (tuple, list)):
             if len(set(self.img_size)) != 1:
                 raise ValueError(f"PredictorConfig.img_size must be square, got {self.img_size!r}")
-            object.__setattr__(self, "img_size", int(self.img_size[0]))
+            object.__setattr__(self, "img_size", self.img_size[0])
+        check_field_types(self)
         _check_positive(self, "img_size", "patch_size", "num_frames", "tubelet_size",
                         "predictor_embed_dim", "depth", "num_heads", "mlp_ratio", "action_embed_dim",
                         "norm_eps")
@@ -205,6 +245,7 @@ class MaskPredictorConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _check_positive(self, "embed_dim", "predictor_embed_dim", "depth", "num_heads", "mlp_ratio",
                         "num_mask_tokens", "norm_eps")
         _check_head_dim(self, "predictor_embed_dim")
@@ -215,6 +256,25 @@ class MaskPredictorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _vit_parameters(width: int, depth: int, mlp_ratio: float) -> int:
+    """Parameters of `depth` pre-norm ViT blocks (qkv and MLP with biases, two LayerNorms each)."""
+    hidden = int(width * mlp_ratio)
+    per_block = 4 * width + (3 * width * width + 3 * width) + (width * width + width) + 2 * width * hidden + hidden + width
+    return depth * per_block
+
+
+def estimated_parameters(config: EncoderConfig | PredictorConfig | MaskPredictorConfig) -> int:
+    """About how many parameters `config` allocates (within a few percent), computed from the
+    config alone so that a hostile config.json is refused before anything is allocated."""
+    if isinstance(config, EncoderConfig):
+        patch = config.in_chans * config.tubelet_size * config.patch_size**2 * config.embed_dim
+        return patch + _vit_parameters(config.embed_dim, config.depth, config.mlp_ratio) + 4 * config.embed_dim
+    width = config.predictor_embed_dim
+    outer = config.embed_dim or width
+    io = 2 * outer * width + 4 * config.action_embed_dim * width if isinstance(config, PredictorConfig) else 2 * outer * width
+    return io + _vit_parameters(width, config.depth, config.mlp_ratio)
 
 
 # Released V-JEPA 2 models (facebookresearch/vjepa2 `src/hub/backbones.py`). The hub's "vit_giant"

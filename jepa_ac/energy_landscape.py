@@ -186,4 +186,6 @@ def _energy_at(wm: Any, frame: np.ndarray, goal: np.ndarray, state: np.ndarray, 
 
 
 if __name__ == "__main__":
-    main()
+    from jepa_ac.cli_errors import run_cli
+
+    run_cli(main)

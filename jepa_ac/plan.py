@@ -35,6 +35,7 @@ import argparse
 import json
 import logging
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -98,35 +99,15 @@ def read_goal_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
     """A goal image file as uint8 RGB [size, size, 3], and a note when it had to be converted.
 
     Another size is resized (shorter side) and centre-cropped, as the model's preprocessing does.
-    Grey-scale, two-channel, CMYK or transparent images are rejected: the goal must look like the camera.
+    Grey-scale, two-channel, CMYK, 16-bit or transparent images are rejected: the goal must look
+    like the camera (`preprocess.read_rgb_image`).
     """
-    from PIL import Image, UnidentifiedImageError
+    from jepa_ac.preprocess import read_rgb_image, resize_center_crop
 
-    from jepa_ac.preprocess import resize_center_crop
-
-    path = Path(path)
-    if not path.is_file():
-        raise GoalImageError(f"goal image not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            mode, bands = image.mode, image.getbands()
-            if mode == "P":  # palette PNG/GIF: colours by index, fine once expanded
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-                mode, bands = image.mode, image.getbands()
-            array = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise GoalImageError(f"goal {path} is not a readable image file (PNG, JPEG, ...): {err}") from None
-    notes = []
-    if bands == ("R", "G", "B", "A"):
-        if array.ndim == 3 and array[..., 3].min() < 255:
-            raise GoalImageError(f"goal {path} has transparent pixels (RGBA); pass an opaque RGB camera image")
-        array, notes = array[..., :3], ["alpha channel dropped (fully opaque)"]
-    elif bands != ("R", "G", "B"):
-        raise GoalImageError(
-            f"goal {path} has {len(bands)} channel(s) (PIL mode {mode!r}); expected an RGB image with 3 channels "
-            "like the camera's")
-    array = np.ascontiguousarray(array, dtype=np.uint8)
+        array, notes = read_rgb_image(path, "goal")
+    except (ValueError, FileNotFoundError) as err:
+        raise GoalImageError(str(err)) from None
     h, w = array.shape[:2]
     if (h, w) != (size, size):
         array = resize_center_crop(array, size)[0]
@@ -138,19 +119,28 @@ def read_goal_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
 # -- single step (no env) ------------------------------------------------------------------------
 def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(frame, state, goal, recorded action or None) from --traj or --frame/--state/--goal."""
-    from jepa_ac.pose import action_between
+    from jepa_ac.pose import action_between, check_states
     from jepa_ac.preprocess import load_image
 
     if args.traj is not None:
-        with np.load(args.traj) as data:
-            frames, states = data["observations"][0], data["states"][0].astype(np.float32)
+        try:
+            with np.load(args.traj) as data:  # allow_pickle stays False: object arrays are refused
+                missing = [k for k in ("observations", "states") if k not in data.files]
+                if missing:
+                    raise ValueError(f"--traj {args.traj} has no {missing} (keys: {data.files}); expected "
+                                     "observations [1, T, H, W, 3] uint8 and states [1, T, 7]")
+                frames, states = data["observations"][0], check_states(data["states"][0], f"--traj {args.traj} states")
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"--traj {args.traj} is not a readable .npz file: {err}") from None
+        states = states.astype(np.float32)
         return frames[0], states[0], frames[-1], action_between(states[0], states[-1])
     missing = [name for name in ("frame", "state", "goal") if getattr(args, name) is None]
     if missing:
         raise SystemExit(f"error: pass --traj, or all of --frame --state --goal (missing: {', '.join(missing)})")
     if len(args.goal) != 1:
         raise SystemExit(f"error: a single planning step takes one --goal image, got {len(args.goal)}")
-    return load_image(args.frame), np.asarray(args.state, np.float32), load_image(args.goal[0]), None
+    return (load_image(args.frame, "--frame"), np.asarray(args.state, np.float32), load_image(args.goal[0], "goal"),
+            None)
 
 
 def plan_single_step(args: argparse.Namespace) -> dict:
@@ -355,9 +345,11 @@ def main(argv: list[str] | None = None) -> dict:
         if single_step:
             return plan_single_step(args)
         return plan_closed_loop(args)
-    except (GoalImageError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # GoalImageError, CheckpointError, NonFiniteError, ...
         raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":
-    main()
+    from jepa_ac.cli_errors import run_cli
+
+    run_cli(main)

@@ -17,18 +17,45 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 MAX_IMAGE_SIDE = 8192
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 RGB [H, W, 3]; a clear `ValueError` if it is not a readable image."""
+def read_rgb_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, list[str]]:
+    """An image file as uint8 RGB [H, W, 3] and notes on what was converted; a `ValueError` naming
+    `what` and the file for anything that does not look like a camera frame.
+
+    Accepted: 8-bit RGB, palette images (expanded) and fully opaque RGBA (alpha dropped). Refused:
+    grey-scale, two-channel, CMYK, 16-bit or float images, transparent pixels, and sides outside
+    2..MAX_IMAGE_SIDE pixels (checked from the header, before the pixels are decoded).
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         with Image.open(path) as image:
+            w, h = image.size
+            if not (2 <= h <= MAX_IMAGE_SIDE and 2 <= w <= MAX_IMAGE_SIDE):
+                raise ValueError(f"{what} {path} is {w}x{h} pixels; expected 2..{MAX_IMAGE_SIDE} pixels per side")
             image.load()
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path} is not a readable image (PNG/JPEG/...): {err}") from err
-    return np.asarray(rgb, dtype=np.uint8)
+            if image.mode == "P":  # palette PNG/GIF: colours by index, fine once expanded
+                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+            mode, bands = image.mode, image.getbands()
+            array = np.asarray(image)
+    except ValueError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{what} {path} is not a readable image file (PNG, JPEG, ...): {err}") from None
+    notes = []
+    if bands == ("R", "G", "B", "A") and mode == "RGBA":
+        if array[..., 3].min() < 255:
+            raise ValueError(f"{what} {path} has transparent pixels (RGBA); pass an opaque RGB camera image")
+        array, notes = array[..., :3], ["alpha channel dropped (fully opaque)"]
+    elif bands != ("R", "G", "B") or mode != "RGB":
+        raise ValueError(f"{what} {path} is a {len(bands)}-channel {mode!r} image; expected 8-bit RGB (3 channels, "
+                         "0-255) like the camera's")
+    return np.ascontiguousarray(array, dtype=np.uint8), notes
+
+
+def load_image(path: str | Path, what: str = "image") -> np.ndarray:
+    """Read an image file as uint8 RGB [H, W, 3] (see `read_rgb_image` for what is refused)."""
+    return read_rgb_image(path, what)[0]
 
 
 def check_frames(frames: np.ndarray) -> np.ndarray:

@@ -552,4 +552,6 @@ async def _serve_until_signal(server: PlanningServer) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from jepa_ac.cli_errors import run_cli
+
+    run_cli(main)

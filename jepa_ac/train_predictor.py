@@ -39,4 +39,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from jepa_ac.cli_errors import run_cli
+
+    run_cli(main)

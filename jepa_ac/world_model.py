@@ -19,6 +19,7 @@ from jepa_ac import pose
 from jepa_ac.checkpoints import (
     UPSTREAM_DROPPED,
     CheckpointError,
+    check_allocation,
     match_arrays,
     read_checkpoint,
     save_checkpoint,
@@ -214,9 +215,15 @@ def load_world_model(
     if load_predictor and "predictor" in ckpt.arrays:
         pred_cfg = _pick_config(ckpt.predictor_config, predictor, resolve_predictor_config, "predictor", ckpt.source)
         if pred_cfg is not None and enc_cfg is not None:
-            pred_cfg = pred_cfg.with_encoder(enc_cfg)
+            try:
+                pred_cfg = pred_cfg.with_encoder(enc_cfg)
+            except ValueError as err:
+                raise CheckpointError(f"{ckpt.source}: {err}") from None
     elif predictor is not None:
         raise CheckpointError(f"{ckpt.source}: predictor={predictor!r} was given but the checkpoint has no predictor")
+    for part, cfg in (("encoder", enc_cfg), ("predictor", pred_cfg)):
+        if cfg is not None:
+            check_allocation(part, cfg, ckpt.arrays.get(part), ckpt.source)
     model_backend = make_backend(backend, enc_cfg, pred_cfg, device=device, dtype=dtype)
     for part, cfg in (("encoder", enc_cfg), ("predictor", pred_cfg)):
         if cfg is None:

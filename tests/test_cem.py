@@ -192,7 +192,7 @@ def test_planner_errors(tiny_wm, golden):
     planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=1, topk=4))
     with pytest.raises(ValueError, match="no goal"):
         planner.plan(golden["frames_uint8"][0], np.zeros(7))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="nan is not finite"):
         planner.plan(golden["frames_uint8"][0], np.full(7, np.nan), golden["frames_uint8"][1])
     with pytest.raises(ValueError, match="shape"):
         planner.plan(golden["frames_uint8"][0], np.zeros(6), golden["frames_uint8"][1])

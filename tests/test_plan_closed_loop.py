@@ -105,7 +105,7 @@ def test_bad_goal_images_are_rejected(tiny_folder, tmp_path):
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(gray)
     clear = tmp_path / "clear.png"
     Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(clear)
-    for path, message in ((corrupt, "not a readable image"), (gray, "1 channel"), (clear, "transparent"),
+    for path, message in ((corrupt, "not a readable image"), (gray, "1-channel"), (clear, "transparent"),
                           (tmp_path / "missing.png", "not found")):
         with pytest.raises(SystemExit, match=message):
             run_plan(tiny_folder, tmp_path / "out", "--goal", str(path))

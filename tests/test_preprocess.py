@@ -49,8 +49,22 @@ def test_load_image(tmp_path):
     img = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
     np.testing.assert_array_equal(load_image(tmp_path / "a.png"), img)
-    Image.fromarray(img[..., 0]).save(tmp_path / "gray.png")  # grayscale -> RGB
-    assert load_image(tmp_path / "gray.png").shape == (40, 50, 3)
+    Image.fromarray(img[..., 0]).save(tmp_path / "gray.png")  # not what a colour camera gives: refused
+    with pytest.raises(ValueError, match="1-channel 'L' image; expected 8-bit RGB"):
+        load_image(tmp_path / "gray.png")
+    Image.fromarray(img.astype(np.uint16)[..., 0] * 200).save(tmp_path / "deep.png")  # 16-bit
+    with pytest.raises(ValueError, match="expected 8-bit RGB"):
+        load_image(tmp_path / "deep.png")
+    rgba = np.concatenate([img, np.full((40, 50, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")  # alpha all 255: the RGB it holds
+    np.testing.assert_array_equal(load_image(tmp_path / "opaque.png"), img)
+    rgba[0, 0, 3] = 10
+    Image.fromarray(rgba).save(tmp_path / "transparent.png")
+    with pytest.raises(ValueError, match="transparent"):
+        load_image(tmp_path / "transparent.png")
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(ValueError, match="1x1 pixels"):
+        load_image(tmp_path / "dot.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(ValueError, match="not a readable image"):
         load_image(tmp_path / "corrupt.png")

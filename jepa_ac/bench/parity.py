@@ -393,4 +393,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jepa_ac.cli_errors import run_cli
+
+    run_cli(main)

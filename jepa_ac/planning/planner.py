@@ -23,17 +23,32 @@ import numpy as np
 from jepa_ac.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, plan_actions, sample_noise, shift_plan
+from jepa_ac.pose import check_states
 from jepa_ac.preprocess import check_frames
 
 
+class NonFiniteError(ValueError):
+    """The world model produced NaN or inf (broken weights, or inputs outside what it was trained on):
+    nothing it planned may be executed."""
+
+
 def check_state(state: Any) -> np.ndarray:
-    """A robot state as float32 [7]; a clear error for wrong shapes or NaN/inf."""
-    state = np.asarray(state, dtype=np.float32)
+    """A robot state as float32 [7]; a clear error for wrong shapes, NaN/inf or physically absurd
+    values (`pose.StateRanges`)."""
+    state = np.asarray(state, dtype=np.float64)
     if state.shape != (7,):
         raise ValueError(f"state must have shape [7] ([x, y, z, roll, pitch, yaw, gripper]), got {list(state.shape)}")
-    if not np.all(np.isfinite(state)):
-        raise ValueError(f"state contains NaN or inf: {state.tolist()}")
-    return state
+    return check_states(state, "state").astype(np.float32)
+
+
+def check_finite(value: Any, what: str) -> Any:
+    """`value` (numpy or backend array) if every entry is finite, else `NonFiniteError` naming `what`."""
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise NonFiniteError(f"{what} contains NaN or inf ({bad} of {np.size(arr)} values): the world model's weights "
+                             "or inputs are broken; no action is planned from it")
+    return value
 
 
 class CEMPlanner:
@@ -67,7 +82,9 @@ class CEMPlanner:
         `gripper`: the closedness the goal shows (0 open .. 1 closed; e.g. the state recorded with a
         demonstration frame). The gripper is then held toward it (`ActionSpec.holding_gripper`) while
         the world model plans the rest; None plans it as the base spec says."""
-        self._goal_latent = self.wm.encode(check_frames(goal)[-1:])  # [1, N, D]
+        goal_latent = self.wm.encode(check_frames(goal)[-1:])  # [1, N, D]
+        check_finite(self.wm.ops.to_numpy(goal_latent), "the goal image's latent")
+        self._goal_latent = goal_latent
         spec = self.base_spec if gripper is None else self.base_spec.holding_gripper(gripper)
         if spec.free_names != self.spec.free_names:  # the warm-start plan has the other dims
             self._previous_mean, self._previous_elites = None, None
@@ -92,8 +109,9 @@ class CEMPlanner:
             self.set_goal(goal)
         if self._goal_latent is None:
             raise ValueError("no goal: pass goal= or call set_goal(image) first")
-        z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
         state = check_state(state)
+        z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
+        check_finite(self.wm.ops.to_numpy(z), "the current frame's latent")
         state_x = self.wm.ops.asarray(state[None])  # [1, 7]
         z_goal = self._goal_latent
         surprise = None
@@ -130,6 +148,9 @@ class CEMPlanner:
         chosen = 0
         if self.config.hold_unless_better and energies[1] <= energies[0]:
             chosen, result.actions, result.held = 1, hold, True
+        check_finite(energies, "the planned action's energy")
+        check_finite(result.actions, "the planned actions")
+        check_finite(result.elite_costs, "the CEM elite costs")
         self._expected_latent = imagined[chosen : chosen + 1, 0]  # [1, N, D]
         if result.skipped or result.held:  # the executed sequence's energy (CEM results carry their elites')
             result.elite_costs = np.array([[energies[chosen]]], np.float32)
