@@ -82,8 +82,16 @@ class CEMPlanner:
         `gripper`: the closedness the goal shows (0 open .. 1 closed; e.g. the state recorded with a
         demonstration frame). The gripper is then held toward it (`ActionSpec.holding_gripper`) while
         the world model plans the rest; None plans it as the base spec says."""
-        goal_latent = self.wm.encode(check_frames(goal)[-1:])  # [1, N, D]
-        check_finite(self.wm.ops.to_numpy(goal_latent), "the goal image's latent")
+        self.set_goal_latent(self.encode_frame(goal, "the goal image's latent"), gripper)
+
+    def encode_frame(self, frame: np.ndarray, what: str = "the current frame's latent") -> Any:
+        """One uint8 image [H, W, 3] -> its latent [1, N, D] on the model's backend (checked finite)."""
+        z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
+        check_finite(self.wm.ops.to_numpy(z), what)
+        return z
+
+    def set_goal_latent(self, goal_latent: Any, gripper: float | None = None) -> None:
+        """`set_goal` with the goal already encoded ([1, N, D], from `encode_frame`)."""
         self._goal_latent = goal_latent
         spec = self.base_spec if gripper is None else self.base_spec.holding_gripper(gripper)
         if spec.free_names != self.spec.free_names:  # the warm-start plan has the other dims
@@ -110,8 +118,20 @@ class CEMPlanner:
         if self._goal_latent is None:
             raise ValueError("no goal: pass goal= or call set_goal(image) first")
         state = check_state(state)
-        z = self.wm.encode(check_frames(frame)[-1:])  # [1, N, D]
-        check_finite(self.wm.ops.to_numpy(z), "the current frame's latent")
+        return self.plan_from_latent(self.encode_frame(frame), state)
+
+    def goal_distance(self, z: Any) -> float:
+        """The observed latent distance of a frame's latent [1, N, D] to the goal (the planner's energy)."""
+        if self._goal_latent is None:
+            raise ValueError("no goal: call set_goal(image) first")
+        return float(self.wm.ops.to_numpy(self.wm.energy(z, self._goal_latent))[0])
+
+    def plan_from_latent(self, z: Any, state: Any) -> CEMResult:
+        """`plan_sequence` for a frame already encoded (`encode_frame`): the controller encodes each
+        frame once for both its observed distance and the plan."""
+        if self._goal_latent is None:
+            raise ValueError("no goal: call set_goal(image) first")
+        state = check_state(state)
         state_x = self.wm.ops.asarray(state[None])  # [1, 7]
         z_goal = self._goal_latent
         surprise = None
