@@ -229,12 +229,16 @@ class DroidRobot:
 
     def stop(self) -> None:
         """Hold the current pose: command it as the target (position) or send zero velocity. A hold
-        target needs the state: from an implausible one this raises ValueError and commands nothing."""
+        target needs the state: from an implausible one nothing is commanded (logged as an error)."""
         if self.action_space == "cartesian_velocity" and self.gripper_velocity:
             self.env.step(np.zeros(7))  # needs no state, so it works even when the state is implausible
             logger.warning("DroidRobot: stop commanded (zero velocity)")
             return
-        state = self._state_from(self.env.get_state()[0])
+        try:
+            state = self._state_from(self.env.get_state()[0])
+        except ValueError as err:  # commanding an implausible pose (gripper 80, angles in degrees) is worse
+            logger.error("DroidRobot: stop commands nothing: %s", err)
+            return
         if self.action_space == "cartesian_velocity":
             command = np.zeros(7)
             if not self.gripper_velocity:
