@@ -239,7 +239,7 @@ class SafetyLayer:
         reach = closedness + limited
         if not lo <= reach <= hi:
             target = min(max(reach, lo), hi)
-            clips.append(f"gripper: {reach:.4f} clipped to {target:.4f}")
+            clips.append(f"gripper: {reach:.4g} clipped to {target:.4g}")
             limited = target - closedness
         return limited
 
@@ -248,8 +248,9 @@ class SafetyLayer:
         cfg = self.config
         state = np.asarray(state, dtype=np.float64)
         problems: list[str] = []
-        for kind, a in (("", np.asarray(action, dtype=np.float64)),
-                        (" (float32)", np.asarray(action, dtype=np.float64).astype(np.float32).astype(np.float64))):
+        with np.errstate(over="ignore"):  # an overflow to inf is reported below
+            as_float32 = np.asarray(action, dtype=np.float64).astype(np.float32).astype(np.float64)
+        for kind, a in (("", np.asarray(action, dtype=np.float64)), (" (float32)", as_float32)):
             if not np.all(np.isfinite(a)):
                 problems.append(f"action{kind} is not finite")
                 continue
