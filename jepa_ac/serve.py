@@ -136,7 +136,9 @@ def check_gripper_input(value: Any) -> float | None:
 
 
 def check_state_input(value: Any) -> np.ndarray:
-    """A finite float state [7] (float32), or `RequestError`."""
+    """A finite, physically plausible state [7] (float32; `jepa_ac.pose.check_states`), or `RequestError`."""
+    from jepa_ac.pose import check_states
+
     if isinstance(value, list):
         value = np.asarray(value) if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) else None
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
@@ -145,7 +147,11 @@ def check_state_input(value: Any) -> np.ndarray:
         raise RequestError("bad_input", f"'state' must have shape [7], got {list(value.shape)}")
     if not np.all(np.isfinite(value)):
         raise RequestError("bad_input", f"'state' contains NaN or inf: {value.tolist()}")
-    return value.astype(np.float32)
+    try:  # before the float32 cast: 1e39 would become inf; a gripper width in mm is a wiring error
+        state = check_states(value, "'state'")
+    except ValueError as err:
+        raise RequestError("bad_input", f"{err}; check the robot's units and wiring") from None
+    return state.astype(np.float32)
 
 
 def _plain(value: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.pose import action_between, apply_action
+from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges, action_between, apply_action, check_states
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +35,13 @@ class GymRobot:
     """A gymnasium env with `{"image", "state"}` observations (e.g. `jepa_ac/FrankaReach-v0`) as a `Robot`.
 
     Call `reset(seed=...)` first. After each action, `done`, `success`, `reward` and `info` hold
-    what the env reported. Actions outside the env's action space are clipped to it (logged).
+    what the env reported. Actions outside the env's action space are clipped to it (logged). A state
+    outside `state_ranges` (`jepa_ac.pose.StateRanges`) raises ValueError.
     """
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, state_ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
         self.env = env
+        self.state_ranges = state_ranges
         self._obs: dict[str, Any] | None = None
         self.done = False
         self.success = False
@@ -52,9 +54,11 @@ class GymRobot:
         return self.get_observation()
 
     def get_observation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frame, state); ValueError if the env's state is not finite or outside its physical range."""
         if self._obs is None:
             raise RuntimeError("GymRobot: call reset() before get_observation()")
-        return np.array(self._obs["image"], dtype=np.uint8), np.array(self._obs["state"], dtype=np.float32)
+        state = check_states(self._obs["state"], "GymRobot: env state", self.state_ranges)
+        return np.array(self._obs["image"], dtype=np.uint8), state.astype(np.float32)
 
     def apply_action(self, action: np.ndarray) -> None:
         if self._obs is None:
@@ -117,6 +121,10 @@ class DroidRobot:
 
     `image_size` optionally resizes/crops frames (shorter side, centre crop) before they leave the
     robot, which keeps the wire small; the planner would do the same resize.
+
+    Every state read from DROID (observation, control steps, `stop`) is checked against
+    `state_ranges` (`jepa_ac.pose.StateRanges`): a non-finite or implausible one (a gripper width in
+    mm, angles in degrees) raises ValueError and nothing is commanded from it.
     """
 
     def __init__(
@@ -130,6 +138,7 @@ class DroidRobot:
         image_size: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        state_ranges: StateRanges = DEFAULT_STATE_RANGES,
     ) -> None:
         action_space = action_space or getattr(env, "action_space", "cartesian_position")
         if action_space not in DROID_ACTION_SPACES:
@@ -151,6 +160,7 @@ class DroidRobot:
         self.bgr = bgr
         self.image_size = image_size
         self._sleep, self._clock = sleep, clock
+        self.state_ranges = state_ranges
         self._state: np.ndarray | None = None
         self.last_commands: list[np.ndarray] = []
 
@@ -177,15 +187,12 @@ class DroidRobot:
             image = resize_center_crop(image, self.image_size)[0]
         return image
 
-    @staticmethod
-    def _state_from(robot_state: dict[str, Any]) -> np.ndarray:
+    def _state_from(self, robot_state: dict[str, Any]) -> np.ndarray:
         pose = np.asarray(robot_state["cartesian_position"], dtype=np.float64)
         if pose.shape != (6,):
             raise ValueError(f"DroidRobot: cartesian_position must have 6 values, got {list(pose.shape)}")
         state = np.concatenate([pose, [float(robot_state["gripper_position"])]])
-        if not np.all(np.isfinite(state)):
-            raise ValueError(f"DroidRobot: robot state contains NaN/inf: {state.tolist()}")
-        return state
+        return check_states(state, "DroidRobot: robot state (cartesian_position + gripper_position)", self.state_ranges)
 
     # -- action -----------------------------------------------------------------------------
     def apply_action(self, action: np.ndarray) -> None:
@@ -221,8 +228,17 @@ class DroidRobot:
         return float(np.clip(delta / DROID_MAX_GRIPPER_DELTA, -1.0, 1.0))
 
     def stop(self) -> None:
-        """Hold the current pose: command it as the target (position) or send zero velocity."""
-        state = self._state_from(self.env.get_state()[0])
+        """Hold the current pose: command it as the target (position) or send zero velocity. A hold
+        target needs the state: from an implausible one nothing is commanded (logged as an error)."""
+        if self.action_space == "cartesian_velocity" and self.gripper_velocity:
+            self.env.step(np.zeros(7))  # needs no state, so it works even when the state is implausible
+            logger.warning("DroidRobot: stop commanded (zero velocity)")
+            return
+        try:
+            state = self._state_from(self.env.get_state()[0])
+        except ValueError as err:  # commanding an implausible pose (gripper 80, angles in degrees) is worse
+            logger.error("DroidRobot: stop commands nothing: %s", err)
+            return
         if self.action_space == "cartesian_velocity":
             command = np.zeros(7)
             if not self.gripper_velocity:

@@ -5,9 +5,12 @@
 
 `policy` is anything with `reset()`, `set_goal(image)` and `infer(obs) -> {"action", ...}`: a
 `jepa_ac.PlanningPolicy` in-process or a `jepa_ac.client.PlannerClient` for a planning server.
-If the planner or the link fails, or the safety layer refuses an action, the robot is stopped
-(`robot.stop()` when it has one) and the episode ends with status "stopped" and the reason;
-nothing unchecked is ever sent. Errors raised by the robot itself stop it and propagate.
+If the robot reports a state that is not finite or outside its physical range (the safety layer's
+`state_ranges`, e.g. a gripper width in mm), if the planner or the link fails, or if the safety
+layer refuses an action, the robot is stopped (`robot.stop()` when it has one) and the episode ends
+with status "stopped" and the reason; nothing unchecked is ever sent, and nothing is planned from an
+implausible state. Errors raised by the robot itself (the adapters raise ValueError on an
+implausible state) stop it and propagate.
 `should_stop(record)` (optional) is asked after each executed step; a reason string ends the
 episode with status "converged" (e.g. the latent distance to the goal stopped improving).
 
@@ -30,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from jepa_ac.pose import check_states
 from jepa_ac.robot.protocol import Policy, Robot
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop
 
@@ -141,6 +145,10 @@ def run_episode(
                 break
             start = time.perf_counter()
             frame, state = robot.get_observation()
+            try:  # a gripper width in mm or angles in degrees: a wiring error, not a state to plan from
+                check_states(state, f"robot state at step {index}", safety.state_ranges)
+            except ValueError as err:
+                return _stop(robot, result, f"{err}; not planning from it (check the robot's units and wiring)")
             try:
                 out = policy.infer({"image": frame, "state": state})
                 requested = out["action"]

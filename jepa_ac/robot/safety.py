@@ -4,20 +4,33 @@
     safe = safety.filter(state, action)      # SafeAction: .action [7], .next_state [7], .clips
     robot.apply_action(safe.action)
 
-Checks, in order, on the DROID delta `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` taken from
-`state = [x, y, z, roll, pitch, yaw, gripper]`:
+`filter` takes the reported `state = [x, y, z, roll, pitch, yaw, gripper]` and the planner's DROID
+delta `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` and, in float64 throughout:
 
-1. NaN/inf in the state or the action: refused with `SafetyStop` (nothing is sent).
-2. Workspace box: the resulting end-effector position is clipped into the box (each axis's
-   change only shrinks; from a position outside the box only moves back towards it pass).
-3. Per-step translation limit: the xyz delta is scaled down to `max_translation` (Euclidean).
-4. Per-step rotation limit: the delta rotation is scaled (along its axis) to `max_rotation` rad.
-5. Gripper: the change is limited to `max_gripper_delta` and the resulting gripper closedness
-   is clipped into `[gripper_min, gripper_max]`.
+Refuses (`SafetyStop`, nothing may be sent) when
+1. the state or the action is not 7 finite numbers (NaN/inf, wrong shape, not numeric);
+2. the state is outside its physical range (`jepa_ac.pose.check_states` with the layer's
+   `StateRanges`: |xyz| <= 3 m, |angles| <= 2 pi, gripper in [-0.05, 1.05] by default): a gripper
+   width in mm or angles in degrees is a wiring error, and no limit means anything from such a state.
 
-The resulting state is computed with `jepa_ac.pose.apply_action`, so the checks use the same pose
-composition as the planner, the simulator and DROID. Every clip is logged (logger
-`jepa_ac.robot.safety`, level WARNING) and reported in `SafeAction.clips`.
+Clamps (logged at WARNING on `jepa_ac.robot.safety` and listed in `SafeAction.clips`) otherwise:
+3. Translation: the xyz delta is scaled down (direction kept) to `max_translation` (Euclidean).
+4. Workspace: the axes whose resulting position would leave the box are cut at its face. The box is
+   the configured workspace intersected with the physical position range; from a reported position
+   outside it, only moves back towards it pass (the box is widened to that position).
+5. Rotation: the delta rotation is scaled along its axis to `max_rotation` rad, and is always returned
+   as xyz Euler angles in [-pi, pi] (planner angles like 1e39 rad or 2 pi 1e7 + 0.1 rad denote a
+   small rotation in float64 but overflow or become another rotation when cast to float32).
+6. Gripper: the change is limited to `max_gripper_delta` and the resulting closedness clipped into
+   `[gripper_min, gripper_max]`; from a reported closedness outside that range (but physically
+   plausible), only changes back towards it pass.
+
+A final check then recomputes every limit on the returned action and on its float32 cast (the wire
+and the robot adapters send float32) and refuses if any fails; it never should.
+
+Tolerance: the per-step limits hold to `limit * (1 + 1e-6) + 1e-12` (rounding, the float32 cast),
+the workspace box and the gripper range to 1e-6 m (closedness). The resulting state is computed with
+`jepa_ac.pose.apply_action`, the composition the planner, the simulator and DROID use.
 """
 
 from __future__ import annotations
@@ -33,16 +46,20 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.pose import ACTION_NAMES, STATE_NAMES, apply_action
+from jepa_ac.pose import ACTION_NAMES, DEFAULT_STATE_RANGES, STATE_NAMES, StateRanges, apply_action, check_states
 
 logger = logging.getLogger(__name__)
 
-# a clipped position may land this far outside the box through float rounding
+# a resulting position (closedness) may land this far outside the box (range): rounding, the float32 cast
 _BOX_TOLERANCE = 1e-6
+# a per-step limit may be exceeded by limit * _LIMIT_RTOL + _LIMIT_ATOL (the absolute part for limits near 0)
+_LIMIT_RTOL, _LIMIT_ATOL = 1e-6, 1e-12
+# xyz Euler angles as `pose.matrix_to_euler_xyz` and scipy return them: roll, yaw in [-pi, pi], pitch in [-pi/2, pi/2]
+_CANONICAL_EULER = np.array([math.pi, math.pi / 2, math.pi])
 
 
 class SafetyStop(RuntimeError):
-    """An action or state that must not reach the robot (NaN/inf, or a failed final check)."""
+    """An action or state that must not reach the robot (NaN/inf, an implausible state, a failed final check)."""
 
 
 @dataclass(frozen=True)
@@ -128,87 +145,152 @@ class SafeAction:
 
 
 class SafetyLayer:
-    """Clip or refuse actions against a `SafetyConfig` (stateless; safe to share)."""
+    """Clip or refuse actions against a `SafetyConfig` (stateless; safe to share).
 
-    def __init__(self, config: SafetyConfig | None = None) -> None:
+    `state_ranges` is the physically plausible state (`jepa_ac.pose.StateRanges`); a state outside it
+    is refused. The workspace must overlap its position range.
+    """
+
+    def __init__(self, config: SafetyConfig | None = None, state_ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
         self.config = config or SafetyConfig()
-        self._lo = np.asarray(self.config.workspace_min, dtype=np.float64)
-        self._hi = np.asarray(self.config.workspace_max, dtype=np.float64)
+        self.state_ranges = state_ranges
+        m = state_ranges.max_position
+        # [3] each: the workspace within the physical range, so a resulting position is always plausible
+        self._lo = np.maximum(np.asarray(self.config.workspace_min, dtype=np.float64), -m)
+        self._hi = np.minimum(np.asarray(self.config.workspace_max, dtype=np.float64), m)
+        for axis, lo, hi in zip("xyz", self.config.workspace_min, self.config.workspace_max):
+            if max(lo, -m) > min(hi, m):
+                raise ValueError(f"SafetyConfig workspace {axis} [{lo}, {hi}] does not overlap the physical position "
+                                 f"range [{-m}, {m}] m of {type(state_ranges).__name__}; expected metres in the "
+                                 "robot base frame")
 
     def filter(self, state: Any, action: Any) -> SafeAction:
-        """The safe version of `action` taken from `state` ([7] each); `SafetyStop` if it must be refused."""
+        """The safe version of `action` taken from `state` ([7] each); `SafetyStop` if it must be refused
+        (non-finite or non-numeric input, a state outside its physical range). See the module docstring."""
         cfg = self.config
         state = _vector(state, "state", STATE_NAMES)
         requested = _vector(action, "action", ACTION_NAMES)
-        safe = requested.copy()
+        try:
+            check_states(state, "state", self.state_ranges)
+        except ValueError as err:
+            raise SafetyStop(f"{err}; refusing to move (check the robot's units and wiring)") from None
         clips: list[str] = []
-
-        # 2. workspace box on the resulting position
-        position = state[:3]
-        lo, hi = self._lo, self._hi
-        if np.any(position < lo - _BOX_TOLERANCE) or np.any(position > hi + _BOX_TOLERANCE):
-            clips.append(f"state position {_fmt(position)} is outside the workspace; only moves towards it pass")
-            # widen the box to the current position: moving further out is blocked, moving back is kept
-            lo, hi = np.minimum(lo, position), np.maximum(hi, position)
-        target = np.clip(position + safe[:3], lo, hi)
-        if not np.allclose(target, position + safe[:3], rtol=0.0, atol=1e-12):
-            clips.append(f"workspace: position {_fmt(position + safe[:3])} clipped to {_fmt(target)}")
-        safe[:3] = target - position
-
-        # 3. translation per step
-        distance = float(np.linalg.norm(safe[:3]))
-        if distance > cfg.max_translation:
-            safe[:3] *= cfg.max_translation / distance
-            clips.append(f"translation: {distance:.4f} m scaled to {cfg.max_translation:.4f} m")
-
-        # 4. rotation per step, scaled along the rotation axis
-        rotvec = Rotation.from_euler("xyz", safe[3:6]).as_rotvec()
-        angle = float(np.linalg.norm(rotvec))
-        if angle > cfg.max_rotation:
-            safe[3:6] = Rotation.from_rotvec(rotvec * (cfg.max_rotation / angle)).as_euler("xyz")
-            clips.append(f"rotation: {angle:.4f} rad scaled to {cfg.max_rotation:.4f} rad")
-
-        # 5. gripper change and resulting closedness
-        delta = float(np.clip(safe[6], -cfg.max_gripper_delta, cfg.max_gripper_delta))
-        if delta != safe[6]:
-            clips.append(f"gripper delta: {safe[6]:.4f} clipped to {delta:.4f}")
-        gripper = float(np.clip(state[6] + delta, cfg.gripper_min, cfg.gripper_max))
-        if gripper != state[6] + delta:
-            clips.append(f"gripper: {state[6] + delta:.4f} clipped to [{cfg.gripper_min}, {cfg.gripper_max}]")
-        safe[6] = gripper - state[6]
+        translation = self._translation(state[:3], requested[:3], clips)
+        rotation = self._rotation(requested[3:6], clips)
+        gripper = self._gripper(float(state[6]), float(requested[6]), clips)
+        safe = np.concatenate([translation, rotation, [gripper]])  # [7] float64
 
         next_state = np.asarray(apply_action(state, safe), dtype=np.float64)
-        self._final_check(state, safe, next_state)
+        problems = self.violations(state, safe)
+        if problems:
+            raise SafetyStop("safety final check failed: " + "; ".join(problems))
         for line in clips:
             logger.warning("safety clip: %s", line)
         return SafeAction(action=safe, requested=requested, next_state=next_state, clips=tuple(clips))
 
-    def _final_check(self, state: np.ndarray, safe: np.ndarray, next_state: np.ndarray) -> None:
-        # belt and braces: the clipped action must satisfy every limit it was clipped to
+    def _translation(self, position: np.ndarray, delta: np.ndarray, clips: list[str]) -> np.ndarray:
         cfg = self.config
-        inside = bool(np.all(state[:3] >= self._lo - _BOX_TOLERANCE) and np.all(state[:3] <= self._hi + _BOX_TOLERANCE))
-        problems = []
-        if not np.all(np.isfinite(next_state)):
-            problems.append("resulting state is not finite")
-        if inside and (np.any(next_state[:3] < self._lo - _BOX_TOLERANCE) or np.any(next_state[:3] > self._hi + _BOX_TOLERANCE)):
-            problems.append(f"resulting position {_fmt(next_state[:3])} is outside the workspace")
-        if np.linalg.norm(safe[:3]) > cfg.max_translation * (1 + 1e-9):
-            problems.append("translation limit exceeded")
-        if Rotation.from_euler("xyz", safe[3:6]).magnitude() > cfg.max_rotation * (1 + 1e-6):
-            problems.append("rotation limit exceeded")
-        if not cfg.gripper_min - 1e-9 <= state[6] + safe[6] <= cfg.gripper_max + 1e-9:
-            problems.append("gripper range exceeded")
-        if problems:
-            raise SafetyStop("safety final check failed: " + "; ".join(problems))
+        # 3. scale to max_translation; the norm is taken of delta / max|delta| so that it cannot overflow
+        peak = float(np.max(np.abs(delta)))
+        if peak > 0.0:
+            unit = delta / peak  # [3], largest |component| is 1
+            unit_norm = float(np.linalg.norm(unit))
+            distance = peak * unit_norm  # inf when it overflows: then scaled all the same
+            if distance > cfg.max_translation:
+                delta = unit * (cfg.max_translation / unit_norm)
+                clips.append(f"translation: {distance:.4g} m scaled to {cfg.max_translation:.4g} m")
+        # 4. workspace box on the resulting position, widened to a reported position outside it
+        lo, hi = np.minimum(self._lo, position), np.maximum(self._hi, position)
+        if np.any(position < self._lo - _BOX_TOLERANCE) or np.any(position > self._hi + _BOX_TOLERANCE):
+            clips.append(f"state position {_fmt(position)} is outside the workspace {_fmt(self._lo)}-{_fmt(self._hi)}; "
+                         "only moves towards it pass")
+        reach = position + delta
+        out = (reach < lo) | (reach > hi)
+        if np.any(out):
+            target = np.clip(reach, lo, hi)
+            delta = np.where(out, target - position, delta)  # only the axes that leave the box change
+            clips.append(f"workspace: position {_fmt(reach)} clipped to {_fmt(target)}")
+        return delta
+
+    def _rotation(self, euler: np.ndarray, clips: list[str]) -> np.ndarray:
+        cfg = self.config
+        # 5. scale along the rotation axis; return canonical Euler angles (|roll|, |yaw| <= pi, |pitch| <= pi/2)
+        rotvec = Rotation.from_euler("xyz", euler).as_rotvec()  # [3], angle in [0, pi]
+        angle = float(np.linalg.norm(rotvec))
+        if angle > cfg.max_rotation:
+            clips.append(f"rotation: {angle:.4f} rad scaled to {cfg.max_rotation:.4g} rad")
+            return Rotation.from_rotvec(rotvec * (cfg.max_rotation / angle)).as_euler("xyz")
+        if np.all(np.abs(euler) <= _CANONICAL_EULER):
+            return euler
+        canonical = Rotation.from_rotvec(rotvec).as_euler("xyz")
+        clips.append(f"rotation: Euler angles {_fmt(euler)} rewritten as {_fmt(canonical)} (the same rotation)")
+        return canonical
+
+    def _gripper(self, closedness: float, delta: float, clips: list[str]) -> float:
+        cfg = self.config
+        # 6. change per step, then the resulting closedness, widened to a reported closedness outside it
+        limited = min(max(delta, -cfg.max_gripper_delta), cfg.max_gripper_delta)
+        if limited != delta:
+            clips.append(f"gripper delta: {delta:.4g} clipped to {limited:.4g}")
+        lo, hi = min(cfg.gripper_min, closedness), max(cfg.gripper_max, closedness)
+        if not cfg.gripper_min - _BOX_TOLERANCE <= closedness <= cfg.gripper_max + _BOX_TOLERANCE:
+            clips.append(f"state gripper {closedness:.4f} is outside [{cfg.gripper_min}, {cfg.gripper_max}]; "
+                         "only changes towards it pass")
+        reach = closedness + limited
+        if not lo <= reach <= hi:
+            target = min(max(reach, lo), hi)
+            clips.append(f"gripper: {reach:.4g} clipped to {target:.4g}")
+            limited = target - closedness
+        return limited
+
+    def violations(self, state: np.ndarray, action: np.ndarray) -> list[str]:
+        """Every limit `action` [7] breaks from `state` [7], checked on float64 and on the float32 cast."""
+        cfg = self.config
+        state = np.asarray(state, dtype=np.float64)
+        problems: list[str] = []
+        with np.errstate(over="ignore"):  # an overflow to inf is reported below
+            as_float32 = np.asarray(action, dtype=np.float64).astype(np.float32).astype(np.float64)
+        for kind, a in (("", np.asarray(action, dtype=np.float64)), (" (float32)", as_float32)):
+            if not np.all(np.isfinite(a)):
+                problems.append(f"action{kind} is not finite")
+                continue
+            position, reach = state[:3], state[:3] + a[:3]
+            lo, hi = np.minimum(self._lo, position), np.maximum(self._hi, position)
+            if np.any(reach < lo - _BOX_TOLERANCE) or np.any(reach > hi + _BOX_TOLERANCE):
+                problems.append(f"resulting position{kind} {_fmt(reach)} is outside the workspace")
+            if _norm(a[:3]) > _limit(cfg.max_translation):
+                problems.append(f"translation limit exceeded{kind}")
+            if np.any(np.abs(a[3:6]) > _CANONICAL_EULER + _BOX_TOLERANCE) \
+                    or Rotation.from_euler("xyz", a[3:6]).magnitude() > _limit(cfg.max_rotation):
+                problems.append(f"rotation limit exceeded{kind}")
+            closedness = state[6] + a[6]
+            if abs(a[6]) > _limit(cfg.max_gripper_delta):
+                problems.append(f"gripper delta limit exceeded{kind}")
+            if not (min(cfg.gripper_min, state[6]) - _BOX_TOLERANCE <= closedness
+                    <= max(cfg.gripper_max, state[6]) + _BOX_TOLERANCE):
+                problems.append(f"gripper range exceeded{kind}")
+        return problems
+
+
+def _limit(value: float) -> float:
+    return value * (1 + _LIMIT_RTOL) + _LIMIT_ATOL
+
+
+def _norm(v: np.ndarray) -> float:
+    peak = float(np.max(np.abs(v)))
+    return 0.0 if peak == 0.0 else peak * float(np.linalg.norm(v / peak))
 
 
 def _vector(x: Any, name: str, names: tuple[str, ...]) -> np.ndarray:
     try:
-        v = np.asarray(x, dtype=np.float64)
+        v = np.asarray(x)
     except (TypeError, ValueError):
-        raise SafetyStop(f"{name} is not numeric: {x!r}") from None
+        v = None
+    if v is None or v.dtype.kind not in "iuf":  # not bool, str, object (Python ints beyond int64), complex
+        raise SafetyStop(f"{name} must be {len(names)} numbers [{', '.join(names)}], got {x!r}")
     if v.shape != (len(names),):
         raise SafetyStop(f"{name} must have shape [{len(names)}] ({', '.join(names)}), got {list(v.shape)}")
+    v = v.astype(np.float64)  # a float128 beyond float64 becomes inf here and is refused below
     if not np.all(np.isfinite(v)):
         bad = [n for n, value in zip(names, v) if not math.isfinite(value)]
         raise SafetyStop(f"{name} contains NaN/inf in {bad}: {v.tolist()}; refusing to move")
@@ -216,4 +298,4 @@ def _vector(x: Any, name: str, names: tuple[str, ...]) -> np.ndarray:
 
 
 def _fmt(v: np.ndarray) -> str:
-    return "[" + ", ".join(f"{x:.4f}" for x in v) + "]"
+    return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
