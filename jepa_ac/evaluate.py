@@ -103,21 +103,19 @@ class EpisodeRunner:
 
     def run(self, index: int) -> dict[str, Any]:
         """Episode `index` (env seed from (seed, index)) -> its record."""
-        from jepa_ac.closed_loop import ExpertPolicy, LatentDistance, RandomPolicy, run_closed_loop
+        from jepa_ac.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
         from jepa_ac.collect import episode_seed
-        from jepa_ac.planning import CEMPlanner, PlanningPolicy
+        from jepa_ac.control import Controller
+        from jepa_ac.planning import CEMPlanner
 
         s, defaults = episode_seed(self.seed, index), self.defaults
-        distance = None
         if self.policy == "planner":
-            planner = CEMPlanner(self.wm, defaults.cem.replace(seed=s), defaults.action)
-            agent, distance = PlanningPolicy(planner), LatentDistance(planner)
+            agent = Controller(CEMPlanner(self.wm, defaults.cem.replace(seed=s), defaults.action), defaults.mpc)
         elif self.policy == "random":
             agent = RandomPolicy(defaults.action, seed=s)
         else:
             agent = ExpertPolicy(self.env, noise=self.args.expert_noise, seed=s)
-        report = run_closed_loop(self.env, agent, seed=s, mpc=defaults.mpc, distance=distance,
-                                 action_spec=defaults.action)
+        report = run_closed_loop(self.env, agent, seed=s, mpc=defaults.mpc)
         record = {"index": index, **report.metrics()}
         record.pop("final_info")
         for key in ("action", "requested"):  # kept in plan's metrics.json; too long for 50 episodes a file

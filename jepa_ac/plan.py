@@ -179,8 +179,9 @@ def plan_single_step(args: argparse.Namespace) -> dict:
 def plan_closed_loop(args: argparse.Namespace) -> dict:
     from PIL import Image
 
-    from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop, warm_up
-    from jepa_ac.planning import CEMPlanner, PlanningPolicy
+    from jepa_ac.closed_loop import make_env, run_closed_loop, warm_up
+    from jepa_ac.control import Controller
+    from jepa_ac.planning import CEMPlanner
     from jepa_ac.robot.adapters import GymRobot
 
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -219,16 +220,15 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
           f"(warm-up plan {warm_s:.2f} s, not counted)" + (f"; {len(goals) - 1} sub-goals, then the goal"
                                                          if len(goals) > 1 else ""))
 
-    def show(record, distance):
+    def show(record):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
         target = f"  goal {record.goal_index + 1}/{len(goals)}" if len(goals) > 1 else ""
         back = "  (back toward the best state)" if record.planner.get("returned") else ""
-        print(f"step {record.index + 1:3d}{target}  energy {energy}  latent distance {distance:.4f}  "
-              f"plan {record.timing.get('plan_s', float('nan')):.3f} s{back}", flush=True)
+        print(f"step {record.index + 1:3d}{target}  latent distance {_fmt(record.distance, '.4f')} -> planned "
+              f"energy {energy}  plan {record.timing.get('plan_s', float('nan')):.3f} s{back}", flush=True)
 
-    report = run_closed_loop(env, PlanningPolicy(planner), seed=args.seed, mpc=defaults.mpc, goal=goals,
-                             distance=LatentDistance(planner), record_frames=not args.no_video, on_step=show,
-                             action_spec=defaults.action, goal_grippers=grippers)
+    report = run_closed_loop(env, Controller(planner, defaults.mpc), seed=args.seed, mpc=defaults.mpc, goal=goals,
+                             record_frames=not args.no_video, on_step=show, goal_grippers=grippers)
     env.close()
     metrics = {
         **report.metrics(),

@@ -8,7 +8,7 @@ Serve the tiny test model on loopback (port 8765):
 A real upstream checkpoint, reachable from the robot's network, with a shared token and limits:
 
     JEPA_AC_TOKEN=secret python -m jepa_ac.serve --checkpoint vjepa2-ac-vitg.pt \
-        --encoder vit_giant --predictor vit_ac_giant --host 0.0.0.0 --safety configs/safety_default.yaml
+        --encoder vit_giant --predictor vit_ac_giant --host 0.0.0.0 --safety jepa_ac/robot/safety_default.yaml
 
 Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json,md}):
 

@@ -274,7 +274,9 @@ def test_goal_gripper_from_the_envs_way_points(tiny_folder, tmp_path, capsys):
                      str(tmp_path / "goal.png"), "--goal-gripper", *bad, "--no-video")
 
 
-def test_run_episode_sets_each_sub_goal_in_turn():
+def test_run_episode_hands_the_goal_sequence_to_the_policy():
+    """The policy (the controller, or a client to a server running it) gets every goal at once, says
+    which one each step aimed at and when it is done; the loop records that and observes the final frame."""
     goals = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
 
     class Robot:
@@ -284,40 +286,44 @@ def test_run_episode_sets_each_sub_goal_in_turn():
         def apply_action(self, action): ...
 
     class Policy:
-        def __init__(self, fail_on=None):
-            self.goals, self.fail_on = [], fail_on
+        def __init__(self, done_at=None, fail=False):
+            self.done_at, self.fail, self.calls, self.observed = done_at, fail, 0, 0
 
         def reset(self): ...
 
-        def set_goal(self, goal):
-            if len(self.goals) == self.fail_on:
+        def set_goal(self, goal, gripper=None):
+            if self.fail:
                 raise ConnectionError("link down")
-            self.goals.append(int(goal[0, 0, 0]))
+            self.goals, self.grippers = [int(g[0, 0, 0]) for g in goal], gripper
 
-        def infer(self, obs): return {"action": np.zeros(7, np.float32), "energy": 1.0, "timing": {}}
+        def infer(self, obs):
+            self.calls += 1
+            if self.calls == self.done_at:
+                return {"action": None, "done": True, "stop_reason": "goal reached", "distance": 0.1}
+            return {"action": np.zeros(7, np.float32), "energy": 1.0, "timing": {}, "distance": 1.0 / self.calls,
+                    "goal_index": min(self.calls // 2, 2)}
+
+        def observe(self, obs):
+            self.observed += 1
+            return {"distance": 0.05, "done": False}
+
         def metadata(self): return {}
 
     policy = Policy()
-    result = run_episode(Robot(), policy, goals, max_steps=6, safety=SafetyConfig(),
-                         should_advance=lambda record: record.index in (1, 2))
-    assert policy.goals == [0, 1, 2] and result.goal_switches == [1, 2]
-    assert [s.goal_index for s in result.steps] == [0, 0, 1, 2, 2, 2] and result.status == "max_steps"
-    class GripperPolicy(Policy):
-        def set_goal(self, goal, gripper=None):
-            super().set_goal(goal)
-            self.grippers = [*getattr(self, "grippers", []), gripper]
-
-    holding = GripperPolicy()
-    run_episode(Robot(), holding, goals, max_steps=4, safety=SafetyConfig(), goal_grippers=[0.0, None, 1.0],
-                should_advance=lambda record: True)
-    assert holding.goals == [0, 1, 2] and holding.grippers == [0.0, None, 1.0]
+    result = run_episode(Robot(), policy, goals, max_steps=5, safety=SafetyConfig(), goal_grippers=[0.0, None, 1.0])
+    assert policy.goals == [0, 1, 2] and policy.grippers == [0.0, None, 1.0]
+    assert [s.goal_index for s in result.steps] == [0, 1, 1, 2, 2] and result.goal_switches == [0, 2]
+    assert result.distances == [1.0, 0.5, 1 / 3, 0.25, 0.2, 0.05] and policy.observed == 1
+    assert result.status == "max_steps"
+    done = run_episode(Robot(), Policy(done_at=3), goals, max_steps=5, safety=SafetyConfig())
+    assert done.status == "converged" and done.stop_reason == "goal reached" and len(done.steps) == 2
+    assert done.distances == [1.0, 0.5, 0.1]
     for bad, message in (([0.0, 1.0], "2 values for 3 goals"), ([0.0, 1.0, 2.0], "closedness in"),
                          ([True, None, None], "closedness in")):
         with pytest.raises(ValueError, match=message):
-            run_episode(Robot(), holding, goals, max_steps=2, safety=SafetyConfig(), goal_grippers=bad)
-    failing = run_episode(Robot(), Policy(fail_on=1), goals, max_steps=6, safety=SafetyConfig(),
-                          should_advance=lambda record: True)
-    assert failing.status == "stopped" and "sub-goal 1" in failing.stop_reason and len(failing.steps) == 1
+            run_episode(Robot(), policy, goals, max_steps=2, safety=SafetyConfig(), goal_grippers=bad)
+    failing = run_episode(Robot(), Policy(fail=True), goals, max_steps=6, safety=SafetyConfig())
+    assert failing.status == "stopped" and "link down" in failing.stop_reason and not failing.steps
     with pytest.raises(ValueError, match="sequence of such images"):
         run_episode(Robot(), policy, [], max_steps=2, safety=SafetyConfig())
 

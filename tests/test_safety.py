@@ -13,7 +13,7 @@ from jepa_ac.pose import apply_action
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop, load_safety_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_YAML = ROOT / "configs" / "safety_default.yaml"
+DEFAULT_YAML = ROOT / "jepa_ac" / "robot" / "safety_default.yaml"
 STATE = np.array([0.5, 0.0, 0.3, np.pi, 0.1, -0.2, 0.4])
 
 

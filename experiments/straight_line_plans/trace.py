@@ -17,10 +17,11 @@ import sys
 import numpy as np
 
 from jepa_ac.cli_args import load_model_from_args, planning_from_args
-from jepa_ac.closed_loop import LatentDistance, make_env, run_closed_loop, warm_up
+from jepa_ac.closed_loop import make_env, run_closed_loop, warm_up
 from jepa_ac.collect import episode_seed
 from jepa_ac.evaluate import build_parser, resolve_envs
-from jepa_ac.planning import CEMPlanner, PlanningPolicy
+from jepa_ac.control import Controller
+from jepa_ac.planning import CEMPlanner
 
 
 def main() -> None:
@@ -40,15 +41,13 @@ def main() -> None:
         planner = CEMPlanner(wm, defaults.cem.replace(seed=seed), defaults.action)
         trace = []
 
-        def on_step(record, distance, trace=trace):
-            state = unwrapped.state()
-            trace.append({"goal": record.goal_index, "tcp": state[:3].tolist(), "gripper": float(state[6]),
+        def on_step(record, trace=trace):  # the state each action was planned from, and its latent distance
+            trace.append({"goal": record.goal_index, "tcp": record.state[:3].tolist(), "gripper": float(record.state[6]),
                           "action": record.action.tolist(), "returned": bool(record.planner.get("returned")),
-                          "object": unwrapped.object_pose(obj)[0].tolist(), "latent_distance": distance})
+                          "object": unwrapped.object_pose(obj)[0].tolist(), "latent_distance": record.distance})
 
-        report = run_closed_loop(env, PlanningPolicy(planner), seed=seed, mpc=defaults.mpc,
-                                 distance=LatentDistance(planner), on_step=on_step,
-                                 action_spec=defaults.action)
+        report = run_closed_loop(env, Controller(planner, defaults.mpc), seed=seed, mpc=defaults.mpc,
+                                 on_step=on_step)
         targets = np.concatenate([unwrapped.subgoal_states()[:, :3], unwrapped.goal_state()[None, :3]])  # [K, 3]
         per_goal = []
         for g, target in enumerate(targets):

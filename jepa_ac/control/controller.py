@@ -53,7 +53,7 @@ class GoalSchedule:
     and returns the stop reason. Every goal starts with a fresh best distance.
 
     With `mpc.return_to_best` a goal that is done is settled first: `return_target` is then the state
-    [7] at which the observed distance to it was lowest, the loop's next actions (`ReturnToBest`) drive
+    [7] at which the observed distance to it was lowest, the controller's next actions (straight moves) drive
     the robot there, and only then does the schedule move on or stop.
     """
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -185,6 +186,25 @@ class PlanningDefaults:
             return dataclasses.replace(self, env_id=env_id, env_overrides={})
         built = _build_sections(self, override, f"env_overrides[{env_id!r}]")
         return dataclasses.replace(self, env_id=env_id, env_overrides={}, **built)
+
+    def task_names(self) -> dict[str, str]:
+        """Names a robot may use for each `env_overrides` entry -> its key: the key itself and its short
+        task name ("jepa_ac/FrankaPush-v0" -> "push"), so a real robot's "push" gets the sim's settings."""
+        names = {}
+        for key in self.env_overrides:
+            short = re.sub(r"-v\d+$", "", key.split("/")[-1]).lower().removeprefix("franka")
+            names[short] = key
+            names[key] = key
+        return names
+
+    def for_task(self, task: str | None) -> "PlanningDefaults":
+        """`for_env` by the task name a robot has: an `env_overrides` key or its short name (None: the default)."""
+        if task is None:
+            return self.for_env(None)
+        names = self.task_names()
+        if task not in names:
+            raise ValueError(f"unknown task {task!r}; these planning defaults have settings for {sorted(names)}")
+        return self.for_env(names[task])
 
     def replace(self, source: str = "replace()", **sections: Mapping[str, Any]) -> "PlanningDefaults":
         """Override fields by section, e.g. `replace(cem={"samples": 64}, mpc={"patience": None})`;

@@ -7,7 +7,7 @@
     robot.reset(seed=0)
     with PlannerClient("ws://127.0.0.1:8765") as policy:
         result = run_episode(robot, policy, robot.goal_image(), max_steps=20,
-                             safety=SafetyLayer(load_safety_config("configs/safety_default.yaml")))
+                             safety=SafetyLayer(load_safety_config()))
 
 Nothing here imports torch or MLX.
 """

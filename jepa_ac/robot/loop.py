@@ -3,25 +3,22 @@
     result = run_episode(robot, policy, goal_image, max_steps=20, safety=SafetyLayer())
     result.status, result.actions      # "max_steps" | "done" | "converged" | "stopped", [T, 7] actions sent
 
-`policy` is anything with `reset()`, `set_goal(image)` and `infer(obs) -> {"action", ...}`: a
-`jepa_ac.PlanningPolicy` in-process or a `jepa_ac.client.PlannerClient` for a planning server.
+`policy` is anything with `reset()`, `set_goal(image, gripper=None)` and `infer(obs) -> {"action", ...}`:
+the closed-loop `jepa_ac.control.Controller` in-process, a `jepa_ac.client.PlannerClient` for a
+planning server (which runs the same controller), or a baseline. `goal` may be a sequence of sub-goal
+images ending with the goal (V-JEPA 2-AC's image sub-goals), with `goal_grippers` the closedness each
+one shows; the policy gets them all at once and decides when to move on. A reply with `done` ends
+the episode with status "converged" and its `stop_reason`; its `distance` (the observed latent
+distance to the current goal) is recorded per step. After the last action the loop calls
+`policy.observe(obs)` when the policy has it, so the final frame is measured and judged too.
+
 If the robot reports a state that is not finite or outside its physical range (the safety layer's
 `state_ranges`, e.g. a gripper width in mm), if the planner or the link fails, or if the safety
 layer refuses an action, the robot is stopped (`robot.stop()` when it has one) and the episode ends
 with status "stopped" and the reason; nothing unchecked is ever sent, and nothing is planned from an
 implausible state. Errors raised by the robot itself (the adapters raise ValueError on an
-implausible state) stop it and propagate.
-`should_stop(record)` (optional) is asked after each executed step; a reason string ends the
-episode with status "converged" (e.g. the latent distance to the goal stopped improving).
-
-`goal` may also be a sequence of sub-goal images ending with the goal: the policy aims at the first,
-and moves on to the next whenever `should_advance(record)` says so (V-JEPA 2-AC's image sub-goals):
-
-    run_episode(robot, policy, [above, grasped, lifted, goal], 60, safety, should_advance=reached)
-
-`goal_grippers` (one closedness in [0, 1] or None per goal, e.g. the gripper state recorded with each
-demonstration frame) is passed on as `policy.set_goal(image, gripper=...)`: the planner then holds the
-gripper toward it instead of planning it.
+implausible state) stop it and propagate. `should_stop(record)` (optional) is asked after each
+executed step; a reason string ends the episode with status "converged".
 """
 
 from __future__ import annotations
@@ -33,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from jepa_ac.control.controller import as_goal_list, check_goal_grippers
 from jepa_ac.pose import check_states
 from jepa_ac.robot.protocol import Policy, Robot
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop
@@ -55,6 +53,7 @@ class StepRecord:
     timing: dict[str, float]  # planner timing plus "step_s" (observe + plan + act)
     planner: dict[str, Any] = field(default_factory=dict)  # planner info: replanned, samples_evaluated, surprise
     goal_index: int = 0  # which of the (sub-)goals this step aimed at
+    distance: float | None = None  # observed latent distance of the frame it was planned from to its goal
 
 
 @dataclass
@@ -63,7 +62,7 @@ class EpisodeResult:
     steps: list[StepRecord] = field(default_factory=list)
     stop_reason: str | None = None
     success: bool | None = None  # from the robot's `success` attribute when it has one
-    goal_switches: list[int] = field(default_factory=list)  # steps after which the next sub-goal was set
+    final_distance: float | None = None  # observed after the last action (policies that report distances)
 
     @property
     def actions(self) -> np.ndarray:
@@ -79,29 +78,16 @@ class EpisodeResult:
     def num_clipped(self) -> int:
         return sum(bool(s.clips) for s in self.steps)
 
+    @property
+    def distances(self) -> list[float]:
+        """[T+1] observed latent distances: before each action and after the last ([] if not reported)."""
+        values = [s.distance for s in self.steps] + ([self.final_distance] if self.final_distance is not None else [])
+        return [] if any(v is None for v in values) else values
 
-def as_goal_list(goal: Any) -> list[np.ndarray]:
-    """One goal image [H, W, 3] or a sequence of them ([K, H, W, 3] or a list) -> list of K images."""
-    if isinstance(goal, np.ndarray) and goal.ndim == 3:
-        return [goal]
-    goals = list(goal) if isinstance(goal, (list, tuple, np.ndarray)) else []
-    if not goals or any(not isinstance(g, np.ndarray) or g.ndim != 3 for g in goals):
-        raise ValueError("goal must be an image [H, W, 3] or a non-empty sequence of such images (sub-goals, "
-                         f"then the goal), got {type(goal).__name__}")
-    return goals
-
-
-def check_goal_grippers(grippers: Sequence[float | None] | None, num_goals: int) -> list[float | None]:
-    """One gripper closedness in [0, 1] (or None: planned) per goal; None for all when not given."""
-    if grippers is None:
-        return [None] * num_goals
-    grippers = list(grippers)
-    if len(grippers) != num_goals:
-        raise ValueError(f"goal_grippers has {len(grippers)} values for {num_goals} goals; give one per goal")
-    for g in grippers:
-        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not 0 <= g <= 1):
-            raise ValueError(f"goal_grippers values must be closedness in [0, 1] (0 open, 1 closed) or None, got {g!r}")
-    return [None if g is None else float(g) for g in grippers]
+    @property
+    def goal_switches(self) -> list[int]:
+        """Steps after which the next sub-goal was aimed at."""
+        return [a.index for a, b in zip(self.steps, self.steps[1:]) if b.goal_index != a.goal_index]
 
 
 def run_episode(
@@ -113,30 +99,36 @@ def run_episode(
     reset_policy: bool = True,
     on_step: Callable[[StepRecord], None] | None = None,
     should_stop: Callable[[StepRecord], str | None] | None = None,
-    should_advance: Callable[[StepRecord], bool] | None = None,
     goal_grippers: Sequence[float | None] | None = None,
 ) -> EpisodeResult:
-    """Run MPC until `max_steps`, until the robot reports `done`, `should_stop` gives a reason, or a stop.
-    With sub-goals, `should_advance(record)` (asked after `should_stop`, never on the last goal) moves on."""
+    """Run MPC until `max_steps`, until the robot reports `done`, the policy replies `done`,
+    `should_stop` gives a reason, or a stop."""
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     goals = as_goal_list(goal)
     grippers = check_goal_grippers(goal_grippers, len(goals))
-    goal_index = 0
-
-    def set_goal(k: int) -> None:
-        policy.set_goal(goals[k], *([] if grippers[k] is None else [grippers[k]]))
-
     if isinstance(safety, SafetyConfig):
         safety = SafetyLayer(safety)
     if not isinstance(safety, SafetyLayer):
         raise TypeError(f"safety must be a SafetyLayer or SafetyConfig, got {type(safety).__name__}")
     result = EpisodeResult(status="max_steps")
+
+    def observe(index: int) -> tuple[np.ndarray, np.ndarray] | str:
+        frame, state = robot.get_observation()
+        try:  # a gripper width in mm or angles in degrees: a wiring error, not a state to plan from
+            check_states(state, f"robot state at step {index}", safety.state_ranges)
+        except ValueError as err:
+            return f"{err}; not planning from it (check the robot's units and wiring)"
+        return frame, state
+
     try:
         try:
             if reset_policy:
                 policy.reset()
-            set_goal(0)
+            if len(goals) == 1:  # every policy takes one goal; sequences go to those that plan through them
+                policy.set_goal(goals[0], *([] if grippers[0] is None else [grippers[0]]))
+            else:
+                policy.set_goal(goals, grippers)
         except Exception as err:  # noqa: BLE001 - any planner/link failure must stop the robot
             return _stop(robot, result, f"planner failed on set_goal: {type(err).__name__}: {err}")
         for index in range(max_steps):
@@ -144,13 +136,16 @@ def run_episode(
                 result.status = "done"
                 break
             start = time.perf_counter()
-            frame, state = robot.get_observation()
-            try:  # a gripper width in mm or angles in degrees: a wiring error, not a state to plan from
-                check_states(state, f"robot state at step {index}", safety.state_ranges)
-            except ValueError as err:
-                return _stop(robot, result, f"{err}; not planning from it (check the robot's units and wiring)")
+            observed = observe(index)
+            if isinstance(observed, str):
+                return _stop(robot, result, observed)
+            frame, state = observed
             try:
                 out = policy.infer({"image": frame, "state": state})
+                if out.get("done"):
+                    result.status, result.stop_reason = "converged", str(out.get("stop_reason") or "policy done")
+                    result.final_distance = _number(out.get("distance"))
+                    break
                 requested = out["action"]
             except Exception as err:  # noqa: BLE001
                 return _stop(robot, result, f"planner failed at step {index}: {type(err).__name__}: {err}")
@@ -165,7 +160,8 @@ def run_episode(
             record = StepRecord(index=index, state=np.asarray(state, dtype=np.float64), requested=safe.requested,
                                 action=safe.action, clips=safe.clips,
                                 energy=None if energy is None else float(energy), timing=timing,
-                                planner=dict(out.get("planner") or {}), goal_index=goal_index)
+                                planner=dict(out.get("planner") or {}), goal_index=int(out.get("goal_index") or 0),
+                                distance=_number(out.get("distance")))
             result.steps.append(record)
             if on_step is not None:
                 on_step(record)
@@ -173,23 +169,31 @@ def run_episode(
             if reason:
                 result.status, result.stop_reason = "converged", str(reason)
                 break
-            if goal_index < len(goals) - 1 and should_advance is not None and should_advance(record):
-                goal_index += 1
-                try:
-                    set_goal(goal_index)
-                except Exception as err:  # noqa: BLE001
-                    return _stop(robot, result, f"planner failed on set_goal (sub-goal {goal_index}): "
-                                                f"{type(err).__name__}: {err}")
-                result.goal_switches.append(index)
         else:
             if getattr(robot, "done", False):
                 result.status = "done"
+        if result.status in ("max_steps", "done") and result.steps and hasattr(policy, "observe"):
+            # the frame after the last action: its distance, and whether the goals are done by it
+            observed = observe(len(result.steps))
+            if isinstance(observed, str):
+                return _stop(robot, result, observed)
+            try:
+                out = policy.observe({"image": observed[0], "state": observed[1]})
+            except Exception as err:  # noqa: BLE001
+                return _stop(robot, result, f"planner failed on the final observation: {type(err).__name__}: {err}")
+            result.final_distance = _number(out.get("distance"))
+            if out.get("done"):
+                result.status, result.stop_reason = "converged", str(out.get("stop_reason") or "policy done")
     except BaseException:
         # the robot (or a callback, or Ctrl-C) failed: halt it, then let the error through
         _call_stop(robot)
         raise
     result.success = _success(robot)
     return result
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _stop(robot: Robot, result: EpisodeResult, reason: str) -> EpisodeResult:

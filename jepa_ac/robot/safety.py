@@ -1,6 +1,6 @@
 """The safety layer every action passes through before it reaches a robot.
 
-    safety = SafetyLayer(load_safety_config("configs/safety_default.yaml"))
+    safety = SafetyLayer(load_safety_config())  # the shipped safety_default.yaml
     safe = safety.filter(state, action)      # SafeAction: .action [7], .next_state [7], .clips
     robot.apply_action(safe.action)
 
@@ -68,7 +68,7 @@ class SafetyConfig:
 
     The defaults are a conservative box in front of a table-mounted Franka (DROID base frame) and
     per-step limits that admit V-JEPA 2-AC's planning range (|d| <= 0.05 m per axis).
-    `configs/safety_default.yaml` holds the same values (a test keeps the two equal).
+    `safety_default.yaml` beside this module (package data) holds the same values (a test keeps the two equal).
     """
 
     workspace_min: tuple[float, float, float] = (0.20, -0.50, 0.02)
@@ -118,8 +118,12 @@ class SafetyConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-def load_safety_config(path: str | Path) -> SafetyConfig:
-    """Read a YAML file of limits (keys: the `SafetyConfig` fields; missing keys keep defaults)."""
+DEFAULT_SAFETY_FILE = Path(__file__).with_name("safety_default.yaml")  # package data: found without a checkout
+
+
+def load_safety_config(path: str | Path = DEFAULT_SAFETY_FILE) -> SafetyConfig:
+    """Read a YAML file of limits (keys: the `SafetyConfig` fields; missing keys keep defaults);
+    without a path, the shipped `safety_default.yaml`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"safety config not found: {path}")
