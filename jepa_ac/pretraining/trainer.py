@@ -5,7 +5,8 @@ the full clips and its layer-normed features are the targets; for each mask gene
 (short-range, long-range) the context encoder sees only the visible tokens and the mask predictor
 fills in the masked ones; the loss is L1 on the target tokens, averaged over generators. AdamW
 with warmup + cosine LR and a cosine weight-decay schedule, gradient clipping, EMA momentum ramp,
-bf16 autocast on CUDA, atomic checkpoints with exact resume, DDP by rank, collapse monitoring.
+bf16 autocast on CUDA, atomic checkpoints with exact resume (no pickle), a stop at the first
+non-finite loss or gradient, DDP by rank, collapse monitoring.
 The output folder holds the target encoder in our checkpoint format (`load_world_model` loads it).
 """
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import save_checkpoint
+from jepa_ac.checkpoints import CheckpointError, match_arrays, save_checkpoint
 from jepa_ac.config import EncoderConfig, MaskPredictorConfig
 from jepa_ac.nn_torch.encoder import VisionTransformer
 from jepa_ac.nn_torch.mask_predictor import MaskPredictor
@@ -44,7 +45,8 @@ from jepa_ac.training.common import (
     seed_everything,
     set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
+from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
+from jepa_ac.training.trainer_state import restore_group_types, trainer_state_files
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +219,11 @@ class PretrainTrainer(TrainingLoop):
         """The target (EMA) encoder as a world-model checkpoint, plus everything needed to resume."""
         path = self.out / name
         if self.info.is_main:
-            state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "rng": rng_state(), "config": dataclasses.asdict(self.config),
-                     "world_size": self.info.world_size, "initial_std": self.initial_std}
+            state = trainer_state_files(step=self.step, world_size=self.info.world_size,
+                                        optimizer=self.optimizer.state_dict(), rng=rng_state(),
+                                        config=dataclasses.asdict(self.config),
+                                        modules={"model": self.model.state_dict()},
+                                        extra={"initial_std": self.initial_std})
             arrays = {"encoder": {k: v.detach().float().cpu().numpy()
                                   for k, v in self.target_encoder.state_dict().items()}}
             provenance = {"trained_by": "jepa_ac.pretrain_encoder", "step": self.step,
@@ -227,8 +231,10 @@ class PretrainTrainer(TrainingLoop):
                           "mask_predictor": self.pred_config.to_dict(),
                           "initialised_from": self.init_sources,
                           "train_config": dataclasses.asdict(self.config)}
-            save_checkpoint(path, arrays, self.enc_config, None, provenance,
-                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+            commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
+                folder, arrays, self.enc_config, None, provenance, extra_files=state))
+        if name == CHECKPOINT_DIR:
+            self.saved_step = self.step
         barrier(self.info)
         return path
 
@@ -240,13 +246,17 @@ class PretrainTrainer(TrainingLoop):
         state = load_trainer_state(path, self.info)
         if state is None:
             return False
-        self.model.load_state_dict(state["model"])
+        if "model" not in state["modules"]:
+            raise CheckpointError(f"{path}: the trainer state holds no context encoder and mask predictor ('model')")
+        self.model.load_state_dict(match_arrays("context encoder and mask predictor", state["modules"]["model"],
+                                                {k: tuple(v.shape) for k, v in self.model.state_dict().items()},
+                                                str(path)))
         ckpt = read_checkpoint(path)
         self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in ckpt.arrays["encoder"].items()})
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(restore_group_types(state["optimizer"], self.optimizer))
         set_rng_state(state["rng"])
         self.step = int(state["step"])
-        self.initial_std = state.get("initial_std")
+        self.initial_std = state["extra"].get("initial_std")
         self.init_sources = ckpt.provenance.get("initialised_from", {})
         self.metrics.truncate_after(self.step)
         return True
@@ -286,16 +296,18 @@ class PretrainTrainer(TrainingLoop):
         idx = batch_indices(self.step, len(self.train_data), c.batch_size, c.seed, self.info.rank, self.info.world_size)
         clips = self._clips(self.train_data, idx, rng)
         loss, target_std = self._loss(self.ddp or self.model, clips, rng)
+        mean_loss = all_reduce_mean(loss.detach(), self.info)  # the same on every process: all stop together
+        self.check_finite(loss=float(mean_loss))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.check_finite(grad_norm=float(grad_norm))
         self.optimizer.step()
         momentum = ema_momentum(self.step, c.steps, c.ema_start, c.ema_end)
         ema_update(self.target_encoder, self.model.encoder, momentum)
         self.step += 1
-        loss = all_reduce_mean(loss.detach(), self.info)
         self._check_collapse(target_std)
-        return {"step": self.step, "loss": float(loss), "lr": lr, "weight_decay": wd, "ema_momentum": momentum,
+        return {"step": self.step, "loss": float(mean_loss), "lr": lr, "weight_decay": wd, "ema_momentum": momentum,
                 "grad_norm": float(grad_norm), "target_std": target_std, "step_time": time.perf_counter() - start}
 
     def _check_collapse(self, target_std: float) -> None:

@@ -2,8 +2,10 @@
 
 The loop: seeded data order that is a pure function of the step (exact resume, DDP sharding),
 AdamW with a warmup -> constant -> decay schedule, gradient clipping, bf16 autocast on CUDA,
-atomic checkpoints in our folder format (weights + `trainer_state.pt`), validation against the
-copy-last-frame baseline, JSONL metrics and a loss plot.
+atomic checkpoints in our folder format (weights + the trainer state as safetensors and JSON,
+never pickle), a stop at the first non-finite loss or gradient, validation against the
+copy-last-frame baseline, JSONL metrics and a loss plot. Latents from a cache must come from the
+run's frozen encoder (its weights' sha256 and config are checked).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from jepa_ac.training.common import (
     seed_everything,
     set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
+from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
+from jepa_ac.training.trainer_state import restore_group_types, trainer_state_files
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
 
 
@@ -174,15 +177,18 @@ class PredictorTrainer(TrainingLoop):
         """Weights (encoder copied, so the folder is a complete world model) + trainer state."""
         path = self.out / name
         if self.info.is_main:
-            state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
-                     "config": dataclasses.asdict(self.config), "world_size": self.info.world_size}
+            state = trainer_state_files(step=self.step, world_size=self.info.world_size,
+                                        optimizer=self.optimizer.state_dict(), rng=rng_state(),
+                                        config=dataclasses.asdict(self.config))
             arrays = {"encoder": self.encoder.wm.backend.state_arrays("encoder"),
                       "predictor": {k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()}}
             provenance = {"trained_by": "jepa_ac.train_predictor", "step": self.step,
                           "train_config": dataclasses.asdict(self.config),
                           "encoder_source": self.encoder.wm.provenance}
-            save_checkpoint(path, arrays, self.encoder.config, self.pred_config, provenance,
-                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+            commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
+                folder, arrays, self.encoder.config, self.pred_config, provenance, extra_files=state))
+        if name == CHECKPOINT_DIR:
+            self.saved_step = self.step
         barrier(self.info)
         return path
 
@@ -194,7 +200,7 @@ class PredictorTrainer(TrainingLoop):
             return False
         ckpt = read_checkpoint(path)
         self.model.load_state_dict({k: torch.as_tensor(v) for k, v in ckpt.arrays["predictor"].items()})
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(restore_group_types(state["optimizer"], self.optimizer))
         set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.metrics.truncate_after(self.step)
@@ -223,12 +229,15 @@ class PredictorTrainer(TrainingLoop):
             group["lr"] = lr
         batch = self._batch(self.step)
         _, losses = self._losses(batch, self.ddp or self.model)
+        # the mean over processes, so that every process stops at the same step
+        loss = all_reduce_mean(losses.total.detach(), self.info)
+        self.check_finite(loss=float(loss))
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.check_finite(grad_norm=float(grad_norm))  # gradients are synchronised: the same everywhere
         self.optimizer.step()
         self.step += 1
-        loss = all_reduce_mean(losses.total.detach(), self.info)
         return {"step": self.step, "loss": float(loss), "loss_tf": float(losses.teacher_forcing.detach()),
                 "loss_rollout": float(losses.rollout.detach()), "lr": lr, "grad_norm": float(grad_norm),
                 "step_time": time.perf_counter() - start}
