@@ -31,7 +31,9 @@ from jepa_ac.nn_torch.mask_predictor import MaskPredictor
 from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
 from jepa_ac.pretraining.masks import LONG_RANGE, SHORT_RANGE, BlockMaskSpec, sample_batch_masks
 from jepa_ac.pretraining.video_data import CropSpec, random_resized_crop
+from jepa_ac.pose import StateRanges
 from jepa_ac.pretraining.warm_start import warm_start
+from jepa_ac.training.clips import data_report, empty_data_message, parse_state_ranges
 from jepa_ac.training.common import (
     DistInfo,
     MetricsLog,
@@ -104,8 +106,12 @@ class PretrainEncoderConfig:
     # patch size may differ, see pretraining/warm_start.py); not read when the run resumes from its
     # own checkpoint (as with the predictor's init_predictor)
     init_from: str = ""
+    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # {"max_position": 10.0}; episodes with a state outside are skipped
+    state_ranges: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.ranges  # validates state_ranges
         for name in ("frames", "batch_size", "steps", "save_every", "log_every", "eval_every", "val_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PretrainEncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -122,6 +128,10 @@ class PretrainEncoderConfig:
                              f"{self.ema_start}, {self.ema_end}")
         self.crop  # validates the crop fields
         self.encoder_config  # validates the architecture
+
+    @property
+    def ranges(self) -> StateRanges:
+        return parse_state_ranges(self.state_ranges, "PretrainEncoderConfig.state_ranges")
 
     @property
     def crop(self) -> CropSpec:
@@ -207,12 +217,15 @@ class PretrainTrainer(TrainingLoop):
         self.schedule = WarmupCosine(config.lr, config.start_lr, config.final_lr, config.warmup_steps, config.steps)
         self.mask_specs = MASK_SETS[config.masks]
         if len(train_data) == 0:
-            raise ValueError(f"no training clips in {config.data!r}")
+            raise ValueError(empty_data_message(train_data, config.data))
         self.train_data, self.val_data = train_data, val_data
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
         self.autocast = self.info.device.type == "cuda" and config.dtype != "float32"
         self.initial_std: float | None = None
+
+    def data_report(self) -> dict[str, Any]:
+        return data_report(self.train_data, self.val_data)
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str = CHECKPOINT_DIR) -> Path:

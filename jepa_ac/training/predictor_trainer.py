@@ -22,7 +22,8 @@ import torch
 from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
 from jepa_ac.config import PredictorConfig, resolve_predictor_config
 from jepa_ac.nn_torch.predictor import ACPredictor
-from jepa_ac.training.clips import collate
+from jepa_ac.pose import StateRanges
+from jepa_ac.training.clips import collate, data_report, empty_data_message, latent_caches, parse_state_ranges
 from jepa_ac.training.common import (
     DistInfo,
     MetricsLog,
@@ -79,8 +80,12 @@ class TrainPredictorConfig:
     device: str = ""
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
+    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # {"max_position": 10.0} for a large robot; episodes with a state outside are skipped
+    state_ranges: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.ranges  # validates state_ranges
         for name in ("frames", "batch_size", "steps", "auto_steps", "save_every", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainPredictorConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -92,6 +97,10 @@ class TrainPredictorConfig:
             raise ValueError(f"TrainPredictorConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"TrainPredictorConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def ranges(self) -> StateRanges:
+        return parse_state_ranges(self.state_ranges, "TrainPredictorConfig.state_ranges")
 
 
 class FrozenEncoder:
@@ -105,7 +114,18 @@ class FrozenEncoder:
         self.wm = load_world_model(config.encoder_checkpoint, encoder=config.encoder or None,
                                    load_predictor=False, device=device)
         self.config = self.wm.encoder_config
+        self.checkpoint = config.encoder_checkpoint
         self.device = device
+
+    def check_latents(self, *datasets: Any) -> None:
+        """Refuse latent caches made by another encoder (weights sha256 and config; the error names both)."""
+        from jepa_ac.data.latent_cache import check_same_encoder
+
+        caches = [cache for data in datasets for cache in latent_caches(data)]
+        if caches:
+            digest = self.wm.encoder_hash()
+            for cache in caches:
+                check_same_encoder(cache, digest, self.config.to_dict(), self.checkpoint)
 
     def latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Batch -> layer-normed latents [B, T*N, D] (from the cache, or encoding frames now)."""
@@ -167,10 +187,14 @@ class PredictorTrainer(TrainingLoop):
                                             config.decay_steps, config.steps)
         self.train_data, self.val_data = train_data, val_data
         if len(train_data) == 0:
-            raise ValueError(f"no training clips in {config.data!r}")
+            raise ValueError(empty_data_message(train_data, config.data))
+        self.encoder.check_latents(train_data, val_data)
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
         self.autocast = (self.info.device.type == "cuda" and config.dtype != "float32")
+
+    def data_report(self) -> dict[str, Any]:
+        return data_report(self.train_data, self.val_data)
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str = CHECKPOINT_DIR) -> Path:
