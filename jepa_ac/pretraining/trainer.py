@@ -45,10 +45,9 @@ from jepa_ac.training.common import (
     param_groups,
     rng_state,
     seed_everything,
-    set_rng_state,
 )
 from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
-from jepa_ac.training.trainer_state import restore_group_types, trainer_state_files
+from jepa_ac.training.trainer_state import restore_trainer_state, trainer_state_files
 
 logger = logging.getLogger(__name__)
 
@@ -265,9 +264,10 @@ class PretrainTrainer(TrainingLoop):
                                                 {k: tuple(v.shape) for k, v in self.model.state_dict().items()},
                                                 str(path)))
         ckpt = read_checkpoint(path)
-        self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in ckpt.arrays["encoder"].items()})
-        self.optimizer.load_state_dict(restore_group_types(state["optimizer"], self.optimizer))
-        set_rng_state(state["rng"])
+        target = match_arrays("encoder", ckpt.arrays.get("encoder", {}),
+                              {k: tuple(v.shape) for k, v in self.target_encoder.state_dict().items()}, str(path))
+        self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in target.items()})
+        restore_trainer_state(state, self.optimizer, str(path))
         self.step = int(state["step"])
         self.initial_std = state["extra"].get("initial_std")
         self.init_sources = ckpt.provenance.get("initialised_from", {})
@@ -309,12 +309,12 @@ class PretrainTrainer(TrainingLoop):
         idx = batch_indices(self.step, len(self.train_data), c.batch_size, c.seed, self.info.rank, self.info.world_size)
         clips = self._clips(self.train_data, idx, rng)
         loss, target_std = self._loss(self.ddp or self.model, clips, rng)
-        mean_loss = all_reduce_mean(loss.detach(), self.info)  # the same on every process: all stop together
-        self.check_finite(loss=float(mean_loss))
+        # the mean over processes (and the synchronised gradients): every process stops at the same step
+        mean_loss = all_reduce_mean(loss.detach(), self.info)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.check_finite(grad_norm=float(grad_norm))
+        self.check_finite(loss=float(mean_loss), grad_norm=float(grad_norm))  # before the update and the EMA
         self.optimizer.step()
         momentum = ema_momentum(self.step, c.steps, c.ema_start, c.ema_end)
         ema_update(self.target_encoder, self.model.encoder, momentum)

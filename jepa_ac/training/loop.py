@@ -204,10 +204,10 @@ class TrainingLoop:
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return
-        what = ", ".join(f"{k} = {v}" for k, v in bad.items())
+        what = ", ".join(f"{k} = {v}" for k, v in bad.items()) + (" is" if len(bad) == 1 else " are")
         kept = (f"{self.out / CHECKPOINT_DIR} holds step {self.saved_step}" if self.saved_step is not None
                 else "no checkpoint was saved by this run")
-        raise NonFiniteError(f"step {self.step + 1}: {what} is not finite; training stopped before this update "
+        raise NonFiniteError(f"step {self.step + 1}: {what} not finite; training stopped before this update "
                              f"({kept}). Look for extreme values in the training data (states, actions, latents, "
                              f"frames) or lower --lr")
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
+from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint, save_checkpoint
 from jepa_ac.config import PredictorConfig, resolve_predictor_config
 from jepa_ac.nn_torch.predictor import ACPredictor
 from jepa_ac.pose import StateRanges
@@ -35,10 +35,9 @@ from jepa_ac.training.common import (
     param_groups,
     rng_state,
     seed_everything,
-    set_rng_state,
 )
 from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
-from jepa_ac.training.trainer_state import restore_group_types, trainer_state_files
+from jepa_ac.training.trainer_state import restore_trainer_state, trainer_state_files
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
 
 
@@ -223,9 +222,12 @@ class PredictorTrainer(TrainingLoop):
         if state is None:
             return False
         ckpt = read_checkpoint(path)
-        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in ckpt.arrays["predictor"].items()})
-        self.optimizer.load_state_dict(restore_group_types(state["optimizer"], self.optimizer))
-        set_rng_state(state["rng"])
+        if "predictor" not in ckpt.arrays:
+            raise CheckpointError(f"{path} holds no predictor weights to resume from")
+        expected = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        arrays = match_arrays("predictor", ckpt.arrays["predictor"], expected, str(path))
+        self.model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
+        restore_trainer_state(state, self.optimizer, str(path))
         self.step = int(state["step"])
         self.metrics.truncate_after(self.step)
         return True
@@ -253,13 +255,12 @@ class PredictorTrainer(TrainingLoop):
             group["lr"] = lr
         batch = self._batch(self.step)
         _, losses = self._losses(batch, self.ddp or self.model)
-        # the mean over processes, so that every process stops at the same step
+        # the mean over processes (and the synchronised gradients): every process stops at the same step
         loss = all_reduce_mean(losses.total.detach(), self.info)
-        self.check_finite(loss=float(loss))
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.check_finite(grad_norm=float(grad_norm))  # gradients are synchronised: the same everywhere
+        self.check_finite(loss=float(loss), grad_norm=float(grad_norm))  # before the update: weights stay finite
         self.optimizer.step()
         self.step += 1
         return {"step": self.step, "loss": float(loss), "loss_tf": float(losses.teacher_forcing.detach()),

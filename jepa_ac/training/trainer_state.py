@@ -172,13 +172,37 @@ def _optimizer_from_json(record: Any, tensors: Mapping[str, torch.Tensor]) -> di
     return {"state": state, "param_groups": groups}
 
 
-def restore_group_types(loaded: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """JSON has no tuples: give loaded param-group values the types the live optimizer uses (betas)."""
-    for group, live in zip(loaded["param_groups"], optimizer.param_groups):
-        for key, value in live.items():
+def restore_trainer_state(state: Mapping[str, Any], optimizer: torch.optim.Optimizer, source: str) -> None:
+    """Load the optimizer and RNG states of `read_trainer_state` into this process; a state that does
+    not fit this run (group sizes, tensor shapes, RNG layout) is a `CheckpointError` naming `source`."""
+    from jepa_ac.training.common import set_rng_state
+
+    loaded = state["optimizer"]
+    live_groups = optimizer.param_groups
+    if len(loaded["param_groups"]) != len(live_groups):
+        raise CheckpointError(f"{source}: the optimizer state has {len(loaded['param_groups'])} parameter groups, "
+                              f"this run {len(live_groups)}")
+    shapes = {}
+    for index, (group, live) in enumerate(zip(loaded["param_groups"], live_groups)):
+        if len(group["params"]) != len(live["params"]):
+            raise CheckpointError(f"{source}: optimizer parameter group {index} holds {len(group['params'])} "
+                                  f"parameters, this run's {len(live['params'])} (another architecture?)")
+        shapes.update({i: tuple(p.shape) for i, p in zip(group["params"], live["params"])})
+        for key, value in live.items():  # JSON has no tuples: give values the live optimizer's types (betas)
             if isinstance(value, tuple) and isinstance(group.get(key), list):
                 group[key] = tuple(group[key])
-    return loaded
+    for index, values in loaded["state"].items():
+        if index not in shapes:
+            raise CheckpointError(f"{source}: optimizer state for parameter {index}, which no group lists")
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor) and value.ndim and tuple(value.shape) != shapes[index]:
+                raise CheckpointError(f"{source}: optimizer state {index}.{name} has shape {list(value.shape)}, "
+                                      f"the parameter {list(shapes[index])}")
+    try:
+        optimizer.load_state_dict(loaded)
+        set_rng_state(state["rng"])
+    except (ValueError, TypeError, RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{source}: the trainer state does not fit this run: {err}") from None
 
 
 # -- RNG ----------------------------------------------------------------------------------------
@@ -204,8 +228,9 @@ def _rng_from_json(record: Any, tensors: Mapping[str, torch.Tensor]) -> dict[str
     key = np.asarray(npy["key"], dtype=np.uint64)
     if key.shape != (624,) or key.max(initial=0) >= 2**32:
         raise ValueError(f"rng.numpy.key must be 624 uint32 values, got shape {list(key.shape)}")
-    if "rng.torch" not in tensors or tensors["rng.torch"].dtype != torch.uint8:
-        raise ValueError("the torch RNG state (rng.torch, uint8) is missing")
+    torch_state = tensors.get("rng.torch")
+    if torch_state is None or torch_state.dtype != torch.uint8 or torch_state.shape != torch.get_rng_state().shape:
+        raise ValueError(f"the torch RNG state (rng.torch) must be uint8 {list(torch.get_rng_state().shape)}")
     state = {"python": (int(py["version"]), tuple(internal), None if py["gauss"] is None else float(py["gauss"])),
              "numpy": (str(npy["kind"]), key.astype(np.uint32), int(npy["pos"]), int(npy["has_gauss"]),
                        float(npy["cached_gaussian"])),
