@@ -17,7 +17,9 @@ import numpy as np
 
 from harness import REPO, Case
 
-sys.path.insert(0, str(REPO / "tests"))
+# prepare() writes checkpoints and caches with this checkout's jepa_ac, as the cases' processes run it
+# (the harness gives them PYTHONPATH=REPO; an installed jepa_ac elsewhere writes other formats)
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from planning_helpers import write_tiny_model  # noqa: E402  (the tests' tiny random model)
 
 SAMPLE = REPO / "datasets/samples/franka_reach_64"  # 2 episodes of 11 frames, 64 px, 4 fps
