@@ -5,9 +5,13 @@
 
 `--data` is a dataset folder, an episode folder or a trajectory list file. The cache is keyed by
 the sha256 of the encoder weights: writing latents of another encoder into an existing cache is
-refused. Re-running resumes (episodes already complete are skipped); each run appends its counts
-to the store's `runs` attr. Training reads the cache
-with `jepa_ac.data.latent_cache.LatentClips(path, frames_per_clip, fps, rank=, world_size=)`.
+refused, and training refuses a cache made by another encoder. Re-running resumes (episodes
+already complete are skipped); each run appends its counts to the store's `runs` attr. Episodes
+that cannot be used (missing or truncated files, NaN or implausible states: see
+`jepa_ac.pose.StateRanges`, override with `--state-ranges '{"max_position": 10}'`, a video frame
+that fails to decode) are skipped and listed; when nothing could be encoded the exit code is 1.
+Errors are one `error:` line. Training reads the cache with
+`jepa_ac.data.latent_cache.LatentClips(path, frames_per_clip, fps, rank=, world_size=)`.
 """
 
 from __future__ import annotations
@@ -55,16 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-key", default=layout.LEFT_MP4_KEY, help="metadata key of the camera (default %(default)s)")
     parser.add_argument("--backend", default="torch", choices=("torch", "mlx"))
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: backend's choice)")
+    parser.add_argument("--state-ranges", type=json.loads, default={},
+                        help="JSON overrides of jepa_ac.pose.StateRanges, e.g. '{\"max_position\": 10}' "
+                             "(episodes with a state outside are skipped)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; the package's errors (bad paths, checkpoints, a cache of another encoder) exit
+    with a one-line `error:` message."""
     args = build_parser().parse_args(argv)
+    try:
+        return encode(args)
+    except (ValueError, FileNotFoundError) as err:  # CheckpointError, CacheError, EpisodeError are ValueErrors
+        raise SystemExit(f"error: {err}") from None
+
+
+def encode(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     import jepa_ac
+    from jepa_ac.training.clips import parse_state_ranges
 
+    ranges = parse_state_ranges(args.state_ranges, "--state-ranges")
     folders = find_episodes(args.data)
     if not folders:
         raise SystemExit(f"no episodes found in {args.data}")
@@ -77,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = encode_episodes(
         folders, lambda frames: wm.backend.ops.to_numpy(wm.encode(frames, batch_size=args.batch_frames)), cache,
         batch_frames=args.batch_frames, camera_key=args.camera_key,
-        progress=None if args.no_progress else (lambda xs: tqdm(xs, desc="encode", unit="ep")),
+        progress=None if args.no_progress else (lambda xs: tqdm(xs, desc="encode", unit="ep")), ranges=ranges,
     )
     elapsed = time.perf_counter() - start
     run = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": str(args.data), "encoded": len(summary["encoded"]),
@@ -90,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in summary["skipped"]:
         print(f"  skipped {row['episode']}: {row['reason']}")
     print(f"  encoder sha256 {cache.encoder_hash}")
+    if summary["skipped"] and not (summary["encoded"] or summary["already_cached"]):
+        raise SystemExit(f"error: none of the {len(folders)} episodes in {args.data} could be encoded; first: "
+                         f"{summary['skipped'][0]['episode']}: {summary['skipped'][0]['reason']}")
     return 0
 
 

@@ -11,6 +11,12 @@ left exterior camera). Architecture: `--encoder '{"img_size": 64, "patch_size": 
 `checkpoint/` (latest, atomic; `--resume true` continues exactly), `final/` (the target encoder in
 our checkpoint format: `jepa_ac.load_world_model("runs/pretrain/final")`), `metrics.jsonl`
 (loss, LR, weight decay, EMA momentum, target feature std), `loss_curves.png`, `summary.json`.
+
+`--resume true` also starts a run whose `--out` holds none yet, and refuses one that holds a run
+but no `checkpoint/`; without it a folder that holds a run is refused. Episodes with a state
+outside `jepa_ac.pose.StateRanges` (override: `--state-ranges '{"max_position": 10}'`) or a video
+that cannot be decoded are skipped with a warning and counted in `summary.json`. A NaN/inf loss or
+gradient stops the run with an error naming the step; any such error is one `error:` line.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import json
 
 from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer
 from jepa_ac.pretraining.video_data import VideoClips
-from jepa_ac.training.cli_config import parse_config, setup_or_exit
+from jepa_ac.training.cli_config import fit_or_exit, parse_config, setup_or_exit
 from jepa_ac.training.clips import split_by_episode
 
 
@@ -28,13 +34,13 @@ def build_trainer(argv: list[str] | None = None) -> PretrainTrainer:
     config = parse_config(PretrainEncoderConfig, argv, __doc__, "python -m jepa_ac.pretrain_encoder")
     if not config.data:
         raise ValueError("--data is required (a DROID-layout episode folder or trajectory list)")
-    data = VideoClips(config.data, config.frames, config.fps, preload=config.preload)
+    data = VideoClips(config.data, config.frames, config.fps, preload=config.preload, state_ranges=config.ranges)
     train, val = split_by_episode(data, config.val_fraction, config.seed)
     return PretrainTrainer(config, train, val)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    summary = setup_or_exit(lambda: build_trainer(argv)).fit()
+    summary = fit_or_exit(setup_or_exit(lambda: build_trainer(argv)))
     print(json.dumps(summary, indent=2))
     return summary
 

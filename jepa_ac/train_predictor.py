@@ -10,13 +10,20 @@ trajectory list (encoded on the fly), or a clips `.npz`. Options come from a YAM
 overlaid with command-line flags; the resolved config is saved into every checkpoint. Outputs
 under `--out`: `checkpoint/` (latest, atomic; `--resume true` continues from it exactly),
 `final/`, `metrics.jsonl`, `loss_curves.png`, `summary.json`.
+
+`--resume true` also starts a run whose `--out` holds none yet (so one command serves the first
+run and every restart), and refuses one that holds a run but no `checkpoint/`; without it a folder
+that holds a run is refused. A latent cache must come from `--encoder-checkpoint` (sha256 checked).
+Episodes with a state outside `jepa_ac.pose.StateRanges` (override: `--state-ranges
+'{"max_position": 10}'`) are skipped with a warning and counted in `summary.json`. A NaN/inf loss
+or gradient stops the run with an error naming the step; any such error is one `error:` line.
 """
 
 from __future__ import annotations
 
 import json
 
-from jepa_ac.training.cli_config import parse_config, setup_or_exit
+from jepa_ac.training.cli_config import fit_or_exit, parse_config, setup_or_exit
 from jepa_ac.training.clips import open_clips, split_by_episode
 from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
 
@@ -24,16 +31,16 @@ from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorC
 def build_trainer(argv: list[str] | None = None) -> PredictorTrainer:
     """Config, data and model of one run (nothing trained yet)."""
     config = parse_config(TrainPredictorConfig, argv, __doc__, "python -m jepa_ac.train_predictor")
-    data = open_clips(config.data, config.frames, config.fps)
+    data = open_clips(config.data, config.frames, config.fps, config.ranges)
     if config.val_data:
-        train, val = data, open_clips(config.val_data, config.frames, config.fps)
+        train, val = data, open_clips(config.val_data, config.frames, config.fps, config.ranges)
     else:
         train, val = split_by_episode(data, config.val_fraction, config.seed)
     return PredictorTrainer(config, train, val)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    summary = setup_or_exit(lambda: build_trainer(argv)).fit()
+    summary = fit_or_exit(setup_or_exit(lambda: build_trainer(argv)))
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -33,6 +33,7 @@ def clips_npz(tmp_path_factory, tiny_wm, golden):
     latents = np.stack([z[s : s + 4] for s in (0, 2, 4)])  # [3, 4, 16, 192]
     rng = np.random.default_rng(0)
     states = rng.uniform(-0.3, 0.3, (3, 4, 7)).astype(np.float32)
+    states[..., 6] = np.abs(states[..., 6])  # gripper closedness is in [0, 1]: the data check refuses others
     actions = rng.uniform(-0.05, 0.05, (3, 3, 7)).astype(np.float32)
     path = tmp_path_factory.mktemp("data") / "clips.npz"
     InMemoryClips(states, actions, latents=latents).save(path)
@@ -86,7 +87,7 @@ def test_resume_is_exact(encoder_dir, clips_npz, tmp_path):
     common = ("--steps", "6", "--save-every", "100", "--eval-every", "100")
     run(encoder_dir, clips_npz, tmp_path / "whole", *common)
     partial = run(encoder_dir, clips_npz, tmp_path / "split", *common, "--stop-after", "3")
-    assert partial == {"step": 3, "finished": False}
+    assert partial == {"step": 3, "finished": False, "skipped_episodes": 0, "undecodable_episodes": 0}
     run(encoder_dir, clips_npz, tmp_path / "split", *common, "--resume", "true")
     a, b = predictor_weights(tmp_path / "whole/final"), predictor_weights(tmp_path / "split/final")
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-6

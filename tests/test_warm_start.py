@@ -51,7 +51,7 @@ def test_init_from_a_pretraining_run_at_double_resolution_starts_where_it_was(tm
     assert summary["step"] == 1
     config = json.loads((tmp_path / "wide/checkpoint/config.json").read_text())
     sources = config["provenance"]["initialised_from"]
-    assert "trainer_state.pt" in sources["context_encoder"] and "trainer_state.pt" in sources["predictor"]
+    assert "trainer_state.safetensors" in sources["context_encoder"] and "trainer_state.safetensors" in sources["predictor"]
 
     import jepa_ac
 
@@ -70,7 +70,8 @@ def test_init_from_an_encoder_folder_copies_it_into_both_encoders(tmp_path):
     pretrain(tmp_path / "small", TINY, "--steps", "2")
     encoder_only = tmp_path / "encoder_only"  # an encoder folder without a trainer state (an export)
     shutil.copytree(tmp_path / "small/final", encoder_only)
-    (encoder_only / "trainer_state.pt").unlink()
+    for name in ("trainer_state.json", "trainer_state.safetensors"):
+        (encoder_only / name).unlink()
     pretrain(tmp_path / "again", TINY, "--steps", "1", "--init-from", str(encoder_only))
     sources = json.loads((tmp_path / "again/final/config.json").read_text())["provenance"]["initialised_from"]
     assert sources == {"target_encoder": f"{encoder_only} (encoder)",

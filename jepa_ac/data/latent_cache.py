@@ -12,9 +12,13 @@ Layout (one group per episode, named by the episode's uuid):
         states   [T, 7]        float64, as stored in trajectory.h5
         actions  [T-1, 7]      float64, between consecutive rows (clips at another rate recompute them)
 
-The cache is keyed by the sha256 of the encoder weights: opening it for another encoder is an
-error. An episode counts only once its `complete` attr is set (written last), so an interrupted
-run is resumed by re-encoding just the unfinished episodes.
+The cache is keyed by the sha256 of the encoder weights, and records the encoder's config and
+checkpoint: writing into it with another encoder, or training a predictor on it with another
+encoder (`check_same_encoder`), is an error that names both. An episode counts only once its
+`complete` attr is set (written last), so an interrupted run is resumed by re-encoding just the
+unfinished episodes; an episode whose video fails to decode is skipped and reported. Reading
+checks states as `DroidClips` does (finite, inside `StateRanges`: other episodes are skipped) and
+latents for NaN/inf.
 """
 
 from __future__ import annotations
@@ -29,8 +33,17 @@ import numpy as np
 
 from jepa_ac import pose
 from jepa_ac.data import layout
-from jepa_ac.data.reader import EpisodeError, EpisodeRecord, check_shard, clip_windows, frame_stride, open_episode
-from jepa_ac.data.video import iter_mp4
+from jepa_ac.data.reader import (
+    EpisodeError,
+    EpisodeRecord,
+    check_episode_states,
+    check_shard,
+    clip_windows,
+    frame_stride,
+    open_episode,
+)
+from jepa_ac.data.video import VideoDecodeError, iter_mp4
+from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +181,37 @@ class LatentCache:
     def finish_episode(self, name: str) -> None:
         self._episodes()[name].attrs["complete"] = True
 
+    def discard_episode(self, name: str) -> None:
+        """Remove an unfinished episode (e.g. its video failed to decode part-way)."""
+        episodes = self._episodes()
+        if name in episodes:
+            del episodes[name]
+
+
+def check_same_encoder(cache: LatentCache, encoder_hash: str, encoder_config: Mapping[str, Any] | None,
+                       encoder_source: str) -> None:
+    """`CacheError` naming both encoders unless the cache's latents come from this encoder (weights
+    sha256, and config where the cache recorded it): a predictor trained on another encoder's latents
+    would be bundled with an encoder whose latent space it never saw."""
+    import json
+
+    made_by = cache.info.encoder.get("checkpoint", "an unrecorded checkpoint") if cache.info.encoder else \
+        "an unrecorded checkpoint"
+    if cache.encoder_hash != encoder_hash:
+        raise CacheError(
+            f"{cache.path} holds latents of encoder sha256 {cache.encoder_hash[:16]}... (made from {made_by}), but "
+            f"the encoder given, {encoder_source}, has sha256 {encoder_hash[:16]}...: re-encode the data with "
+            f"`python -m jepa_ac.encode_dataset --checkpoint {encoder_source}`, or train with the encoder that made "
+            f"the cache")
+    recorded = cache.info.encoder.get("config") if cache.info.encoder else None
+    if recorded is not None and encoder_config is not None:
+        ours = json.loads(json.dumps(dict(encoder_config)))  # tuples -> lists, as stored
+        differing = sorted(k for k in set(recorded) | set(ours) if recorded.get(k) != ours.get(k))
+        if differing:
+            raise CacheError(f"{cache.path} holds latents of the same encoder weights but another config "
+                             f"({', '.join(f'{k}: {recorded.get(k)!r} there vs {ours.get(k)!r} here' for k in differing)}); "
+                             f"re-encode the data with {encoder_source}")
+
 
 def episode_key(record: EpisodeRecord) -> str:
     """A zarr-safe group name for an episode: its uuid."""
@@ -181,17 +225,20 @@ def encode_episodes(
     batch_frames: int = 16,
     camera_key: str = layout.LEFT_MP4_KEY,
     progress: Callable[[Iterable], Iterable] | None = None,
+    ranges: StateRanges = DEFAULT_STATE_RANGES,
 ) -> dict[str, Any]:
     """Encode every frame of every usable episode once; complete episodes already cached are skipped.
 
-    `encode_fn(frames_uint8 [b, H, W, 3]) -> latents [b, N, D]`. Returns counts for a summary.
+    `encode_fn(frames_uint8 [b, H, W, 3]) -> latents [b, N, D]`. Returns counts for a summary; an
+    episode that cannot be used (see `open_episode`) or whose video fails to decode is skipped,
+    with a warning and its reason in `summary["skipped"]`.
     """
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     summary: dict[str, Any] = {"encoded": [], "already_cached": [], "skipped": [], "frames": 0}
     for folder in (progress or (lambda x: x))(folders):
         try:
-            record = open_episode(folder, camera_key)
+            record = open_episode(folder, camera_key, ranges)
         except EpisodeError as err:
             logger.warning("skipping episode %s: %s", folder, err)
             summary["skipped"].append({"episode": str(folder), "reason": str(err)})
@@ -202,17 +249,31 @@ def encode_episodes(
             continue
         latents = None
         written = 0
-        for chunk in _frame_batches(record, batch_frames):
-            z = np.asarray(encode_fn(chunk))  # [b, N, D]
-            if z.ndim != 3 or len(z) != len(chunk):
-                raise ValueError(f"encode_fn returned shape {list(z.shape)} for {len(chunk)} frames; expected [b, N, D]")
-            if latents is None:
-                attrs = {"source": str(Path(folder).resolve()), "fps": record.fps, "camera": record.camera,
-                         "uuid": record.uuid, "task": record.metadata.get("current_task", "")}
-                latents = cache.begin_episode(name, record.num_frames, z.shape[1], z.shape[2], record.states, attrs)
-                _record_token_shape(cache, z.shape[1], z.shape[2])
-            latents[written : written + len(z)] = z.astype(latents.dtype)
-            written += len(z)
+        try:
+            for chunk in _frame_batches(record, batch_frames):
+                z = np.asarray(encode_fn(chunk))  # [b, N, D]
+                if z.ndim != 3 or len(z) != len(chunk):
+                    raise ValueError(f"encode_fn returned shape {list(z.shape)} for {len(chunk)} frames; "
+                                     "expected [b, N, D]")
+                if latents is None:
+                    attrs = {"source": str(Path(folder).resolve()), "fps": record.fps, "camera": record.camera,
+                             "uuid": record.uuid, "task": record.metadata.get("current_task", "")}
+                    latents = cache.begin_episode(name, record.num_frames, z.shape[1], z.shape[2], record.states,
+                                                  attrs)
+                    _record_token_shape(cache, z.shape[1], z.shape[2])
+                latents[written : written + len(z)] = z.astype(latents.dtype)
+                written += len(z)
+        except VideoDecodeError as err:
+            logger.warning("skipping episode %s: %s", folder, err)
+            summary["skipped"].append({"episode": str(folder), "reason": str(err)})
+            cache.discard_episode(name)
+            continue
+        if written < record.num_frames:  # the video ended early: never mark a partly filled episode complete
+            reason = f"{record.mp4_path}: {written} frames decoded, {record.num_frames} expected"
+            logger.warning("skipping episode %s: %s", folder, reason)
+            summary["skipped"].append({"episode": str(folder), "reason": reason})
+            cache.discard_episode(name)
+            continue
         cache.finish_episode(name)
         summary["encoded"].append(name)
         summary["frames"] += written
@@ -252,7 +313,7 @@ class LatentClips:
 
     def __init__(self, path: str | Path, frames_per_clip: int = 8, fps: float | None = 4.0,
                  clip_step: int | None = None, rank: int = 0, world_size: int = 1,
-                 encoder_hash: str | None = None) -> None:
+                 encoder_hash: str | None = None, state_ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
         check_shard(rank, world_size)
         if frames_per_clip < 2:
             raise ValueError(f"frames_per_clip must be >= 2, got {frames_per_clip}")
@@ -262,10 +323,17 @@ class LatentClips:
                              f"not the expected {encoder_hash[:12]}...")
         self.frames_per_clip = frames_per_clip
         self.names, self.states, self.strides, self.latents = [], [], [], []
+        self.skipped: list[tuple[str, str]] = []  # (episode, reason)
         for name in self.cache.episode_names():
             group = self.cache.episode(name)
             stride = frame_stride(float(group.attrs["fps"]), fps)
             states = np.asarray(group["states"][:])
+            try:
+                check_episode_states(states, f"{path} episode {name} states", state_ranges)
+            except EpisodeError as err:
+                logger.warning("skipping latent cache episode %s: %s", name, err)
+                self.skipped.append((name, str(err)))
+                continue
             if len(states) < (frames_per_clip - 1) * stride + 1:
                 logger.warning("latent cache episode %s: too short (%d frames) for a clip of %d every %d",
                                name, len(states), frames_per_clip, stride)
@@ -283,10 +351,14 @@ class LatentClips:
     def __getitem__(self, index: int) -> dict[str, Any]:
         episode, start = self.windows[index]
         indices = start + self.strides[episode] * np.arange(self.frames_per_clip)  # [F]
-        latents = self.latents[episode]  # [T, N, D] on disk
+        latents = np.asarray(self.latents[episode].oindex[indices], np.float32)  # [F, N, D]
+        if not np.isfinite(latents).all():
+            frame = int(indices[np.flatnonzero(~np.isfinite(latents).reshape(len(indices), -1).all(axis=1))[0]])
+            raise CacheError(f"{self.cache.path} episode {self.names[episode]}: the latents of frame {frame} are "
+                             "NaN or infinite (a damaged cache: re-encode this episode)")
         states = self.states[episode][indices]  # [F, 7]
         return {
-            "latents": np.asarray(latents.oindex[indices], np.float32),  # [F, N, D]
+            "latents": latents,  # [F, N, D]
             "states": states,
             "actions": pose.actions_from_states(states),  # [F-1, 7]
             "indices": indices,

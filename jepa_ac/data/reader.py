@@ -9,7 +9,11 @@ As upstream (`app/vjepa_droid/droid.py`): the left exterior camera (`metadata*.j
 `cartesian_position ++ gripper_position` at the same rows, actions = the differences of those
 states (`jepa_ac.pose.actions_from_states`). Unlike upstream, clips are an enumerable list of
 windows (deterministic, shardable) and bad episodes are dropped once at indexing, each with a
-logged reason, instead of being retried at random inside `__getitem__`.
+logged reason, instead of being retried at random inside `__getitem__`. Bad means: files missing,
+truncated or unreadable, or states that are NaN or physically absurd (`jepa_ac.pose.check_states`
+with `ClipConfig.state_ranges`). A frame that fails to decode only shows when a clip is read: that
+clip is replaced by the next decodable one (a pure function of the files, so resume stays exact)
+and the episode is named in a warning and counted in `decode_failures`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 from jepa_ac import pose
 from jepa_ac.data import layout
-from jepa_ac.data.video import probe_mp4, read_mp4
+from jepa_ac.data.video import VideoDecodeError, probe_mp4, read_mp4
+from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
 
@@ -138,21 +143,25 @@ def read_h5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     import h5py
 
     if not path.is_file():
-        raise EpisodeError(f"{path.name} is missing")
+        raise EpisodeError(f"{path} is missing")
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in keys if k not in f]
             if missing:
-                raise EpisodeError(f"{path.name} lacks {missing}")
+                raise EpisodeError(f"{path} lacks {missing}")
             return {k: np.asarray(f[k]) for k in keys}
     except EpisodeError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
-        raise EpisodeError(f"{path.name} is unreadable (truncated or corrupt): {err}") from None
+    except Exception as err:  # h5py raises OSError, KeyError, ValueError, ... for damaged files
+        raise EpisodeError(f"{path} is unreadable (truncated or corrupt): {err}") from None
 
 
-def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> EpisodeRecord:
-    """Validate one episode folder and load its states; raises `EpisodeError` saying what is wrong."""
+def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY,
+                 ranges: StateRanges = DEFAULT_STATE_RANGES) -> EpisodeRecord:
+    """Validate one episode folder and load its states; raises `EpisodeError` saying what is wrong.
+
+    States must be finite and inside `ranges`: one state of 1e30 (finite) would otherwise turn a
+    predictor's weights into NaN a few steps into training."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EpisodeError("folder does not exist")
@@ -167,9 +176,7 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> E
             f"cartesian_position {list(cartesian.shape)} / gripper_position {list(gripper.shape)} are not [T, 6] / [T]"
         )
     states = np.concatenate([cartesian.astype(np.float64), gripper.astype(np.float64)[:, None]], axis=1)  # [T, 7]
-    bad_rows = np.flatnonzero(~np.all(np.isfinite(states), axis=1))
-    if len(bad_rows):
-        raise EpisodeError(f"NaN/inf in states at {len(bad_rows)} rows (first {bad_rows[:5].tolist()})")
+    check_episode_states(states, f"{folder / layout.TRAJECTORY_FILE} states", ranges)
     mp4_path = folder / layout.MP4_DIR / f"{camera}.mp4"
     if not mp4_path.is_file():
         raise EpisodeError(f"video {layout.MP4_DIR}/{camera}.mp4 is missing")
@@ -187,22 +194,39 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> E
                          states[:n], metadata)
 
 
-def load_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> dict[str, Any]:
+def check_episode_states(states: np.ndarray, source: str, ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
+    """`EpisodeError` ("bad states: <where>: <field> = <value> ...") unless every state is finite and plausible."""
+    try:
+        pose.check_states(states, source, ranges)
+    except ValueError as err:
+        raise EpisodeError(f"bad states: {err}") from None
+
+
+def load_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY,
+                 ranges: StateRanges = DEFAULT_STATE_RANGES) -> dict[str, Any]:
     """A whole episode: frames [T, H, W, 3], states [T, 7], actions [T-1, 7], and every h5 array."""
-    record = open_episode(folder, camera_key)
+    record = open_episode(folder, camera_key, ranges)
     import h5py
 
     arrays: dict[str, np.ndarray] = {}
-    with h5py.File(record.path / layout.TRAJECTORY_FILE, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
-    frames = read_mp4(record.mp4_path, np.arange(record.num_frames))
+    h5_path = record.path / layout.TRAJECTORY_FILE
+    try:
+        with h5py.File(h5_path, "r") as f:
+            f.visititems(lambda name, obj: arrays.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset)
+                         else None)
+    except Exception as err:  # a file truncated past the arrays open_episode read
+        raise EpisodeError(f"{h5_path} is unreadable (truncated or corrupt): {err}") from None
+    try:
+        frames = read_mp4(record.mp4_path, np.arange(record.num_frames))
+    except VideoDecodeError as err:
+        raise EpisodeError(str(err)) from None
     return {"frames": frames, "states": record.states, "actions": pose.actions_from_states(record.states),
             "arrays": arrays, "metadata": record.metadata, "fps": record.fps, "camera": record.camera}
 
 
 def index_episodes(
     folders: Sequence[Path], frames_per_clip: int = 1, fps: float | None = None,
-    camera_key: str = layout.LEFT_MP4_KEY,
+    camera_key: str = layout.LEFT_MP4_KEY, ranges: StateRanges = DEFAULT_STATE_RANGES,
 ) -> tuple[list[EpisodeRecord], list[int], list[tuple[Path, str]]]:
     """Open every episode -> (records, frame strides, skipped (folder, reason)).
 
@@ -212,7 +236,7 @@ def index_episodes(
     episodes, strides, skipped = [], [], []
     for folder in folders:
         try:
-            record = open_episode(folder, camera_key)
+            record = open_episode(folder, camera_key, ranges)
             stride = frame_stride(record.fps, fps)
             span = (frames_per_clip - 1) * stride + 1
             if record.num_frames < span:
@@ -259,6 +283,7 @@ class ClipConfig:
     fps: float | None = 4.0  # clip frame rate; None = every video frame
     clip_step: int | None = None  # video frames between clip starts; None = the frame stride
     camera_key: str = layout.LEFT_MP4_KEY
+    state_ranges: StateRanges = DEFAULT_STATE_RANGES  # episodes with a state outside are skipped
 
     def __post_init__(self) -> None:
         if self.frames_per_clip < 2:
@@ -278,10 +303,13 @@ class DroidClips:
         self.config = config
         folders = find_episodes(source)
         self.episodes, self.strides, self.skipped = index_episodes(folders, config.frames_per_clip, config.fps,
-                                                                   config.camera_key)
+                                                                   config.camera_key, config.state_ranges)
         windows = clip_windows([e.num_frames for e in self.episodes], self.strides, config.frames_per_clip,
                                config.clip_step)
         self.windows = windows[rank::world_size]
+        self.source = source
+        self.decode_failures: dict[str, str] = {}  # episode folder -> first decoding error
+        self._undecodable: set[int] = set()  # windows known to fail
         if not self.windows:
             logger.warning("no clips: %d usable episodes of %d found in %s", len(self.episodes), len(folders), source)
 
@@ -289,6 +317,23 @@ class DroidClips:
         return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """Clip `index`; if its frames cannot be decoded, the next clip that can (wrapping around)."""
+        for offset in range(len(self.windows)):
+            candidate = (index + offset) % len(self.windows)
+            if candidate in self._undecodable:
+                continue
+            try:
+                return self._clip(candidate)
+            except VideoDecodeError as err:
+                self._undecodable.add(candidate)
+                folder = str(self.episodes[self.windows[candidate][0]].path)
+                if folder not in self.decode_failures:
+                    self.decode_failures[folder] = str(err)
+                    logger.warning("episode %s: %s; its clips that cannot be decoded are replaced by the next "
+                                   "decodable clip", folder, err)
+        raise EpisodeError(f"no clip of {self.source} can be decoded (episodes: {sorted(self.decode_failures)})")
+
+    def _clip(self, index: int) -> dict[str, Any]:
         episode_index, start = self.windows[index]
         episode, stride = self.episodes[episode_index], self.strides[episode_index]
         indices = start + stride * np.arange(self.config.frames_per_clip)  # [F]

@@ -17,6 +17,10 @@ import numpy as np
 DEFAULT_CRF = 18
 
 
+class VideoDecodeError(ValueError):
+    """A video that opened but has a frame that cannot be decoded (names the file and the frame)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     num_frames: int
@@ -73,12 +77,22 @@ def probe_mp4(path: str | Path) -> VideoInfo:
 
 
 def _decode(path: str | Path) -> Iterator[Any]:
+    """Decoded frames in order; a damaged file or frame raises `VideoDecodeError` naming the file."""
     import av
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        yield from container.decode(stream)
+    decoded = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                yield frame
+                decoded += 1
+    except av.error.FFmpegError as err:
+        # PyAV's errors name neither the file nor the frame; the caller needs both to skip the episode
+        raise VideoDecodeError(f"{path}: cannot decode the video past frame {decoded}: {err}") from None
 
 
 def iter_mp4(path: str | Path) -> Iterator[np.ndarray]:

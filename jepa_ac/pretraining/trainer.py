@@ -5,7 +5,8 @@ the full clips and its layer-normed features are the targets; for each mask gene
 (short-range, long-range) the context encoder sees only the visible tokens and the mask predictor
 fills in the masked ones; the loss is L1 on the target tokens, averaged over generators. AdamW
 with warmup + cosine LR and a cosine weight-decay schedule, gradient clipping, EMA momentum ramp,
-bf16 autocast on CUDA, atomic checkpoints with exact resume, DDP by rank, collapse monitoring.
+bf16 autocast on CUDA, atomic checkpoints with exact resume (no pickle), a stop at the first
+non-finite loss or gradient, DDP by rank, collapse monitoring.
 The output folder holds the target encoder in our checkpoint format (`load_world_model` loads it).
 """
 
@@ -23,14 +24,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import save_checkpoint
+from jepa_ac.checkpoints import CheckpointError, match_arrays, save_checkpoint
 from jepa_ac.config import EncoderConfig, MaskPredictorConfig
 from jepa_ac.nn_torch.encoder import VisionTransformer
 from jepa_ac.nn_torch.mask_predictor import MaskPredictor
 from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
 from jepa_ac.pretraining.masks import LONG_RANGE, SHORT_RANGE, BlockMaskSpec, sample_batch_masks
 from jepa_ac.pretraining.video_data import CropSpec, random_resized_crop
+from jepa_ac.pose import StateRanges
 from jepa_ac.pretraining.warm_start import warm_start
+from jepa_ac.training.clips import data_report, empty_data_message, parse_state_ranges
 from jepa_ac.training.common import (
     DistInfo,
     MetricsLog,
@@ -42,9 +45,9 @@ from jepa_ac.training.common import (
     param_groups,
     rng_state,
     seed_everything,
-    set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
+from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
+from jepa_ac.training.trainer_state import restore_trainer_state, trainer_state_files
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +105,12 @@ class PretrainEncoderConfig:
     # patch size may differ, see pretraining/warm_start.py); not read when the run resumes from its
     # own checkpoint (as with the predictor's init_predictor)
     init_from: str = ""
+    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # {"max_position": 10.0}; episodes with a state outside are skipped
+    state_ranges: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.ranges  # validates state_ranges
         for name in ("frames", "batch_size", "steps", "save_every", "log_every", "eval_every", "val_batches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PretrainEncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -120,6 +127,10 @@ class PretrainEncoderConfig:
                              f"{self.ema_start}, {self.ema_end}")
         self.crop  # validates the crop fields
         self.encoder_config  # validates the architecture
+
+    @property
+    def ranges(self) -> StateRanges:
+        return parse_state_ranges(self.state_ranges, "PretrainEncoderConfig.state_ranges")
 
     @property
     def crop(self) -> CropSpec:
@@ -205,21 +216,26 @@ class PretrainTrainer(TrainingLoop):
         self.schedule = WarmupCosine(config.lr, config.start_lr, config.final_lr, config.warmup_steps, config.steps)
         self.mask_specs = MASK_SETS[config.masks]
         if len(train_data) == 0:
-            raise ValueError(f"no training clips in {config.data!r}")
+            raise ValueError(empty_data_message(train_data, config.data))
         self.train_data, self.val_data = train_data, val_data
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
         self.autocast = self.info.device.type == "cuda" and config.dtype != "float32"
         self.initial_std: float | None = None
 
+    def data_report(self) -> dict[str, Any]:
+        return data_report(self.train_data, self.val_data)
+
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str = CHECKPOINT_DIR) -> Path:
         """The target (EMA) encoder as a world-model checkpoint, plus everything needed to resume."""
         path = self.out / name
         if self.info.is_main:
-            state = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "rng": rng_state(), "config": dataclasses.asdict(self.config),
-                     "world_size": self.info.world_size, "initial_std": self.initial_std}
+            state = trainer_state_files(step=self.step, world_size=self.info.world_size,
+                                        optimizer=self.optimizer.state_dict(), rng=rng_state(),
+                                        config=dataclasses.asdict(self.config),
+                                        modules={"model": self.model.state_dict()},
+                                        extra={"initial_std": self.initial_std})
             arrays = {"encoder": {k: v.detach().float().cpu().numpy()
                                   for k, v in self.target_encoder.state_dict().items()}}
             provenance = {"trained_by": "jepa_ac.pretrain_encoder", "step": self.step,
@@ -227,8 +243,10 @@ class PretrainTrainer(TrainingLoop):
                           "mask_predictor": self.pred_config.to_dict(),
                           "initialised_from": self.init_sources,
                           "train_config": dataclasses.asdict(self.config)}
-            save_checkpoint(path, arrays, self.enc_config, None, provenance,
-                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+            commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
+                folder, arrays, self.enc_config, None, provenance, extra_files=state))
+        if name == CHECKPOINT_DIR:
+            self.saved_step = self.step
         barrier(self.info)
         return path
 
@@ -240,13 +258,18 @@ class PretrainTrainer(TrainingLoop):
         state = load_trainer_state(path, self.info)
         if state is None:
             return False
-        self.model.load_state_dict(state["model"])
+        if "model" not in state["modules"]:
+            raise CheckpointError(f"{path}: the trainer state holds no context encoder and mask predictor ('model')")
+        self.model.load_state_dict(match_arrays("context encoder and mask predictor", state["modules"]["model"],
+                                                {k: tuple(v.shape) for k, v in self.model.state_dict().items()},
+                                                str(path)))
         ckpt = read_checkpoint(path)
-        self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in ckpt.arrays["encoder"].items()})
-        self.optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+        target = match_arrays("encoder", ckpt.arrays.get("encoder", {}),
+                              {k: tuple(v.shape) for k, v in self.target_encoder.state_dict().items()}, str(path))
+        self.target_encoder.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in target.items()})
+        restore_trainer_state(state, self.optimizer, str(path))
         self.step = int(state["step"])
-        self.initial_std = state.get("initial_std")
+        self.initial_std = state["extra"].get("initial_std")
         self.init_sources = ckpt.provenance.get("initialised_from", {})
         self.metrics.truncate_after(self.step)
         return True
@@ -286,16 +309,18 @@ class PretrainTrainer(TrainingLoop):
         idx = batch_indices(self.step, len(self.train_data), c.batch_size, c.seed, self.info.rank, self.info.world_size)
         clips = self._clips(self.train_data, idx, rng)
         loss, target_std = self._loss(self.ddp or self.model, clips, rng)
+        # the mean over processes (and the synchronised gradients): every process stops at the same step
+        mean_loss = all_reduce_mean(loss.detach(), self.info)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.check_finite(loss=float(mean_loss), grad_norm=float(grad_norm))  # before the update and the EMA
         self.optimizer.step()
         momentum = ema_momentum(self.step, c.steps, c.ema_start, c.ema_end)
         ema_update(self.target_encoder, self.model.encoder, momentum)
         self.step += 1
-        loss = all_reduce_mean(loss.detach(), self.info)
         self._check_collapse(target_std)
-        return {"step": self.step, "loss": float(loss), "lr": lr, "weight_decay": wd, "ema_momentum": momentum,
+        return {"step": self.step, "loss": float(mean_loss), "lr": lr, "weight_decay": wd, "ema_momentum": momentum,
                 "grad_norm": float(grad_norm), "target_std": target_std, "step_time": time.perf_counter() - start}
 
     def _check_collapse(self, target_std: float) -> None:

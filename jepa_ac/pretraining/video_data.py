@@ -6,11 +6,14 @@
 
 Clips come from DROID-layout episodes (ours or the released DROID) through `DroidClips`, so the
 camera, frame rate and bad-episode rules are the predictor training's. `preload=True` decodes
-every episode once into memory (fast for small simulated datasets; leave it off for DROID).
+every episode once into memory (fast for small simulated datasets; leave it off for DROID); an
+episode whose video fails to decode there is skipped, named in a warning and counted in
+`decode_failures` (without preload, `DroidClips` replaces each undecodable clip instead).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,32 +22,55 @@ from typing import Sequence
 import numpy as np
 
 from jepa_ac.data.reader import ClipConfig, DroidClips
-from jepa_ac.data.video import read_mp4
+from jepa_ac.data.video import VideoDecodeError, read_mp4
+from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
 from jepa_ac.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+logger = logging.getLogger(__name__)
 
 
 class VideoClips:
     """uint8 clips [T, H, W, 3] of `frames` frames at `fps` from DROID-layout episodes."""
 
     def __init__(self, source: str | Path | Sequence[str | Path], frames: int, fps: float | None,
-                 preload: bool = False, rank: int = 0, world_size: int = 1) -> None:
-        self.clips = DroidClips(source, ClipConfig(frames_per_clip=frames, fps=fps), rank, world_size)
+                 preload: bool = False, rank: int = 0, world_size: int = 1,
+                 state_ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
+        self.clips = DroidClips(source, ClipConfig(frames_per_clip=frames, fps=fps, state_ranges=state_ranges),
+                                rank, world_size)
         self.windows = self.clips.windows  # [(episode, start)]: episode structure for splits
         self.frames = frames
+        self.preloaded = preload
         self._videos: dict[int, np.ndarray] = {}
         if preload:
             from tqdm import tqdm
 
             needed = sorted({episode for episode, _ in self.windows})
             for episode in tqdm(needed, desc="decoding videos", mininterval=2.0):
-                self._videos[episode] = read_mp4(self.clips.episodes[episode].mp4_path)  # [F, H, W, 3]
+                try:
+                    self._videos[episode] = read_mp4(self.clips.episodes[episode].mp4_path)  # [F, H, W, 3]
+                except VideoDecodeError as err:
+                    folder = str(self.clips.episodes[episode].path)
+                    logger.warning("skipping episode %s: %s", folder, err)
+                    self.clips.decode_failures[folder] = str(err)
+            if self.clips.decode_failures:
+                self.windows = [w for w in self.windows if w[0] in self._videos]
+                logger.warning("skipped %d of %d episodes whose video cannot be decoded", len(self.clips.decode_failures),
+                               len(needed))
+
+    @property
+    def decode_failures(self) -> dict[str, str]:
+        return self.clips.decode_failures
+
+    @property
+    def skipped(self) -> list:
+        return self.clips.skipped
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, index: int) -> np.ndarray:
         episode, start = self.windows[index]
-        if episode not in self._videos:
+        if not self.preloaded:
             return self.clips[index]["frames"]
         stride = self.clips.strides[episode]
         return self._videos[episode][start + stride * np.arange(self.frames)]  # [T, H, W, 3]

@@ -3,7 +3,7 @@
     python -m jepa_ac.pretrain_encoder --config hires.yaml --init-from runs/pretrain_xl/checkpoint
 
 The source is a pretraining run's `checkpoint/` or `final/` (the target encoder, plus the context
-encoder and mask predictor in its trainer state) or any encoder folder in our format (an export:
+encoder and mask predictor in its trainer state, read from safetensors: never unpickled) or any encoder folder in our format (an export:
 the context encoder then starts as a copy of it and the mask predictor fresh). Width, depth and heads
 must match; image size and patch size may differ. 3D RoPE has no learned positions, so only the
 patch embedding depends on them: its kernel is resampled so that a new-size patch gives the same
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint
 from jepa_ac.config import EncoderConfig
-from jepa_ac.training.loop import TRAINER_STATE
+from jepa_ac.training.trainer_state import STATE_TENSORS, has_trainer_state, read_trainer_state
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +95,13 @@ def warm_start(path: str | Path, context_encoder: torch.nn.Module, target_encode
     check_compatible(loaded.encoder_config, config, path)
     _load_strict(target_encoder, adapt_encoder_state(loaded.arrays["encoder"], config), "encoder", str(path))
     sources = {"target_encoder": f"{path} (encoder)"}
-    trainer_state = path / TRAINER_STATE
-    if trainer_state.is_file():
-        model = torch.load(trainer_state, map_location="cpu", weights_only=False)["model"]
+    trainer_state = path / STATE_TENSORS
+    if has_trainer_state(path):
+        state = read_trainer_state(path)  # never unpickles: a legacy trainer_state.pt is refused, named
+        if "model" not in state["modules"]:
+            raise CheckpointError(f"{trainer_state} holds no context encoder and mask predictor ('model' tensors); "
+                                  "--init-from takes a pretraining checkpoint or an encoder folder")
+        model = state["modules"]["model"]
         _load_strict(context_encoder, adapt_encoder_state(_sub_state(model, "encoder."), config), "context encoder",
                      str(trainer_state))
         _load_strict(predictor, _sub_state(model, "predictor."), "mask predictor", str(trainer_state))

@@ -80,8 +80,24 @@ def save_config(config: Any, path: Path) -> None:
 def setup_or_exit(setup: Callable[[], T]) -> T:
     """Run a training job's setup (config, data, model, checkpoints to start from) and return what it
     builds; a bad option, path or checkpoint exits with a one-line `error:` message instead of a
-    traceback. Only setup goes through here: an error raised mid-training keeps its stack."""
+    traceback."""
     try:
         return setup()
     except (ValueError, FileNotFoundError) as err:  # CheckpointError, EpisodeError, CacheError are ValueErrors
+        raise SystemExit(f"error: {err}") from None
+
+
+def fit_or_exit(trainer: Any) -> dict[str, Any]:
+    """`trainer.fit()`; the package's own errors (nothing to resume, a refused trainer state, a
+    non-finite loss, damaged data) exit with a one-line `error:` message. Anything else is a bug
+    and keeps its traceback."""
+    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.data.latent_cache import CacheError
+    from jepa_ac.data.reader import EpisodeError
+    from jepa_ac.data.video import VideoDecodeError
+    from jepa_ac.training.loop import TrainingError
+
+    try:
+        return trainer.fit()
+    except (TrainingError, CheckpointError, CacheError, EpisodeError, VideoDecodeError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -192,11 +192,20 @@ class MetricsLog:
                     self.writer = None
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop records past the checkpoint so the log matches the run exactly once."""
+        """On resume, drop records past the checkpoint so the log matches the run exactly once.
+
+        A line cut short by a kill mid-write is dropped too; the file is replaced atomically."""
         if not (self.enabled and self.path.exists()):
             return
-        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -212,6 +221,17 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `path` so that a reader (or a kill) sees the old content or the new, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

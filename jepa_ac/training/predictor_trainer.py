@@ -2,8 +2,10 @@
 
 The loop: seeded data order that is a pure function of the step (exact resume, DDP sharding),
 AdamW with a warmup -> constant -> decay schedule, gradient clipping, bf16 autocast on CUDA,
-atomic checkpoints in our folder format (weights + `trainer_state.pt`), validation against the
-copy-last-frame baseline, JSONL metrics and a loss plot.
+atomic checkpoints in our folder format (weights + the trainer state as safetensors and JSON,
+never pickle), a stop at the first non-finite loss or gradient, validation against the
+copy-last-frame baseline, JSONL metrics and a loss plot. Latents from a cache must come from the
+run's frozen encoder (its weights' sha256 and config are checked).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
+from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint, save_checkpoint
 from jepa_ac.config import PredictorConfig, resolve_predictor_config
 from jepa_ac.nn_torch.predictor import ACPredictor
-from jepa_ac.training.clips import collate
+from jepa_ac.pose import StateRanges
+from jepa_ac.training.clips import collate, data_report, empty_data_message, latent_caches, parse_state_ranges
 from jepa_ac.training.common import (
     DistInfo,
     MetricsLog,
@@ -32,9 +35,9 @@ from jepa_ac.training.common import (
     param_groups,
     rng_state,
     seed_everything,
-    set_rng_state,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TRAINER_STATE, TrainingLoop, load_trainer_state, resumable
+from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
+from jepa_ac.training.trainer_state import restore_trainer_state, trainer_state_files
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
 
 
@@ -76,8 +79,12 @@ class TrainPredictorConfig:
     device: str = ""
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
+    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # {"max_position": 10.0} for a large robot; episodes with a state outside are skipped
+    state_ranges: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.ranges  # validates state_ranges
         for name in ("frames", "batch_size", "steps", "auto_steps", "save_every", "eval_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainPredictorConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -89,6 +96,10 @@ class TrainPredictorConfig:
             raise ValueError(f"TrainPredictorConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"TrainPredictorConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def ranges(self) -> StateRanges:
+        return parse_state_ranges(self.state_ranges, "TrainPredictorConfig.state_ranges")
 
 
 class FrozenEncoder:
@@ -102,7 +113,18 @@ class FrozenEncoder:
         self.wm = load_world_model(config.encoder_checkpoint, encoder=config.encoder or None,
                                    load_predictor=False, device=device)
         self.config = self.wm.encoder_config
+        self.checkpoint = config.encoder_checkpoint
         self.device = device
+
+    def check_latents(self, *datasets: Any) -> None:
+        """Refuse latent caches made by another encoder (weights sha256 and config; the error names both)."""
+        from jepa_ac.data.latent_cache import check_same_encoder
+
+        caches = [cache for data in datasets for cache in latent_caches(data)]
+        if caches:
+            digest = self.wm.encoder_hash()
+            for cache in caches:
+                check_same_encoder(cache, digest, self.config.to_dict(), self.checkpoint)
 
     def latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Batch -> layer-normed latents [B, T*N, D] (from the cache, or encoding frames now)."""
@@ -164,25 +186,32 @@ class PredictorTrainer(TrainingLoop):
                                             config.decay_steps, config.steps)
         self.train_data, self.val_data = train_data, val_data
         if len(train_data) == 0:
-            raise ValueError(f"no training clips in {config.data!r}")
+            raise ValueError(empty_data_message(train_data, config.data))
+        self.encoder.check_latents(train_data, val_data)
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
         self.autocast = (self.info.device.type == "cuda" and config.dtype != "float32")
+
+    def data_report(self) -> dict[str, Any]:
+        return data_report(self.train_data, self.val_data)
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self, name: str = CHECKPOINT_DIR) -> Path:
         """Weights (encoder copied, so the folder is a complete world model) + trainer state."""
         path = self.out / name
         if self.info.is_main:
-            state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "rng": rng_state(),
-                     "config": dataclasses.asdict(self.config), "world_size": self.info.world_size}
+            state = trainer_state_files(step=self.step, world_size=self.info.world_size,
+                                        optimizer=self.optimizer.state_dict(), rng=rng_state(),
+                                        config=dataclasses.asdict(self.config))
             arrays = {"encoder": self.encoder.wm.backend.state_arrays("encoder"),
                       "predictor": {k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()}}
             provenance = {"trained_by": "jepa_ac.train_predictor", "step": self.step,
                           "train_config": dataclasses.asdict(self.config),
                           "encoder_source": self.encoder.wm.provenance}
-            save_checkpoint(path, arrays, self.encoder.config, self.pred_config, provenance,
-                            extra_files={TRAINER_STATE: lambda p: torch.save(state, p)})
+            commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
+                folder, arrays, self.encoder.config, self.pred_config, provenance, extra_files=state))
+        if name == CHECKPOINT_DIR:
+            self.saved_step = self.step
         barrier(self.info)
         return path
 
@@ -193,9 +222,12 @@ class PredictorTrainer(TrainingLoop):
         if state is None:
             return False
         ckpt = read_checkpoint(path)
-        self.model.load_state_dict({k: torch.as_tensor(v) for k, v in ckpt.arrays["predictor"].items()})
-        self.optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+        if "predictor" not in ckpt.arrays:
+            raise CheckpointError(f"{path} holds no predictor weights to resume from")
+        expected = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        arrays = match_arrays("predictor", ckpt.arrays["predictor"], expected, str(path))
+        self.model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
+        restore_trainer_state(state, self.optimizer, str(path))
         self.step = int(state["step"])
         self.metrics.truncate_after(self.step)
         return True
@@ -223,12 +255,14 @@ class PredictorTrainer(TrainingLoop):
             group["lr"] = lr
         batch = self._batch(self.step)
         _, losses = self._losses(batch, self.ddp or self.model)
+        # the mean over processes (and the synchronised gradients): every process stops at the same step
+        loss = all_reduce_mean(losses.total.detach(), self.info)
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.check_finite(loss=float(loss), grad_norm=float(grad_norm))  # before the update: weights stay finite
         self.optimizer.step()
         self.step += 1
-        loss = all_reduce_mean(losses.total.detach(), self.info)
         return {"step": self.step, "loss": float(loss), "loss_tf": float(losses.teacher_forcing.detach()),
                 "loss_rollout": float(losses.rollout.detach()), "lr": lr, "grad_norm": float(grad_norm),
                 "step_time": time.perf_counter() - start}
