@@ -339,8 +339,11 @@ class PlanningServer:
     # -- connections ----------------------------------------------------------------------------
     def _admit_tcp(self, address: str) -> bool:
         count = self._tcp[address] = self._tcp.get(address, 0) + 1
-        if count > 2 * self.config.max_connections_per_address:
-            logger.warning("dropped a TCP connection from %s: it holds %d", address, count - 1)
+        cap = 2 * self.config.max_connections_per_address
+        if count > cap:  # logged once per burst: the rest of a flood at DEBUG
+            logger.log(logging.WARNING if count == cap + 1 else logging.DEBUG,
+                       "dropping new TCP connections from %s: it holds %d, the most one address may hold "
+                       "(handshakes included)", address, cap)
             return False
         return True
 
@@ -699,11 +702,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--checkpoint is required")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    config = ServerConfig(host=args.host, port=args.port, token=token,
-                          max_message_bytes=int(math.ceil(args.max_message_mb * 2**20)),
-                          max_image_side=args.max_image_side, max_connections=args.max_connections,
-                          max_connections_per_address=args.max_connections_per_address,
-                          message_timeout_s=args.message_timeout, idle_timeout_s=args.idle_timeout or None)
+    try:
+        config = ServerConfig(host=args.host, port=args.port, token=token,
+                              max_message_bytes=int(math.ceil(args.max_message_mb * 2**20)),
+                              max_image_side=args.max_image_side, max_connections=args.max_connections,
+                              max_connections_per_address=args.max_connections_per_address,
+                              message_timeout_s=args.message_timeout, idle_timeout_s=args.idle_timeout or None)
+    except ValueError as err:
+        parser.error(str(err))
     safety = SafetyLayer(load_safety_config(args.safety)) if args.safety else None
 
     from jepa_ac.planning import CEMConfig
