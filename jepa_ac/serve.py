@@ -58,6 +58,7 @@ import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from jepa_ac.cli_args import add_model_args, load_model_from_args
 from jepa_ac.robot.protocol import Policy
@@ -317,6 +318,9 @@ class PlanningServer:
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        if not isinstance(getattr(getattr(ServerProtocol(), "reader", None), "buffer", None), bytearray):
+            logger.warning("this websockets version hides half-received frames: message_timeout_s applies to "
+                           "fragmented messages and replies only; a half-sent frame is closed by idle_timeout_s")
         logger.info("planning server listening on %s", self.url)
 
     async def stop(self) -> None:
