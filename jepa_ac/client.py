@@ -12,8 +12,9 @@ so `jepa_ac.robot.run_episode` drives either. A dropped connection is re-opened 
 `retries` attempts with exponential back-off, then `PlannerConnectionError`); the goal is sent
 again on the new connection, but the server's planner state (warm start) starts fresh. Server
 errors raise `PlannerError` with the server's code; a reply slower than `timeout` raises
-`PlannerTimeout` and drops the connection (the late reply would be out of step). Not thread-safe:
-use one client per thread.
+`PlannerTimeout` and drops the connection (the late reply would be out of step). A server that
+speaks another protocol version is refused on connect (`PlannerError` "protocol_mismatch", no
+retries). Not thread-safe: use one client per thread.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from jepa_ac.wire import WireError, packb, unpackb
+from jepa_ac.wire import DEFAULT_LIMITS, PROTOCOL_VERSION, WireError, packb, unpackb
 
 # error codes after which reconnecting cannot help
-_FATAL_ON_CONNECT = ("unauthorized", "too_many_connections")
+_FATAL_ON_CONNECT = ("unauthorized", "too_many_connections", "protocol_mismatch")
 _CLOSE_TOO_BIG = 1009
 
 
@@ -105,13 +106,18 @@ class PlannerClient:
         # __enter__ gives the open ClientConnection on every websockets version (>= 17 warns when
         # connect() is not used as a context manager); close() ends it
         ws = connect(self.url, additional_headers=self._headers, open_timeout=self.connect_timeout,
-                     compression=None, max_size=None, proxy=None).__enter__()
+                     compression=None, max_size=DEFAULT_LIMITS.max_bytes, proxy=None).__enter__()
         try:
             first = unpackb(ws.recv(timeout=self.connect_timeout))
             if isinstance(first, dict) and "error" in first:
                 raise PlannerError(str(first["error"].get("code")), str(first["error"].get("message")))
             if not isinstance(first, dict) or first.get("type") != "metadata":
                 raise PlannerError("bad_message", f"expected metadata on connect, got {first!r:.200}")
+            protocol = first.get("protocol")
+            if type(protocol) is not int or protocol != PROTOCOL_VERSION:
+                raise PlannerError("protocol_mismatch", f"the server at {self.url} speaks planning protocol "
+                                   f"{protocol!r:.40}, this client speaks protocol {PROTOCOL_VERSION}; install the "
+                                   "same jepa_ac version on the robot and the server")
             self._ws, self._metadata = ws, first
             if self._goal is not None:  # a new connection has a fresh planner: give it the goal again
                 self._roundtrip(self._goal)

@@ -24,12 +24,23 @@ serving. Each connection has its own planner state (goal, warm start); the model
 all model calls run one at a time in a worker thread, so the event loop (health checks, other
 clients' messages) never waits on planning. The token, if set, is checked on connect from the
 header `Authorization: Bearer <token>` (constant-time compare).
+
+Limits against abusive clients (`ServerConfig`): a request's msgpack is walked before it is built
+and refused past `max_message_objects` objects or `max_message_depth` levels (`jepa_ac.wire`), so
+decoding costs at most a few milliseconds in the event loop; a message that has started arriving
+must be complete within `message_timeout_s`, a reply must be taken within it too, and a connection
+that sends nothing for `idle_timeout_s` is closed (each with an error reply when the client can
+still read one); at most `max_connections` connections, `max_connections_per_address` of them
+from one address (and twice that many TCP connections, handshakes included, before any is dropped
+unanswered). A policy output with NaN or inf (energy, action, plan) is answered with the error
+`non_finite`, never sent as an action.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hmac
 import itertools
 import logging
@@ -47,15 +58,15 @@ import numpy as np
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from jepa_ac.cli_args import add_model_args, load_model_from_args
 from jepa_ac.robot.protocol import Policy
 from jepa_ac.robot.safety import SafetyLayer, SafetyStop, load_safety_config
-from jepa_ac.wire import WireError, packb, unpackb
+from jepa_ac.wire import PROTOCOL_VERSION, DecodeLimits, WireError, packb, unpackb
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
 TOKEN_ENV = "JEPA_AC_TOKEN"
 ERROR_CODES = (
     "bad_message",  # not msgpack, not a map, text frame, malformed array
@@ -67,9 +78,15 @@ ERROR_CODES = (
     "too_many_connections",
     "unsafe_action",  # the server's safety layer refused the planned action
     "policy_error",  # the planner raised
+    "non_finite",  # the planner's energy, action or plan holds NaN or inf (e.g. a model with NaN weights)
+    "message_timeout",  # a message started arriving and was not complete within message_timeout_s
+    "idle_timeout",  # no request within idle_timeout_s
     "internal_error",
 )
 REQUEST_TYPES = ("reset", "set_goal", "infer", "health", "metadata")
+MAX_REQUEST_STR_BYTES = 65536  # requests carry short strings (type, keys, dtype, id); images travel as bin
+CLOSE_TIMEOUT_S = 2.0  # wait this long for a client's answer to our close frame, then drop the TCP connection
+LOGGED_ERRORS = 5  # per connection at WARNING; later ones at DEBUG, so a flood of bad requests cannot flood the log
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,12 @@ class ServerConfig:
     max_message_bytes: int = 16 * 2**20
     max_image_side: int = 2048
     max_connections: int = 8
+    max_connections_per_address: int = 4
+    max_message_objects: int = 1024  # maps, arrays, strings and numbers in one request (an infer holds ~20)
+    max_message_depth: int = 16  # nesting of maps and arrays in one request (an infer has 3)
+    handshake_timeout_s: float = 10.0  # the websocket opening handshake (HTTP upgrade)
+    message_timeout_s: float = 10.0  # a message that started arriving must be complete within this
+    idle_timeout_s: float | None = 600.0  # close a connection that sends no request for this long; None: never
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -90,10 +113,23 @@ class ServerConfig:
             raise ValueError(f"ServerConfig.port must be an int in [0, 65535], got {self.port!r}")
         if self.token is not None and (not isinstance(self.token, str) or len(self.token) < 1):
             raise ValueError("ServerConfig.token must be a non-empty string or None")
-        for name, low in (("max_message_bytes", 1024), ("max_image_side", 2), ("max_connections", 1)):
+        for name, low in (("max_message_bytes", 1024), ("max_image_side", 2), ("max_connections", 1),
+                          ("max_connections_per_address", 1), ("max_message_objects", 16), ("max_message_depth", 3)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < low:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"ServerConfig.{name} must be an int >= {low}, got {value!r}")
+        for name in ("handshake_timeout_s", "message_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            if name == "idle_timeout_s" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"ServerConfig.{name} must be a number of seconds > 0"
+                                 f"{' or None' if name == 'idle_timeout_s' else ''}, got {value!r}")
+
+    def decode_limits(self) -> DecodeLimits:
+        """What one request may hold (`jepa_ac.wire.unpackb` refuses the rest before building it)."""
+        return DecodeLimits(max_bytes=self.max_message_bytes, max_objects=self.max_message_objects,
+                            max_depth=self.max_message_depth, max_str_bytes=MAX_REQUEST_STR_BYTES)
 
 
 class RequestError(Exception):
@@ -171,16 +207,71 @@ class _Abandoned(Exception):
     """The connection closed before its queued model call started."""
 
 
+class _Connection(ServerConnection):
+    """A websockets connection that notes when a message started arriving and is not complete yet,
+    and that counts itself against its address's TCP budget from the moment it is accepted."""
+
+    def __init__(self, *args: Any, owner: "PlanningServer", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.address = "?"
+        self.partial_since: float | None = None  # monotonic time the unfinished message began to arrive
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
+        if not self.owner._admit_tcp(self.address):
+            transport.abort()  # no handshake, no reply: this address already holds too many sockets
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._release_tcp(self.address)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # websockets keeps the bytes of an unfinished frame in its reader's buffer and flags an
+        # unfinished fragmented message; either means a message has started and is not complete
+        reader = getattr(self.protocol, "reader", None)
+        started = bool(getattr(reader, "buffer", b"")) or bool(getattr(self.protocol, "expect_continuation_frame", False))
+        if not started:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = time.monotonic()
+
+
 class _Session:
-    def __init__(self, conn_id: int, ws: ServerConnection) -> None:
+    def __init__(self, conn_id: int, ws: _Connection) -> None:
         self.id = conn_id
         self.ws = ws
+        self.address = ws.address
         self.policy: Policy | None = None
         self.metadata: dict[str, Any] = {}
         self.has_goal = False
+        self.errors = 0
+        self.last_active = time.monotonic()  # the last request received or reply sent
+        self.busy = False  # a request is being answered
+        self.sending_since: float | None = None
 
     def alive(self) -> bool:
         return self.ws.state is State.OPEN
+
+    def overdue(self, now: float, config: ServerConfig) -> tuple[str, str] | None:
+        """(error code, message) if this connection broke a time limit, else None."""
+        if self.sending_since is not None and now - self.sending_since > config.message_timeout_s:
+            return "message_timeout", (f"the client took no reply for {now - self.sending_since:.1f} s "
+                                       f"(message_timeout_s = {config.message_timeout_s:g})")
+        partial = self.ws.partial_since
+        # the clock runs only while the server waits for the message: while it answers an earlier one,
+        # websockets may stop reading the socket (queue full) and leave a frame half read
+        waited = None if partial is None or self.busy else now - max(partial, self.last_active)
+        if waited is not None and waited > config.message_timeout_s:
+            return "message_timeout", (f"a message started arriving {waited:.1f} s ago and is still incomplete; "
+                                       f"a message must arrive whole within {config.message_timeout_s:g} s")
+        idle = config.idle_timeout_s
+        if idle is not None and not self.busy and partial is None and now - self.last_active > idle:
+            return "idle_timeout", f"no request for {now - self.last_active:.1f} s; idle connections close after {idle:g} s"
+        return None
 
 
 class PlanningServer:
@@ -200,6 +291,10 @@ class PlanningServer:
         self._ids = itertools.count(1)
         self._sessions: dict[int, _Session] = {}
         self._server: Any = None
+        self._watchdog: asyncio.Task | None = None
+        self._drops: set[asyncio.Task] = set()
+        self._tcp: dict[str, int] = {}  # open TCP connections per client address, handshakes included
+        self._limits = self.config.decode_limits()
         self._started = time.monotonic()
         self._pending = 0
         self.requests = 0
@@ -223,12 +318,21 @@ class PlanningServer:
             # messages up to 2x the limit are read and answered with "message_too_large";
             # beyond that websockets closes the connection with code 1009
             max_size=2 * cfg.max_message_bytes, max_queue=2, compression=None,
+            open_timeout=cfg.handshake_timeout_s, close_timeout=CLOSE_TIMEOUT_S,
+            create_connection=functools.partial(_Connection, owner=self),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._started = time.monotonic()
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        if not isinstance(getattr(getattr(ServerProtocol(), "reader", None), "buffer", None), bytearray):
+            logger.warning("this websockets version hides half-received frames: message_timeout_s applies to "
+                           "fragmented messages and replies only; a half-sent frame is closed by idle_timeout_s")
         logger.info("planning server listening on %s", self.url)
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -243,6 +347,51 @@ class PlanningServer:
             await self.stop()
 
     # -- connections ----------------------------------------------------------------------------
+    def _admit_tcp(self, address: str) -> bool:
+        count = self._tcp[address] = self._tcp.get(address, 0) + 1
+        cap = 2 * self.config.max_connections_per_address
+        if count > cap:  # logged once per burst: the rest of a flood at DEBUG
+            logger.log(logging.WARNING if count == cap + 1 else logging.DEBUG,
+                       "dropping new TCP connections from %s: it holds %d, the most one address may hold "
+                       "(handshakes included)", address, cap)
+            return False
+        return True
+
+    def _release_tcp(self, address: str) -> None:
+        count = self._tcp.get(address, 0) - 1
+        if count > 0:
+            self._tcp[address] = count
+        else:
+            self._tcp.pop(address, None)
+
+    async def _watch(self) -> None:
+        """Every tick, drop the connections that stall a message or a reply or sit idle too long."""
+        cfg = self.config
+        timeouts = [cfg.message_timeout_s] + ([cfg.idle_timeout_s] if cfg.idle_timeout_s is not None else [])
+        tick = min(1.0, max(0.01, min(timeouts) / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for session in list(self._sessions.values()):
+                problem = session.overdue(now, cfg)
+                if problem is not None:
+                    self._sessions.pop(session.id, None)  # its slot is free at once, the close may take a while
+                    task = asyncio.get_running_loop().create_task(self._drop(session, *problem))
+                    self._drops.add(task)
+                    task.add_done_callback(self._drops.discard)
+
+    async def _drop(self, session: _Session, code: str, message: str) -> None:
+        logger.warning("connection %d from %s dropped: %s", session.id, session.address, message)
+        ws = session.ws
+        try:
+            if session.sending_since is None:  # a client that does not read would not take the error either
+                await asyncio.wait_for(ws.send(packb(error_reply(code, message))), CLOSE_TIMEOUT_S)
+                await ws.close(1008, code)  # websockets aborts the TCP connection after CLOSE_TIMEOUT_S
+                return
+        except (asyncio.TimeoutError, ConnectionClosed):
+            pass
+        ws.transport.abort()
+
     def _authorized(self, ws: ServerConnection) -> bool:
         if self.config.token is None:
             return True
@@ -261,15 +410,24 @@ class PlanningServer:
             await self._refuse(ws, "too_many_connections",
                                f"the server takes at most {self.config.max_connections} connections", 1013)
             return
+        address = ws.address
+        if sum(s.address == address for s in self._sessions.values()) >= self.config.max_connections_per_address:
+            logger.warning("connection %d from %s refused: that address holds %d connections", conn_id, peer,
+                           self.config.max_connections_per_address)
+            await self._refuse(ws, "too_many_connections", f"the server takes at most "
+                               f"{self.config.max_connections_per_address} connections from one address ({address})", 1013)
+            return
         session = _Session(conn_id, ws)
         self._sessions[conn_id] = session
         logger.info("connection %d from %s opened", conn_id, peer)
         try:
             # not in the model thread: a new client must not wait for other clients' planning
             await asyncio.get_running_loop().run_in_executor(None, self._open_session, session)
-            await ws.send(packb({"type": "metadata", **self._metadata(session)}))
+            await self._send(session, packb({"type": "metadata", **self._metadata(session)}))
             async for message in ws:
-                await ws.send(await self._reply(session, message))
+                session.busy, session.last_active = True, time.monotonic()
+                await self._send(session, await self._reply(session, message))
+                session.busy = False
         except ConnectionClosed as err:
             logger.info("connection %d closed: %s", conn_id, err)
         except _Abandoned:
@@ -279,6 +437,11 @@ class PlanningServer:
         finally:
             self._sessions.pop(conn_id, None)
             logger.info("connection %d from %s closed", conn_id, peer)
+
+    async def _send(self, session: _Session, data: bytes) -> None:
+        session.sending_since = time.monotonic()  # the watchdog drops a client that takes no reply in time
+        await session.ws.send(data)
+        session.sending_since, session.last_active = None, time.monotonic()
 
     async def _refuse(self, ws: ServerConnection, code: str, message: str, close_code: int) -> None:
         try:
@@ -298,6 +461,10 @@ class PlanningServer:
             "policy": session.metadata,
             "max_message_bytes": self.config.max_message_bytes,
             "max_image_side": self.config.max_image_side,
+            "max_message_objects": self.config.max_message_objects,
+            "max_message_depth": self.config.max_message_depth,
+            "message_timeout_s": self.config.message_timeout_s,
+            "idle_timeout_s": self.config.idle_timeout_s,
             "safety": None if self.safety is None else self.safety.config.to_dict(),
         }
 
@@ -334,7 +501,11 @@ class PlanningServer:
             return packb(reply)
         except RequestError as err:
             self.errors += 1
-            logger.warning("connection %d: %s", session.id, err)
+            session.errors += 1
+            level = logging.WARNING if session.errors <= LOGGED_ERRORS else logging.DEBUG
+            logger.log(level, "connection %d: %s", session.id, err)
+            if session.errors == LOGGED_ERRORS:
+                logger.warning("connection %d: %d bad requests; further ones are logged at DEBUG", session.id, LOGGED_ERRORS)
             return packb(error_reply(err.code, err.message, request_id))
         except _Abandoned:
             raise
@@ -350,7 +521,7 @@ class PlanningServer:
             raise RequestError("message_too_large",
                                f"message of {len(message)} bytes exceeds the limit of {self.config.max_message_bytes}")
         try:
-            request = unpackb(message)
+            request = unpackb(message, self._limits)
         except WireError as err:
             raise RequestError("bad_message", str(err)) from None
         if not isinstance(request, dict):
@@ -359,7 +530,7 @@ class PlanningServer:
             raise RequestError("bad_message", "'id' must be an int or a string")
         kind = request.get("type")
         if kind not in REQUEST_TYPES:
-            raise RequestError("unknown_type", f"'type' must be one of {list(REQUEST_TYPES)}, got {kind!r}")
+            raise RequestError("unknown_type", f"'type' must be one of {list(REQUEST_TYPES)}, got {kind!r:.100}")
         return request
 
     async def _dispatch(self, session: _Session, request: dict[str, Any]) -> dict[str, Any]:
@@ -393,6 +564,8 @@ class PlanningServer:
             return await self._run(session, fn, *args)
         except (_Abandoned, RequestError):
             raise
+        except FloatingPointError as err:  # numpy's errstate(all="raise") and the like
+            raise RequestError("non_finite", f"the policy hit a non-finite number: {err}") from None
         except ValueError as err:
             raise RequestError("bad_input", str(err)) from None
         except Exception as err:  # noqa: BLE001
@@ -405,6 +578,15 @@ class PlanningServer:
         action = np.asarray(out["action"], dtype=np.float32)
         if action.shape != (7,):
             raise RequestError("policy_error", f"the policy returned an action of shape {list(action.shape)}, not [7]")
+        energy = None if out.get("energy") is None else float(out["energy"])
+        plan = None if out.get("plan") is None else np.asarray(out["plan"], dtype=np.float32)
+        # checked before the safety layer: NaN is a broken model, not an action to clip
+        bad = [f"energy ({energy})"] if energy is not None and not math.isfinite(energy) else []
+        bad += [f"{name} [{', '.join(f'{v:.4g}' for v in x.ravel()[:14])}{', ...' if x.size > 14 else ''}]"
+                for name, x in (("action", action), ("plan", plan)) if x is not None and not np.all(np.isfinite(x))]
+        if bad:
+            raise RequestError("non_finite", f"the policy returned a non-finite {' and '.join(bad)}; no action is "
+                                             "sent. The world model or its checkpoint produces NaN/inf (check its weights)")
         clips: list[str] = []
         if self.safety is not None:
             try:
@@ -414,10 +596,9 @@ class PlanningServer:
             action, clips = safe.action.astype(np.float32), list(safe.clips)
         timing = {str(k): float(v) for k, v in dict(out.get("timing") or {}).items()}
         timing.update(queue_s=queued, infer_s=running)
-        reply: dict[str, Any] = {"type": "infer", "action": action, "timing": timing, "clips": clips,
-                                 "energy": None if out.get("energy") is None else float(out["energy"])}
-        if out.get("plan") is not None:
-            reply["plan"] = np.asarray(out["plan"], dtype=np.float32)
+        reply: dict[str, Any] = {"type": "infer", "action": action, "timing": timing, "clips": clips, "energy": energy}
+        if plan is not None:
+            reply["plan"] = plan
         if out.get("planner"):  # re-planned or reused, samples evaluated, surprise
             reply["planner"] = _plain(dict(out["planner"]))
         return reply
@@ -498,6 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--max-message-mb", type=float, default=defaults.max_message_bytes / 2**20)
     net.add_argument("--max-image-side", type=int, default=defaults.max_image_side)
     net.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    net.add_argument("--max-connections-per-address", type=int, default=defaults.max_connections_per_address)
+    net.add_argument("--message-timeout", type=float, default=defaults.message_timeout_s,
+                     help="seconds a started message may take to arrive whole, and a reply to be taken")
+    net.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s,
+                     help="close a connection that sends no request for this many seconds (0: never)")
     parser.add_argument("--bench", action="store_true",
                         help="run the wire latency benchmark (see python -m jepa_ac.robot.bench_wire --help)")
     parser.add_argument("--log-level", default="INFO")
@@ -526,9 +712,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--checkpoint is required")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.token or os.environ.get(TOKEN_ENV) or None
-    config = ServerConfig(host=args.host, port=args.port, token=token,
-                          max_message_bytes=int(math.ceil(args.max_message_mb * 2**20)),
-                          max_image_side=args.max_image_side, max_connections=args.max_connections)
+    try:
+        config = ServerConfig(host=args.host, port=args.port, token=token,
+                              max_message_bytes=int(math.ceil(args.max_message_mb * 2**20)),
+                              max_image_side=args.max_image_side, max_connections=args.max_connections,
+                              max_connections_per_address=args.max_connections_per_address,
+                              message_timeout_s=args.message_timeout, idle_timeout_s=args.idle_timeout or None)
+    except ValueError as err:
+        parser.error(str(err))
     safety = SafetyLayer(load_safety_config(args.safety)) if args.safety else None
 
     from jepa_ac.planning import CEMConfig
