@@ -121,32 +121,46 @@ def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, 
         raise SystemExit(f"error: {err}") from None
 
 
-def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool):
+def base_planning(args: argparse.Namespace):
+    """planning.json (--planning, or beside the checkpoint / the shipped default), before any env's overrides."""
     from jepa_ac.planning.defaults import PlanningDefaults
 
     if args.planning is not None:
-        base = PlanningDefaults.from_json(args.planning)
-    else:
-        base = PlanningDefaults.for_checkpoint(args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINT)
-    defaults = base.for_env(env_id) if for_env else base
+        return PlanningDefaults.from_json(args.planning)
+    return PlanningDefaults.for_checkpoint(args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINT)
+
+
+def flag_overrides(args: argparse.Namespace, seed: int, topk_default: int | None = None) -> dict[str, dict[str, Any]]:
+    """The planning flags of `add_planning_args` as `PlanningDefaults.replace` sections; `seed` is the
+    CEM seed; `topk_default` caps top-k when only --samples is given."""
     cem: dict[str, Any] = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")
                            if getattr(args, k) is not None}
     cem.update(parse_field_values(getattr(args, "cem", None) or [], "--cem"))
     cem["seed"] = seed
-    if "samples" in cem and "topk" not in cem:
-        cem["topk"] = min(defaults.cem.topk, cem["samples"])
+    if "samples" in cem and "topk" not in cem and topk_default is not None:
+        cem["topk"] = min(topk_default, cem["samples"])
     mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement", "subgoals")
                            if getattr(args, k, None) is not None}
     if args.patience is not None:
         mpc["patience"] = args.patience or None
     mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
     env = {k: getattr(args, k) for k in ("image_size", "exterior_view") if getattr(args, k, None) is not None}
-    defaults = defaults.replace("command-line flags", cem=cem, mpc=mpc, env=env)
+    return {"cem": cem, "mpc": mpc, "env": env}
+
+
+def apply_flags(defaults, args: argparse.Namespace, seed: int):
+    """`defaults` (one env's or task's) with the command-line flags on top, the view checked."""
+    defaults = defaults.replace("command-line flags", **flag_overrides(args, seed, defaults.cem.topk))
     if defaults.env.exterior_view is not None:  # an unknown view: this message, not a traceback from the env
         from jepa_ac.envs import FrankaEnvConfig
 
         FrankaEnvConfig(exterior_view=defaults.env.exterior_view)
     return defaults
+
+
+def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool):
+    base = base_planning(args)
+    return apply_flags(base.for_env(env_id) if for_env else base, args, seed)
 
 
 def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:

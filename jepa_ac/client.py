@@ -3,12 +3,13 @@
     from jepa_ac.client import PlannerClient
 
     with PlannerClient("ws://127.0.0.1:8765", token=None, timeout=30.0) as planner:
-        planner.set_goal(goal_uint8)                                    # [H, W, 3]
+        planner.reset(task="push", seed=0)                              # the server's push settings
+        planner.set_goal([subgoal_uint8, goal_uint8])                   # [H, W, 3] each, or one image
         out = planner.infer({"image": frame_uint8, "state": state})     # state [7]
-        out["action"], out["energy"], out["timing"]
+        out["action"], out["distance"], out["goal_index"], out["done"]
 
-It has the methods of a local `jepa_ac.PlanningPolicy` (`reset`, `set_goal`, `infer`, `metadata`),
-so `jepa_ac.robot.run_episode` drives either. A dropped connection is re-opened (at most
+It has the methods of the in-process controller (`jepa_ac.control.Controller`: `reset`, `set_goal`,
+`infer`, `observe`, `metadata`), which the server runs, so `jepa_ac.robot.run_episode` drives either. A dropped connection is re-opened (at most
 `retries` attempts with exponential back-off, then `PlannerConnectionError`); the goal is sent
 again on the new connection, but the server's planner state (warm start) starts fresh. Server
 errors raise `PlannerError` with the server's code; a reply slower than `timeout` raises
@@ -76,6 +77,9 @@ class PlannerClient:
         self._ws: ClientConnection | None = None
         self._metadata: dict[str, Any] = {}
         self._goal: dict[str, Any] | None = None  # the last set_goal request, replayed on a new connection
+        self._reset: dict[str, Any] | None = None  # the last reset (task, seed), replayed before the goal
+        self.task: str | None = None  # the task whose settings `reset()` asks the server for
+        self.seed: int | None = None  # the planner seed `reset()` sends
         self.reconnects = 0
         self._connect()
 
@@ -119,7 +123,9 @@ class PlannerClient:
                                    f"{protocol!r:.40}, this client speaks protocol {PROTOCOL_VERSION}; install the "
                                    "same jepa_ac version on the robot and the server")
             self._ws, self._metadata = ws, first
-            if self._goal is not None:  # a new connection has a fresh planner: give it the goal again
+            if self._reset is not None:  # a new connection has a fresh controller: the same task
+                self._roundtrip(self._reset)
+            if self._goal is not None:  # and the goal again
                 self._roundtrip(self._goal)
         except BaseException:
             self._ws = None
@@ -193,19 +199,47 @@ class PlannerClient:
     def health(self) -> dict[str, Any]:
         return self._request({"type": "health"})
 
-    def reset(self) -> None:
-        self._request({"type": "reset"})
+    def reset(self, seed: int | None = None, task: str | None = None) -> dict[str, Any]:
+        """A fresh controller on the server for `task` (default `self.task`: the settings the server's
+        planning.json has for that name; None its default) with the planner seeded by `seed` (default
+        `self.seed`; None the server's). Returns the reply, whose `planning` holds the task's settings."""
+        request: dict[str, Any] = {"type": "reset"}
+        task = self.task if task is None else task
+        seed = self.seed if seed is None else seed
+        if task is not None:
+            request["task"] = str(task)
+        if seed is not None:
+            request["seed"] = int(seed)
+        reply = self._request(request)
+        self._reset, self._goal = request, None  # a new connection gets the same task before the goal
+        return reply
 
-    def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
-        """The goal image; `gripper` (closedness in [0, 1]) holds the gripper toward it instead of planning it."""
-        request = {"type": "set_goal", "image": _image(goal, "goal")}
-        if gripper is not None:
-            request["gripper"] = float(gripper)
+    def set_goal(self, goal: Any, gripper: Any = None) -> None:
+        """One goal image [H, W, 3], or a list of sub-goal images then the goal; `gripper`: the
+        closedness each shows (a number for one goal, a list with None entries for a sequence), which
+        the planner then holds instead of planning the gripper."""
+        if isinstance(goal, (list, tuple)) or (isinstance(goal, np.ndarray) and goal.ndim == 4):
+            request = {"type": "set_goal", "images": [_image(g, f"goal {k}") for k, g in enumerate(goal)]}
+            if gripper is not None:
+                request["grippers"] = [None if g is None else float(g) for g in gripper]
+        else:
+            request = {"type": "set_goal", "image": _image(goal, "goal")}
+            if gripper is not None:
+                request["gripper"] = float(gripper)
         self._request(request)
         self._goal = request
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
-        """`{"image": uint8 [H, W, 3], "state": [7]}` -> `{"action": float32 [7], "energy", "timing", ...}`."""
+        """`{"image": uint8 [H, W, 3], "state": [7]}` -> `{"action": float32 [7] (None once `done`),
+        "energy", "distance", "goal_index", "num_goals", "settling", "done", "stop_reason", "timing", ...}`."""
+        return self._observation("infer", obs)
+
+    def observe(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """`infer` without planning: the observed distance and whether the goals are done (the loop
+        sends the frame after its last action)."""
+        return self._observation("observe", obs)
+
+    def _observation(self, kind: str, obs: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("image", "state"):
             if key not in obs:
                 raise ValueError(f"observation is missing {key!r}; expected 'image' (uint8 [H,W,3]) and 'state' ([7])")
@@ -213,7 +247,7 @@ class PlannerClient:
         if state.shape != (7,):
             raise ValueError(f"state must have shape [7], got {list(state.shape)}")
         start = time.perf_counter()
-        reply = self._request({"type": "infer", "image": _image(obs["image"], "image"), "state": state})
+        reply = self._request({"type": kind, "image": _image(obs["image"], "image"), "state": state})
         reply.pop("type", None)
         reply.setdefault("timing", {})["round_trip_s"] = time.perf_counter() - start
         return reply

@@ -203,6 +203,7 @@ def run_closed_loop(
     record_frames: bool = False,
     on_step: Callable[[StepRecord], None] | None = None,
     goal_grippers: list[float | None] | None = None,
+    safety: SafetyLayer | None = None,
 ) -> EpisodeReport:
     """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image, or
     with `mpc.subgoals` its sub-goal images then the goal; a list of images is a sequence of sub-goals)
@@ -212,7 +213,8 @@ def run_closed_loop(
     observed latent distance to the current goal, moves on from each sub-goal, settles and stops by
     its `MPCConfig`; a baseline policy just acts. `goal_grippers` (one closedness or None per goal;
     with `mpc.goal_gripper` and the env's goals, the env's way-point states) hold the gripper toward
-    each goal's. `on_step(record)` is called after each action.
+    each goal's. `on_step(record)` is called after each action. `safety` (default `sim_safety(env)`,
+    limits as wide as the env's action space) filters every action.
     """
     robot = GymRobot(env)
     first_frame, _ = robot.reset(seed=seed)
@@ -229,7 +231,7 @@ def run_closed_loop(
         if on_step is not None:
             on_step(record)
 
-    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=sim_safety(env),
+    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=safety or sim_safety(env),
                          on_step=after_action, goal_grippers=goal_grippers)
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
     task = getattr(env.unwrapped, "task_name", None)

@@ -41,6 +41,8 @@ from jepa_ac.envs import resolve_env_id
 ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
 POLICY_ORDER = ("planner", "random", "expert")
 RESULTS_FORMAT = "jepa_ac.evaluate/1"
+PLANNING_FLAGS = ("planning", "samples", "iterations", "topk", "horizon", "cem", "image_size", "exterior_view",
+                  "max_steps", "patience", "min_improvement", "subgoals", "mpc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="episodes run in this many processes at once, each with its own env and model (use "
                              "with --threads 1 on a CPU; planning latencies are then those of one thread)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--server", help="run the planner's episodes through a planning server (ws://HOST:PORT, "
+                                         "`python -m jepa_ac.serve`) with its settings for each task, as a robot would")
+    parser.add_argument("--token", help="the server's shared token (or set $JEPA_AC_TOKEN)")
     add_model_args(parser, checkpoint_help="planner's world model (default: the shipped jepa_ac/assets/default_model)")
     add_planning_args(parser)
     return parser
@@ -76,8 +81,24 @@ def resolve_envs(names: list[str]) -> list[str]:
 
 
 # -- one (env, policy) run -------------------------------------------------------------------------
+def connect(args: argparse.Namespace, env_id: str) -> Any:
+    """A `PlannerClient` to `--server` asking for `env_id`'s settings."""
+    from jepa_ac.client import PlannerClient
+
+    client = PlannerClient(args.server, token=args.token or os.environ.get("JEPA_AC_TOKEN") or None, timeout=600.0)
+    client.task = env_id
+    return client
+
+
 def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> Any:
-    """The planning defaults `policy` runs `env_id` with (planning.json, then the flags)."""
+    """The planning defaults `policy` runs `env_id` with (planning.json, then the flags; with --server,
+    the server's settings for the task)."""
+    if args.server and policy == "planner":
+        from jepa_ac.planning.defaults import PlanningDefaults
+
+        with connect(args, env_id) as client:
+            planning = client.reset()["planning"]
+        return PlanningDefaults.from_dict(planning, source=f"{args.server}'s settings for {env_id}")
     defaults = planning_from_args(args, env_id, seed=seed)
     if policy != "planner":  # baselines have no latent distance to watch (nor use goals): they run the step budget
         defaults = defaults.replace(mpc={"patience": None, "subgoals": False})
@@ -93,11 +114,12 @@ class EpisodeRunner:
         from jepa_ac.closed_loop import make_env, warm_up
 
         self.policy, self.seed, self.defaults, self.args = policy, seed, defaults, args
-        if policy == "planner" and wm is None:
+        self.client = connect(args, env_id) if policy == "planner" and args.server else None
+        if policy == "planner" and wm is None and self.client is None:
             wm = load_model_from_args(args)
         self.wm = wm
         self.env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
-        if policy == "planner":  # keep one-time initialisation / compilation out of the latencies
+        if self.wm is not None:  # keep one-time initialisation / compilation out of the latencies
             obs, _ = self.env.reset(seed=seed)
             warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
 
@@ -109,7 +131,9 @@ class EpisodeRunner:
         from jepa_ac.planning import CEMPlanner
 
         s, defaults = episode_seed(self.seed, index), self.defaults
-        if self.policy == "planner":
+        if self.client is not None:  # the server's controller, reseeded for this episode
+            agent, self.client.seed = self.client, s
+        elif self.policy == "planner":
             agent = Controller(CEMPlanner(self.wm, defaults.cem.replace(seed=s), defaults.action), defaults.mpc)
         elif self.policy == "random":
             agent = RandomPolicy(defaults.action, seed=s)
@@ -124,6 +148,8 @@ class EpisodeRunner:
 
     def close(self) -> None:
         self.env.close()
+        if self.client is not None:
+            self.client.close()
 
 
 _RUNNER: dict[str, EpisodeRunner] = {}  # the runner of a worker process
@@ -217,7 +243,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "mean_goals_attempted": _mean([r.get("goals_attempted") for r in records]) if defaults.mpc.subgoals else None,
     }
     if policy == "planner":
-        row.update(checkpoint=str(args.checkpoint or DEFAULT_CHECKPOINT), backend=args.backend,
+        row.update(checkpoint=f"server {args.server}" if args.server else str(args.checkpoint or DEFAULT_CHECKPOINT),
+                   backend=None if args.server else args.backend,
                    cem=defaults.to_dict()["cem"], action=defaults.to_dict()["action"])
     elif policy == "random":
         row["action"] = defaults.to_dict()["action"]
@@ -319,7 +346,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     envs = resolve_envs(args.env)
     policies = [p for p in POLICY_ORDER if p in args.policy]
     wm = None
-    if "planner" in policies:
+    if args.server and any(v is not None for k, v in vars(args).items() if k in PLANNING_FLAGS):
+        raise SystemExit("error: with --server the planning settings are the server's: give the planning flags to "
+                         "`python -m jepa_ac.serve`")
+    if "planner" in policies and not args.server:
         try:
             wm = load_model_from_args(args)
         except FileNotFoundError as err:

@@ -1,27 +1,41 @@
-r"""Planning server: a world model + CEM planner behind a websocket, for robot-side clients.
+r"""Planning server: the closed-loop controller (world model + CEM planner + goal schedule) behind a
+websocket, for robot-side clients: a robot gets exactly the planning that `plan` and `evaluate` run.
 
-Serve the tiny test model on loopback (port 8765):
+Serve the shipped default model with its own planning.json on loopback (port 8765):
 
-    python -m jepa_ac.serve --checkpoint tests/fixtures/vjepa2_ac_tiny.pt \
-        --arch tests/fixtures/vjepa2_ac_tiny.json --samples 64 --iterations 3 --topk 8
+    python -m jepa_ac.serve
 
 A real upstream checkpoint, reachable from the robot's network, with a shared token and limits:
 
     JEPA_AC_TOKEN=secret python -m jepa_ac.serve --checkpoint vjepa2-ac-vitg.pt \
-        --encoder vit_giant --predictor vit_ac_giant --host 0.0.0.0 --safety jepa_ac/robot/safety_default.yaml
+        --encoder vit_giant --predictor vit_ac_giant --planning my_planning.json --host 0.0.0.0 \
+        --safety jepa_ac/robot/safety_default.yaml
+
+The planning settings are the checkpoint's `planning.json` (or `--planning FILE`) with the same
+override flags as `plan` and `evaluate` (`--samples`, `--cem FIELD=VALUE`, `--mpc FIELD=VALUE`, ...);
+a client picks a task's settings by the name its robot uses (`reset` with `"task": "push"`: an
+`env_overrides` key or its short name).
 
 Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json,md}):
 
     python -m jepa_ac.serve --bench
 
-Protocol (msgpack, numpy arrays as `jepa_ac.wire` maps; every request may carry an `id` that
-the reply echoes). On connect the server sends `{"type": "metadata", ...}` (policy/model info,
-limits). Requests: `{"type": "reset"}`, `{"type": "set_goal", "image": uint8 [H,W,3], "gripper": closedness or absent}`,
-`{"type": "infer", "image": uint8 [H,W,3], "state": float [7]}` -> `{"type": "infer", "action":
-float32 [7], "energy", "timing", "clips"}`, `{"type": "health"}`, `{"type": "metadata"}`.
+Protocol 2 (msgpack, numpy arrays as `jepa_ac.wire` maps; every request may carry an `id` that the
+reply echoes). On connect the server sends `{"type": "metadata", ...}` (model, planning settings,
+tasks, limits). Requests:
+- `{"type": "reset", "task": name or absent, "seed": int or absent}` -> `{"type": "reset", "task",
+  "planning": the task's settings}`: a fresh controller for the task (planner reseeded).
+- `{"type": "set_goal", "image": uint8 [H,W,3], "gripper": closedness or absent}` or
+  `{"type": "set_goal", "images": [uint8 [H,W,3], ...], "grippers": [closedness or None, ...]}`:
+  one goal, or sub-goal images then the goal (at most MAX_GOALS).
+- `{"type": "infer", "image": uint8 [H,W,3], "state": float [7]}` -> `{"type": "infer", "action":
+  float32 [7] (None once done), "energy", "distance" (observed latent distance to the current goal),
+  "goal_index", "num_goals", "settling", "done", "stop_reason", "timing", "clips", "planner"}`.
+- `{"type": "observe", "image", "state"}` -> the same without planning (the frame after the last action).
+- `{"type": "health"}`, `{"type": "metadata"}`.
 Any failure is answered with `{"error": {"code": ..., "message": ...}}` and the server keeps
-serving. Each connection has its own planner state (goal, warm start); the model is shared and
-all model calls run one at a time in a worker thread, so the event loop (health checks, other
+serving. Each connection has its own controller (goals, schedule, warm start); the model is shared
+and all model calls run one at a time in a worker thread, so the event loop (health checks, other
 clients' messages) never waits on planning. The token, if set, is checked on connect from the
 header `Authorization: Bearer <token>` (constant-time compare).
 
@@ -60,7 +74,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from jepa_ac.cli_args import add_model_args, load_model_from_args
+from jepa_ac.cli_args import add_model_args, add_planning_args, apply_flags, base_planning, load_model_from_args
+from jepa_ac.planning.planner import NonFiniteError
 from jepa_ac.robot.protocol import Policy
 from jepa_ac.robot.safety import SafetyLayer, SafetyStop, load_safety_config
 from jepa_ac.wire import PROTOCOL_VERSION, DecodeLimits, WireError, packb, unpackb
@@ -83,7 +98,9 @@ ERROR_CODES = (
     "idle_timeout",  # no request within idle_timeout_s
     "internal_error",
 )
-REQUEST_TYPES = ("reset", "set_goal", "infer", "health", "metadata")
+REQUEST_TYPES = ("reset", "set_goal", "infer", "observe", "health", "metadata")
+MAX_GOALS = 32  # sub-goals + the goal in one set_goal
+CONTROLLER_FIELDS = ("distance", "distance_goal_index", "goal_index", "num_goals", "settling", "done", "stop_reason")
 MAX_REQUEST_STR_BYTES = 65536  # requests carry short strings (type, keys, dtype, id); images travel as bin
 CLOSE_TIMEOUT_S = 2.0  # wait this long for a client's answer to our close frame, then drop the TCP connection
 LOGGED_ERRORS = 5  # per connection at WARNING; later ones at DEBUG, so a flood of bad requests cannot flood the log
@@ -171,6 +188,24 @@ def check_gripper_input(value: Any) -> float | None:
     return float(value)
 
 
+def check_goals(request: dict[str, Any], max_side: int) -> tuple[np.ndarray | list[np.ndarray], Any]:
+    """set_goal's goal(s) and gripper(s): one `image` (+ `gripper`), or `images` (+ `grippers`, one per
+    image, None entries planned), or `RequestError`."""
+    if "images" not in request:
+        return check_image(request.get("image"), "image", max_side), check_gripper_input(request.get("gripper"))
+    images = request["images"]
+    if not isinstance(images, list) or not 1 <= len(images) <= MAX_GOALS:
+        raise RequestError("bad_input", f"'images' must be a list of 1..{MAX_GOALS} goal images (sub-goals, then the goal)")
+    goals = [check_image(image, f"images[{k}]", max_side) for k, image in enumerate(images)]
+    grippers = request.get("grippers")
+    if grippers is None:
+        return goals, None
+    if not isinstance(grippers, list) or len(grippers) != len(goals):
+        raise RequestError("bad_input", f"'grippers' must be a list with one closedness (or None) per image "
+                                        f"({len(goals)}), got {grippers!r:.100}")
+    return goals, [check_gripper_input(g) for g in grippers]
+
+
 def check_state_input(value: Any) -> np.ndarray:
     """A finite, physically plausible state [7] (float32; `jepa_ac.pose.check_states`), or `RequestError`."""
     from jepa_ac.pose import check_states
@@ -246,6 +281,7 @@ class _Session:
         self.ws = ws
         self.address = ws.address
         self.policy: Policy | None = None
+        self.task: str | None = None  # the task whose settings the policy was built with (None: the default)
         self.metadata: dict[str, Any] = {}
         self.has_goal = False
         self.errors = 0
@@ -277,8 +313,10 @@ class _Session:
 class PlanningServer:
     """Serves `make_policy()` policies (one per connection, sharing one model) over websockets.
 
-    `make_policy` is called for each new connection, e.g. `lambda: PlanningPolicy(CEMPlanner(wm, config))`;
-    it runs outside the model thread, so it must only build the policy, not run the model. `safety`, if given, filters every planned
+    `make_policy` is called for each new connection, e.g. a `ControllerFactory` (the closed-loop
+    controller with the model's planning settings; `make_policy(task)` for a task's) or
+    `lambda: PlanningPolicy(CEMPlanner(wm, config))`; it runs outside the model thread, so it must
+    only build the policy, not run the model. `safety`, if given, filters every planned
     action against the observed state before it is returned (the robot side filters again).
     """
 
@@ -466,6 +504,8 @@ class PlanningServer:
             "message_timeout_s": self.config.message_timeout_s,
             "idle_timeout_s": self.config.idle_timeout_s,
             "safety": None if self.safety is None else self.safety.config.to_dict(),
+            "task": session.task,
+            "tasks": self.make_policy.tasks() if getattr(self.make_policy, "accepts_task", False) else None,
         }
 
     async def _run(self, session: _Session, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
@@ -542,28 +582,53 @@ class PlanningServer:
         if kind == "metadata":
             return {"type": "metadata", **self._metadata(session)}
         if kind == "reset":
-            await self._call_policy(session, session.policy.reset)
-            return {"type": "reset", "ok": True}
+            return await self._reset(session, request)
         max_side = self.config.max_image_side
         if kind == "set_goal":
-            image = check_image(request.get("image"), "image", max_side)
-            gripper = check_gripper_input(request.get("gripper"))  # passed on only when given
-            await self._call_policy(session, session.policy.set_goal, image, *([] if gripper is None else [gripper]))
+            goal, grippers = check_goals(request, max_side)
+            await self._call_policy(session, session.policy.set_goal, goal, *([] if grippers is None else [grippers]))
             session.has_goal = True
-            return {"type": "set_goal", "ok": True}
-        # infer
+            return {"type": "set_goal", "ok": True, "num_goals": len(goal) if isinstance(goal, list) else 1}
+        # infer / observe
         image = check_image(request.get("image"), "image", max_side)
         state = check_state_input(request.get("state"))
         if not session.has_goal:
             raise RequestError("no_goal", "no goal set on this connection; send set_goal first")
+        if kind == "observe":
+            observe = getattr(session.policy, "observe", None)
+            if observe is None:  # a plain policy keeps no goal schedule: nothing to report
+                return {"type": "observe", "done": False}
+            out, _, _ = await self._call_policy(session, observe, {"image": image, "state": state})
+            return {"type": "observe", **{k: _plain(out.get(k)) for k in CONTROLLER_FIELDS if k in out}}
         out, queued, running = await self._call_policy(session, session.policy.infer, {"image": image, "state": state})
         return self._infer_reply(out, state, queued, running)
+
+    async def _reset(self, session: _Session, request: dict[str, Any]) -> dict[str, Any]:
+        """A task's controller (built anew when the task changes) and the planner reseeded."""
+        task, seed = request.get("task"), request.get("seed")
+        if task is not None and (not isinstance(task, str) or not 0 < len(task) <= 200):
+            raise RequestError("bad_input", f"'task' must be a task name (a string), got {task!r:.100}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise RequestError("bad_input", f"'seed' must be a non-negative int, got {seed!r:.100}")
+        if task != session.task:
+            if not getattr(self.make_policy, "accepts_task", False):
+                raise RequestError("bad_input", "this server serves one policy; it does not pick settings by 'task'")
+            try:
+                policy = self.make_policy(task)
+            except ValueError as err:
+                raise RequestError("bad_input", str(err)) from None
+            session.policy, session.task, session.has_goal = policy, task, False
+            session.metadata = _plain(policy.metadata())
+        await self._call_policy(session, session.policy.reset, *([] if seed is None else [seed]))
+        return {"type": "reset", "ok": True, "task": task, "planning": session.metadata.get("planning")}
 
     async def _call_policy(self, session: _Session, fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
         try:
             return await self._run(session, fn, *args)
         except (_Abandoned, RequestError):
             raise
+        except NonFiniteError as err:  # the planner refuses to plan from NaN/inf latents or energies
+            raise RequestError("non_finite", str(err)) from None
         except FloatingPointError as err:  # numpy's errstate(all="raise") and the like
             raise RequestError("non_finite", f"the policy hit a non-finite number: {err}") from None
         except ValueError as err:
@@ -573,6 +638,11 @@ class PlanningServer:
             raise RequestError("policy_error", f"{type(err).__name__}: {err}") from None
 
     def _infer_reply(self, out: Any, state: np.ndarray, queued: float, running: float) -> dict[str, Any]:
+        if isinstance(out, dict) and out.get("done"):  # the controller's goals are done: no action
+            timing = {str(k): float(v) for k, v in dict(out.get("timing") or {}).items()}
+            timing.update(queue_s=queued, infer_s=running)
+            return {"type": "infer", "action": None, "timing": timing, "clips": [], "energy": None,
+                    **{k: _plain(out.get(k)) for k in CONTROLLER_FIELDS if k in out}}
         if not isinstance(out, dict) or "action" not in out:
             raise RequestError("policy_error", "the policy returned no 'action'")
         action = np.asarray(out["action"], dtype=np.float32)
@@ -601,6 +671,7 @@ class PlanningServer:
             reply["plan"] = plan
         if out.get("planner"):  # re-planned or reused, samples evaluated, surprise
             reply["planner"] = _plain(dict(out["planner"]))
+        reply.update({k: _plain(out.get(k)) for k in CONTROLLER_FIELDS if k in out})
         return reply
 
 
@@ -661,14 +732,10 @@ class ServerThread:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder (required unless --bench)")
-    cem = parser.add_argument_group("CEM")
-    cem.add_argument("--samples", type=int, default=800)
-    cem.add_argument("--iterations", type=int, default=10)
-    cem.add_argument("--topk", type=int, default=10)
-    cem.add_argument("--horizon", type=int, default=1)
-    cem.add_argument("--seed", type=int, default=0)
-    cem.add_argument("--warm-start", action="store_true", help="MPC warm start from the previous plan")
+    add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder "
+                                           "(default: the shipped jepa_ac/assets/default_model)")
+    add_planning_args(parser)
+    parser.add_argument("--seed", type=int, default=0, help="CEM seed (a client's reset may give another)")
     net = parser.add_argument_group("server")
     defaults = ServerConfig()
     net.add_argument("--host", default=defaults.host, help="bind address (default loopback only)")
@@ -690,8 +757,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ControllerFactory:
+    """One closed-loop `Controller` per connection, all sharing the world model `wm`: `factory(task)`
+    builds it with that task's settings (`PlanningDefaults.for_task`; None: the default env's), with
+    `overrides` (the server's flags) applied on top, exactly as `plan` and `evaluate` build theirs."""
+
+    accepts_task = True
+
+    def __init__(self, wm: Any, defaults: Any, overrides: Callable[[Any], Any] | None = None) -> None:
+        self.wm, self.defaults = wm, defaults
+        self.overrides = overrides or (lambda d: d)
+
+    def planning(self, task: str | None = None) -> Any:
+        """The task's `PlanningDefaults` (ValueError naming the known tasks for an unknown one)."""
+        return self.overrides(self.defaults.for_task(task))
+
+    def tasks(self) -> list[str]:
+        return sorted(self.defaults.task_names())
+
+    def __call__(self, task: str | None = None) -> Any:
+        from jepa_ac.control import Controller
+        from jepa_ac.planning import CEMPlanner
+
+        d = self.planning(task)
+        return Controller(CEMPlanner(self.wm, d.cem, d.action), d.mpc, planning=d.to_dict())
+
+
 def make_planning_policy_factory(wm: Any, config: Any) -> Callable[[], Policy]:
-    """One `PlanningPolicy` per connection, all sharing the world model `wm`."""
+    """One plain `PlanningPolicy` (CEM only: no goal schedule) per connection, sharing the world model."""
     from jepa_ac.planning import CEMPlanner, PlanningPolicy
 
     return lambda: PlanningPolicy(CEMPlanner(wm, config))
@@ -708,8 +801,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.checkpoint is None:
-        parser.error("--checkpoint is required")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
@@ -721,13 +812,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         parser.error(str(err))
     safety = SafetyLayer(load_safety_config(args.safety)) if args.safety else None
-
-    from jepa_ac.planning import CEMConfig
-
-    cem_config = CEMConfig(samples=args.samples, iterations=args.iterations, topk=args.topk, horizon=args.horizon,
-                           seed=args.seed, warm_start=args.warm_start)
+    defaults = base_planning(args)
+    for task in [None, *defaults.task_names()]:  # every task's settings with the flags: bad ones stop here
+        apply_flags(defaults.for_task(task), args, args.seed)
     wm = load_model_from_args(args)
-    server = PlanningServer(make_planning_policy_factory(wm, cem_config), config, safety)
+    factory = ControllerFactory(wm, defaults, overrides=lambda d: apply_flags(d, args, args.seed))
+    server = PlanningServer(factory, config, safety)
     asyncio.run(_serve_until_signal(server))
 
 

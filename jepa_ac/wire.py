@@ -27,7 +27,7 @@ import numpy as np
 
 # The planning protocol's version: the server sends it on connect and the client refuses a mismatch.
 # Bump it when a message changes meaning.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: goal sequences, tasks and seeds on reset, observe, controller state in replies
 
 ARRAY_KEY = "__ndarray__"
 OPENPI_ARRAY_KEYS = frozenset({b"__ndarray__", b"data", b"dtype", b"shape"})

@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from jepa_ac.client import PlannerClient, PlannerError
 from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
-from jepa_ac.wire import DecodeLimits, WireError, packb, unpackb
+from jepa_ac.wire import PROTOCOL_VERSION, DecodeLimits, WireError, packb, unpackb
 
 pytestmark = pytest.mark.adversarial
 
@@ -371,7 +371,8 @@ class OtherVersionServer(PlanningServer):
         return meta
 
 
-@pytest.mark.parametrize("version,says", [(2, "speaks planning protocol 2, this client speaks protocol 1"),
+@pytest.mark.parametrize("version,says", [(PROTOCOL_VERSION + 1, f"speaks planning protocol {PROTOCOL_VERSION + 1}, "
+                                                                 f"this client speaks protocol {PROTOCOL_VERSION}"),
                                           (None, "speaks planning protocol None"), (True, "protocol True")])
 def test_client_refuses_another_protocol_version(version, says):
     with ServerThread(OtherVersionServer(version, StubPolicy, ServerConfig(port=0))) as url:

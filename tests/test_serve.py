@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from jepa_ac.client import PlannerClient, PlannerConnectionError, PlannerError, PlannerTimeout
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer
 from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread, build_parser
-from jepa_ac.wire import WireError, packb, unpackb
+from jepa_ac.wire import PROTOCOL_VERSION, WireError, packb, unpackb
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = np.array([0.45, 0.0, 0.3, np.pi, 0.0, 0.0, 0.0], dtype=np.float32)
@@ -138,7 +138,7 @@ def test_wire_refuses_unsafe_or_malformed():
 def test_metadata_goal_infer_and_request_ids(server):
     with PlannerClient(server.server.url) as client:
         meta = client.metadata()
-        assert meta["protocol"] == 1 and meta["policy"] == {"name": "fake", "delay": 0.0, "path": "/x"}
+        assert meta["protocol"] == PROTOCOL_VERSION and meta["policy"] == {"name": "fake", "delay": 0.0, "path": "/x"}
         assert meta["max_message_bytes"] == 64 * 1024
         with pytest.raises(PlannerError, match="no_goal"):
             client.infer({"image": frame(), "state": STATE})
@@ -343,12 +343,11 @@ def test_client_imports_without_torch_or_mlx():
 def test_cli_help_and_argument_errors(capsys):
     parser = build_parser()
     help_text = parser.format_help()
-    assert "python -m jepa_ac.serve --checkpoint" in help_text and "--token" in help_text
+    assert "python -m jepa_ac.serve" in help_text and "--token" in help_text and "--mpc" in help_text
     from jepa_ac.serve import main
 
-    with pytest.raises(SystemExit):
-        main(["--port", "1"])  # no --checkpoint
-    assert "--checkpoint is required" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="CEMConfig.samples must be a positive int"):
+        main(["--port", "1", "--samples", "0"])  # every task's settings are checked before the model loads
     with pytest.raises(ValueError, match="port must be an int"):
         ServerConfig(port=70000)
 

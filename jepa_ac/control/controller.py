@@ -164,8 +164,10 @@ class Controller:
     the loop calls it after its last action so that the final distance and stop rule are applied.
     """
 
-    def __init__(self, planner: Any, mpc: MPCConfig, spec: ActionSpec | None = None) -> None:
+    def __init__(self, planner: Any, mpc: MPCConfig, spec: ActionSpec | None = None,
+                 planning: Mapping[str, Any] | None = None) -> None:
         self.planner, self.mpc = planner, mpc
+        self.planning = dict(planning or {})  # the planning settings it was built from (for metadata)
         self.base_spec = spec or planner.base_spec  # bounds of the settling moves
         self._goal_latents: list[Any] = []
         self._grippers: list[float | None] = []
@@ -174,9 +176,10 @@ class Controller:
 
     # -- policy interface ------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Forget the planner's warm start and the progress on the goals (the goals stay set)."""
-        self.planner.reset()
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the planner's warm start and the progress on the goals (the goals stay set);
+        `seed` reseeds the planner (default: its config's seed)."""
+        self.planner.reset(seed)
         if self._goal_latents:
             self._start()
 
@@ -197,7 +200,7 @@ class Controller:
         return self._step(obs, act=False)
 
     def metadata(self) -> dict[str, Any]:
-        return {**self.planner_metadata(), "mpc": dict(vars(self.mpc))}
+        return {**self.planner_metadata(), "mpc": dict(vars(self.mpc)), "planning": self.planning}
 
     def planner_metadata(self) -> dict[str, Any]:
         from jepa_ac.planning import PlanningPolicy

@@ -194,8 +194,8 @@ class PlanningPolicy:
     def __init__(self, planner: CEMPlanner) -> None:
         self.planner = planner
 
-    def reset(self) -> None:
-        self.planner.reset()
+    def reset(self, seed: int | None = None) -> None:
+        self.planner.reset(seed)
 
     def set_goal(self, goal: np.ndarray, gripper: float | None = None) -> None:
         self.planner.set_goal(goal, gripper)
