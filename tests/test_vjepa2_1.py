@@ -385,3 +385,27 @@ def test_encode_dataset_train_predictor_and_plan(tmp_path, args):
     planner = CEMPlanner(wm, CEMConfig(samples=16, iterations=2, topk=4, horizon=1))
     action = planner.plan(episode["frames"][0], episode["states"][0], episode["frames"][-1])
     assert action.shape == (7,) and np.all(np.isfinite(action))
+
+
+# -- the parity benchmark -------------------------------------------------------------------------
+
+
+def test_bench_parity_v2_1_rows_merge_into_earlier_results(tmp_path):
+    """`bench parity --sizes v2_1_tiny --merge` adds golden 2.1 rows (fp32 within 1e-4) and latency rows,
+    keeping the committed V-JEPA 2 rows with the run they came from."""
+    from jepa_ac.bench import parity
+
+    (tmp_path / "parity.json").write_text((REPO / "experiments/parity/parity.json").read_text())
+    assert parity.main(["--sizes", "v2_1_tiny", "--dtypes", "float32", "--repeats", "1", "--out", str(tmp_path),
+                        "--merge"]) == 0
+    report = json.loads((tmp_path / "parity.json").read_text())
+    assert [s["size"] for s in report["sizes"]] == ["tiny", "mid", "v2_1_tiny"]
+    rows = report["sizes"][-1]["parity"]
+    assert {r["what"] for r in rows if r["reference"] == "upstream"} == {
+        "v2_1_image", "v2_1_image_hierarchical", "v2_1_video", "v2_1_video_hierarchical", "v2_1_video_nonsquare",
+        "v2_1_video_masked"}
+    assert all(r["max_abs"] <= TOL for r in rows if r["dtype"] == "float32")
+    assert {(r["op"], r["backend"]) for r in report["sizes"][-1]["latency"]} == {
+        ("encode_image", "torch"), ("encode_video_16f", "torch"), ("encode_image", "mlx"), ("encode_video_16f", "mlx")}
+    md = (tmp_path / "parity.md").read_text()
+    assert "Rows of `tiny` come from an earlier run" in md and "| v2_1_tiny | v2_1_video_masked | mlx |" in md
