@@ -134,7 +134,7 @@ class WorldModel:
         for start in range(0, len(frames), batch_size):
             clip = frames_to_tubelets(frames[start : start + batch_size], size or config.img_size, config.image_frames,
                                       keep_aspect, config.patch_size)  # [b, 3, image_frames, H, W]
-            outputs.append(self._run_encoder(clip, hierarchical))  # [b, N, D]
+            outputs.append(self.backend.encode(clip, hierarchical=hierarchical))  # [b, N, D]
         z = outputs[0] if len(outputs) == 1 else self.ops.concat(outputs, axis=0)
         return self._normalize(z)
 
@@ -146,14 +146,9 @@ class WorldModel:
         config = self._require("encoder")
         frames = check_frames(frames)
         clip = frames_to_clip(frames, size or config.img_size, keep_aspect, config.patch_size)  # [1, 3, T, H, W]
-        z = self._run_encoder(clip, hierarchical)  # [1, T'*N, D]
+        z = self.backend.encode(clip, hierarchical=hierarchical)  # [1, T'*N, D]
         steps = len(frames) if len(frames) == config.img_temporal_dim_size else len(frames) // config.tubelet_size
         return self._normalize(z.reshape(steps, z.shape[1] // steps, z.shape[2]))  # [T', N, D]
-
-    def _run_encoder(self, clip: np.ndarray, hierarchical: bool) -> Any:
-        if hierarchical and not self.encoder_config.is_v2_1:
-            raise ValueError("hierarchical features need a V-JEPA 2.1 encoder (this one is V-JEPA 2)")
-        return self.backend.encode(clip, hierarchical=True) if hierarchical else self.backend.encode(clip)
 
     def _normalize(self, z: Any) -> Any:
         """Layer-norm each D-wide level of z [..., N, L*D] on its own (L = 1, or the hierarchical levels)."""
@@ -282,7 +277,7 @@ def load_world_model(
     """
     given = resolve_encoder_config(encoder) if encoder is not None else None
     ckpt = read_checkpoint_for(path, given, encoder_key, predictor is not None, load_predictor)
-    enc_cfg = _pick_config(ckpt.encoder_config, given, resolve_encoder_config, "encoder", ckpt.source)
+    enc_cfg = _pick_config(ckpt.encoder_config, encoder, resolve_encoder_config, "encoder", ckpt.source)
     if enc_cfg is None and "encoder" in ckpt.arrays:
         raise CheckpointError(
             f"{ckpt.source} does not state its architecture: pass encoder= (a preset such as 'vit_giant', "
