@@ -310,7 +310,7 @@ def test_presets_load_the_released_layout(tmp_path):
         jepa_ac.load_world_model(tmp_path / "b.pt", encoder="vjepa2_1_vit_base_384")
 
 
-@pytest.mark.parametrize("dtype, tol", [("float32", TOL), ("float16", 0.05), ("bfloat16", 0.2)])
+@pytest.mark.parametrize("dtype, tol", [("float32", TOL), ("float16", 5e-3), ("bfloat16", 3e-2)])  # weight rounding only
 def test_convert_and_load_in_mlx_without_torch(tmp_path, args, gold, dtype, tol):
     from jepa_ac.convert import convert
 
