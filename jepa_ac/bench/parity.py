@@ -410,12 +410,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['openblas_loaded']}; load average at start {m['load_average']}. {m['date']}.", "",
         "Command: `" + report["command"] + "`", "",
     ]
+    earlier: dict[str, list[dict[str, Any]]] = {}  # date of an earlier run -> its sizes (kept by --merge)
     for s in report["sizes"]:
-        m = s.get("machine", report["machine"])
-        if m["date"] != report["machine"]["date"]:
-            lines += [f"Rows of `{s['size']}` come from an earlier run: `{s['command']}` ({m['cpu']}, "
-                      f"{m['cpu_count']} cores, torch {m['torch']}, MLX {m['mlx']}, load average at start "
-                      f"{m['load_average']}; {m['date']}).", ""]
+        if s.get("machine", m)["date"] != m["date"]:
+            earlier.setdefault(s["machine"]["date"], []).append(s)
+    for sizes in earlier.values():
+        e = sizes[0]["machine"]
+        names = ", ".join(f"`{s['size']}`" for s in sizes)
+        lines += [f"Rows of {names} come from an earlier run: `{sizes[0]['command']}` ({e['cpu']}, {e['cpu_count']} "
+                  f"cores, torch {e['torch']} ({e['torch_threads']} threads), MLX {e['mlx']}, load average at start "
+                  f"{e['load_average']}; {e['date']}).", ""]
     lines += [
         "## Parity", "",
         "Same weights and inputs in both backends. `encoder_image`: frames encoded one by one as 2-frame "
