@@ -96,6 +96,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "mlx": mx.__version__, "mlx_default_device": str(mx.default_device()),
         "openblas_loaded": "openblas" in maps, "ld_preload": os.environ.get("LD_PRELOAD", ""),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
