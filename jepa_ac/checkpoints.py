@@ -31,6 +31,12 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PARTS = ("encoder", "predictor")
 
+# Where an upstream `.pt` keeps the encoder, in order of preference, when no key is named:
+# V-JEPA 2 / 2-AC files: `encoder` (they also hold `target_encoder`). V-JEPA 2.1 files
+# (`src/hub/backbones.py`): `ema_encoder` (the distilled ViT-B/L), `target_encoder` (ViT-g/G).
+UPSTREAM_ENCODER_KEYS = ("encoder",)
+UPSTREAM_2_1_ENCODER_KEYS = ("ema_encoder", "target_encoder", "encoder")
+
 # Upstream encoders store a sin-cos `pos_embed` that RoPE models never use (the hub loads them
 # with strict=False for that reason).
 UPSTREAM_DROPPED = {"encoder": {"pos_embed"}, "predictor": set()}
@@ -77,22 +83,50 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def read_checkpoint(path: str | Path, encoder_key: str = "encoder") -> LoadedCheckpoint:
-    """Read any supported checkpoint into torch-layout arrays (and its stated configs, if any)."""
+def read_checkpoint(
+    path: str | Path, encoder_key: str | tuple[str, ...] = UPSTREAM_ENCODER_KEYS, upstream_predictor: bool = True
+) -> LoadedCheckpoint:
+    """Read any supported checkpoint into torch-layout arrays (and its stated configs, if any).
+
+    `encoder_key` / `upstream_predictor` apply to upstream `.pt` files only (see `read_upstream`).
+    """
     fmt = detect_format(path)
     if fmt == "upstream":
-        return read_upstream(path, encoder_key)
+        return read_upstream(path, encoder_key, upstream_predictor)
     if fmt == "hf":
         return read_hf(path)
     return read_jepa_ac(path)
 
 
+def read_checkpoint_for(
+    path: str | Path,
+    encoder_config: EncoderConfig | None,
+    encoder_key: str | None = None,
+    predictor_given: bool = False,
+    load_predictor: bool = True,
+) -> LoadedCheckpoint:
+    """`read_checkpoint` for a known (or stated-in-file: None) encoder architecture.
+
+    Upstream `.pt` files: the encoder is under `encoder_key` if named, else found by version:
+    `encoder` (V-JEPA 2), or the first of `ema_encoder`, `target_encoder`, `encoder` (V-JEPA 2.1).
+    A 2.1 file's `predictor` is its pretraining (mask) predictor, never an action-conditioned
+    one: it is read only when a predictor architecture is given (`predictor_given`).
+    """
+    v2_1 = encoder_config is not None and encoder_config.is_v2_1
+    keys = (encoder_key,) if encoder_key else (UPSTREAM_2_1_ENCODER_KEYS if v2_1 else UPSTREAM_ENCODER_KEYS)
+    return read_checkpoint(path, keys, load_predictor and (predictor_given or not v2_1))
+
+
 # -- upstream torch hub files ---------------------------------------------------------------
 
 
-def read_upstream(path: str | Path, encoder_key: str = "encoder") -> LoadedCheckpoint:
-    """`vitl.pt`, `vjepa2-ac-vitg.pt`, ...: `encoder` keys prefixed `module.backbone.`, `predictor`
-    keys prefixed `module.`. Architecture is not stored: pass it as a preset or config."""
+def read_upstream(
+    path: str | Path, encoder_key: str | tuple[str, ...] = UPSTREAM_ENCODER_KEYS, with_predictor: bool = True
+) -> LoadedCheckpoint:
+    """`vitl.pt`, `vjepa2-ac-vitg.pt`, `vjepa2_1_vitb_dist_vitG_384.pt`, ...: the encoder under the first
+    of `encoder_key` (a key or keys in order of preference) the file has, keys prefixed
+    `module.backbone.`; `predictor` keys prefixed `module.` (read if `with_predictor`).
+    Architecture is not stored: pass it as a preset or config."""
     try:
         import torch
     except ImportError as err:
@@ -110,17 +144,23 @@ def read_upstream(path: str | Path, encoder_key: str = "encoder") -> LoadedCheck
                                   f"containers, which could run code when loaded ({unsupported[0][:200]})") from None
         reason = next((line for line in lines if "invalid load key" in line or "Error" in line), lines[-1])
         raise CheckpointError(f"{path}: not a readable torch checkpoint: {reason[:300]}") from None
-    if not isinstance(blob, Mapping) or encoder_key not in blob:
-        keys = list(blob) if isinstance(blob, Mapping) else type(blob).__name__
-        raise CheckpointError(f"{path}: expected a dict with {encoder_key!r} (and 'predictor'), found {keys}")
-    for part in (encoder_key, "predictor"):
+    keys = (encoder_key,) if isinstance(encoder_key, str) else tuple(encoder_key)
+    found = next((k for k in keys if isinstance(blob, Mapping) and k in blob), None)
+    if found is None:
+        present = list(blob) if isinstance(blob, Mapping) else type(blob).__name__
+        wanted = " or ".join(repr(k) for k in keys)
+        raise CheckpointError(f"{path}: expected a dict with {wanted} (and 'predictor'), found {present}")
+    for part in (found, "predictor"):
         state = blob.get(part)
         if part in blob and not (isinstance(state, Mapping) and all(isinstance(v, torch.Tensor) for v in state.values())):
             raise CheckpointError(f"{path}: {part!r} must map parameter names to tensors, got {type(state).__name__}")
-    arrays = {"encoder": _strip_prefixes(blob[encoder_key], ("module.", "backbone."))}
+    arrays = {"encoder": _strip_prefixes(blob[found], ("module.", "backbone."))}
+    provenance = {"source_format": "upstream", "source": str(path), "encoder_key": found}
     if "predictor" in blob:
-        arrays["predictor"] = _strip_prefixes(blob["predictor"], ("module.",))
-    provenance = {"source_format": "upstream", "source": str(path), "encoder_key": encoder_key}
+        if with_predictor:
+            arrays["predictor"] = _strip_prefixes(blob["predictor"], ("module.",))
+        else:
+            provenance["predictor_not_read"] = True
     return LoadedCheckpoint(arrays, provenance=provenance, source=str(path))
 
 

@@ -3,6 +3,8 @@
     python -m jepa_ac.convert --checkpoint vjepa2-ac-vitg.pt --encoder vit_giant \\
         --predictor vit_ac_giant --out weights/vjepa2-ac-vitg --dtype bfloat16
     python -m jepa_ac.convert --checkpoint hf/vjepa2-vitl-fpc64-256 --out weights/vitl --dtype float16
+    python -m jepa_ac.convert --checkpoint vjepa2_1_vitl_dist_vitG_384.pt --encoder vjepa2_1_vit_large_384 \
+        --out weights/vjepa2_1_vitl --dtype bfloat16
 
 The source (upstream `.pt`, Hugging Face folder, or one of our folders) is read and checked
 strictly (`jepa_ac.checkpoints`); the output is `config.json` (architecture + provenance) and
@@ -33,7 +35,7 @@ from jepa_ac.checkpoints import (
     UPSTREAM_DROPPED,
     WEIGHTS_FILE,
     match_arrays,
-    read_checkpoint,
+    read_checkpoint_for,
     save_checkpoint,
 )
 from jepa_ac.config import (
@@ -138,14 +140,19 @@ def convert(
     encoder: Any = None,
     predictor: Any = None,
     dtype: str = "float32",
-    encoder_key: str = "encoder",
+    encoder_key: str | None = None,
     load_predictor: bool = True,
 ) -> dict[str, Any]:
-    """Read, check and write `checkpoint` as our folder at `out`; returns a summary dict."""
+    """Read, check and write `checkpoint` as our folder at `out`; returns a summary dict.
+
+    `encoder_key` None finds the encoder of an upstream `.pt` as `load_world_model` does (V-JEPA 2.1:
+    `ema_encoder` or `target_encoder`; its pretraining `predictor` is left out unless `predictor` is given).
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    ckpt = read_checkpoint(checkpoint, encoder_key=encoder_key)
-    enc_cfg = resolve_encoder_config(encoder) if encoder is not None else ckpt.encoder_config
+    given = resolve_encoder_config(encoder) if encoder is not None else None
+    ckpt = read_checkpoint_for(checkpoint, given, encoder_key, predictor is not None, load_predictor)
+    enc_cfg = given if given is not None else ckpt.encoder_config
     if enc_cfg is None:
         raise ValueError(f"{checkpoint} does not state its architecture: pass --encoder (e.g. vit_giant)")
     pred_cfg = None
@@ -251,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                                           "or inline JSON of upstream kwargs (required for upstream .pt)")
     parser.add_argument("--predictor", help=f"predictor architecture: preset {sorted(PREDICTOR_PRESETS)}, "
                                             "a .json file or inline JSON")
-    parser.add_argument("--encoder-key", default="encoder", help="upstream .pt key of the encoder (or target_encoder)")
+    parser.add_argument("--encoder-key", default=None,
+                        help="upstream .pt key of the encoder (default: 'encoder'; for a V-JEPA 2.1 --encoder the "
+                             "first of ema_encoder, target_encoder, encoder)")
     parser.add_argument("--no-predictor", action="store_true", help="convert the encoder only")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="weight dtype on disk. float32/float16 load everywhere; bfloat16 is real BF16 "

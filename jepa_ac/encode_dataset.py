@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="zarr store to create or resume (e.g. cache.zarr)")
     parser.add_argument("--encoder", default=None,
                         help="architecture for upstream .pt files: a preset (vit_giant, ...) or a JSON file of kwargs")
-    parser.add_argument("--encoder-key", default="encoder", help="upstream .pt key: encoder or target_encoder")
+    parser.add_argument("--encoder-key", default=None,
+                        help="upstream .pt key of the encoder (default: found as load_world_model does)")
     parser.add_argument("--dtype", default="float16", choices=LATENT_DTYPES, help="stored latent dtype (default %(default)s)")
     parser.add_argument("--batch-frames", type=int, default=16, help="frames per encoder call (default %(default)s)")
     parser.add_argument("--camera-key", default=layout.LEFT_MP4_KEY, help="metadata key of the camera (default %(default)s)")
@@ -88,12 +89,13 @@ def encode(args: argparse.Namespace) -> int:
         raise SystemExit(f"no episodes found in {args.data}")
     wm = jepa_ac.load_world_model(args.checkpoint, encoder=encoder_spec(args.encoder), backend=args.backend,
                                   device=args.device, encoder_key=args.encoder_key, load_predictor=False)
-    encoder_info = {"checkpoint": str(Path(args.checkpoint).resolve()), "encoder_key": args.encoder_key,
+    encoder_info = {"checkpoint": str(Path(args.checkpoint).resolve()),
+                    "encoder_key": wm.provenance.get("encoder_key", args.encoder_key),
                     "config": wm.encoder_config.to_dict()}
     cache = LatentCache.create(args.out, wm.encoder_hash(), encoder_info, latent_dtype=args.dtype)
     start = time.perf_counter()
     summary = encode_episodes(
-        folders, lambda frames: wm.backend.ops.to_numpy(wm.encode(frames, batch_size=args.batch_frames)), cache,
+        folders, lambda frames: wm.backend.ops.to_numpy(wm.encode_frames(frames, batch_size=args.batch_frames)), cache,
         batch_frames=args.batch_frames, camera_key=args.camera_key,
         progress=None if args.no_progress else (lambda xs: tqdm(xs, desc="encode", unit="ep")), ranges=ranges,
     )

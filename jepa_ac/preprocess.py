@@ -2,7 +2,10 @@
 
 Training, planning, serving and benchmarks all call `frames_to_tubelets` / `frames_to_clip`.
 Frames are resized so the shorter side equals the model size, centre-cropped to a square, then
-normalised `(x / 255 - mean) / std` with the ImageNet statistics, as V-JEPA 2 does.
+normalised `(x / 255 - mean) / std` with the ImageNet statistics, as V-JEPA 2 does. With
+`keep_aspect=True` they keep their aspect instead: shorter side to the size, the longer side
+scaled alike, then each side centre-cropped down to a multiple of the patch size (RoPE encoders
+take any token grid; V-JEPA 2.1 interpolates its positions to it).
 """
 
 from __future__ import annotations
@@ -91,6 +94,32 @@ def resize_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def resize_keep_aspect(frames: np.ndarray, size: int, multiple: int) -> np.ndarray:
+    """[T, H, W, 3] uint8 -> [T, H', W', 3] uint8 at the same aspect: the shorter side to `size`, the
+    longer one scaled alike (rounded), then each side centre-cropped down to a multiple of `multiple`."""
+    frames = check_frames(frames)
+    t, h, w, _ = frames.shape
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    out_h, out_w = new_h // multiple * multiple, new_w // multiple * multiple
+    if not out_h or not out_w:
+        raise ValueError(f"size {size} is smaller than the patch size {multiple}")
+    top, left = (new_h - out_h) // 2, (new_w - out_w) // 2
+    if (new_h, new_w) == (h, w):
+        return frames[:, top : top + out_h, left : left + out_w]
+    out = np.empty((t, out_h, out_w, 3), dtype=np.uint8)
+    for i in range(t):
+        resized = Image.fromarray(frames[i]).resize((new_w, new_h), Image.BICUBIC)
+        out[i] = np.asarray(resized)[top : top + out_h, left : left + out_w]
+    return out
+
+
+def fit_frames(frames: np.ndarray, size: int, keep_aspect: bool = False, patch_size: int = 1) -> np.ndarray:
+    """The model's pixel grid: a `size` square (`resize_center_crop`) or, with `keep_aspect`, the frame's
+    own aspect (`resize_keep_aspect` to multiples of `patch_size`)."""
+    return resize_keep_aspect(frames, size, patch_size) if keep_aspect else resize_center_crop(frames, size)
+
+
 def normalize(frames: np.ndarray) -> np.ndarray:
     """[T, H, W, 3] uint8 -> [T, 3, H, W] float32, ImageNet-normalised."""
     x = frames.astype(np.float32) / 255.0
@@ -98,16 +127,19 @@ def normalize(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # [T, H, W, 3] -> [T, 3, H, W]
 
 
-def frames_to_clip(frames: np.ndarray, size: int) -> np.ndarray:
-    """A video [T, H, W, 3] uint8 -> one clip [1, 3, T, size, size] float32."""
-    x = normalize(resize_center_crop(frames, size))  # [T, 3, S, S]
+def frames_to_clip(frames: np.ndarray, size: int, keep_aspect: bool = False, patch_size: int = 1) -> np.ndarray:
+    """A video [T, H, W, 3] uint8 -> one clip [1, 3, T, size, size] float32 (keep_aspect: [1, 3, T, H', W'])."""
+    x = normalize(fit_frames(frames, size, keep_aspect, patch_size))  # [T, 3, S, S]
     return x.transpose(1, 0, 2, 3)[None]  # [1, 3, T, S, S]
 
 
-def frames_to_tubelets(frames: np.ndarray, size: int, tubelet_size: int = 2) -> np.ndarray:
+def frames_to_tubelets(
+    frames: np.ndarray, size: int, tubelet_size: int = 2, keep_aspect: bool = False, patch_size: int = 1
+) -> np.ndarray:
     """Each frame on its own: [T, H, W, 3] uint8 -> [T, 3, tubelet, size, size] float32.
 
-    V-JEPA 2-AC encodes one image as a clip of the frame repeated `tubelet_size` times.
+    V-JEPA 2-AC encodes one image as a clip of the frame repeated `tubelet_size` times; V-JEPA 2.1
+    takes an image as one frame (`tubelet_size=1`, its image patch embedding).
     """
-    x = normalize(resize_center_crop(frames, size))  # [T, 3, S, S]
+    x = normalize(fit_frames(frames, size, keep_aspect, patch_size))  # [T, 3, S, S]
     return np.repeat(x[:, :, None], tubelet_size, axis=2)  # [T, 3, tubelet, S, S]

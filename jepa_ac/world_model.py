@@ -4,12 +4,18 @@
     z = wm.encode(frames)                       # [T, H, W, 3] uint8 -> [T, N, D]
     z_next = wm.predict(z_flat, actions, states)  # upstream predictor call
 
+    enc = load_world_model("vjepa2_1_vitl_dist_vitG_384.pt", encoder="vjepa2_1_vit_large_384")
+    z = enc.encode(image)                       # [H, W, 3] -> [1, N, D] (2.1 image path)
+    z = enc.encode(clip)                        # [T, H, W, 3] -> [T/2, N, D] (2.1 video path)
+    h = enc.encode(image, hierarchical=True)    # [1, N, 4*D]
+
 The rollout and energy used by planning are written once here against `ArrayOps`; the backend
 only runs the networks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,12 +27,12 @@ from jepa_ac.checkpoints import (
     CheckpointError,
     check_allocation,
     match_arrays,
-    read_checkpoint,
+    read_checkpoint_for,
     save_checkpoint,
     weights_hash,
 )
 from jepa_ac.config import EncoderConfig, PredictorConfig, resolve_encoder_config, resolve_predictor_config
-from jepa_ac.preprocess import check_frames, frames_to_tubelets
+from jepa_ac.preprocess import check_frames, frames_to_clip, frames_to_tubelets
 
 BACKENDS = ("torch", "mlx")
 REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
@@ -54,7 +60,7 @@ def make_backend(
 
 
 class WorldModel:
-    """Frozen V-JEPA 2 encoder + V-JEPA 2-AC predictor (either may be absent)."""
+    """Frozen V-JEPA 2 / 2.1 encoder + V-JEPA 2-AC predictor (either may be absent)."""
 
     def __init__(
         self,
@@ -81,19 +87,79 @@ class WorldModel:
     def image_size(self) -> int:
         return self._require("encoder").img_size
 
-    def encode(self, frames: np.ndarray, batch_size: int = 16) -> Any:
-        """uint8 frames [T, H, W, 3] (or [H, W, 3]) -> latents [T, N, D], each frame on its own.
+    def encode(
+        self, frames: np.ndarray, batch_size: int = 16, hierarchical: bool = False, keep_aspect: bool = False,
+        size: int | None = None,
+    ) -> Any:
+        """uint8 frames -> latents [T', N, D], layer-normed over D without affine (see below).
 
-        A frame is repeated into a 2-frame tubelet; the output is layer-normed over D (no affine).
+        V-JEPA 2 encoder: [T, H, W, 3] (or [H, W, 3]) -> [T, N, D], each frame on its own
+        (`encode_frames`: the frame repeated into a 2-frame tubelet).
+        V-JEPA 2.1 encoder: an image [H, W, 3] (or a single frame [1, H, W, 3]) takes the image path
+        (T = 1, image patch embedding and image modality embedding) -> [1, N, D]; a clip
+        [T, H, W, 3] with T > 1 is one video (`encode_clip`: video patch embedding and modality
+        embedding) -> [T / tubelet_size, N, D]. To encode frames one by one use `encode_frames`.
+
+        The latents are the encoder output (V-JEPA 2: its final `norm`; 2.1: its last `norms_block`,
+        the upstream default output) layer-normed over D without affine parameters (eps 1e-5,
+        upstream `normalize_reps`), for both versions: that is the space the AC predictor is trained
+        in, rollouts layer-norm every predicted frame the same way, and the planner's L1 energy
+        compares those with encoded goals. `WorldModel(normalize_reps=False)` or `backend.encode`
+        give the raw upstream output.
+
+        hierarchical (2.1 only): the four `norms_block` outputs concatenated -> [T', N, 4 * D], each
+        D-wide level layer-normed on its own (so `[..., -D:]` equals the plain output).
+        keep_aspect: keep the input's aspect (shorter side to `size`, each side cropped to a multiple
+        of the patch size) instead of a centre-cropped square; N is then the tokens of that grid.
+        size: the (shorter) side in pixels; None: the model's img_size.
+        """
+        config = self._require("encoder")
+        frames = check_frames(frames)
+        if config.is_v2_1 and len(frames) > 1:
+            return self.encode_clip(frames, hierarchical=hierarchical, keep_aspect=keep_aspect, size=size)
+        return self.encode_frames(frames, batch_size, hierarchical=hierarchical, keep_aspect=keep_aspect, size=size)
+
+    def encode_frames(
+        self, frames: np.ndarray, batch_size: int = 16, hierarchical: bool = False, keep_aspect: bool = False,
+        size: int | None = None,
+    ) -> Any:
+        """Each frame on its own: uint8 [T, H, W, 3] (or [H, W, 3]) -> latents [T, N, D] (as `encode`).
+
+        What planning, latent datasets and predictor training use (V-JEPA 2-AC encodes every frame
+        separately). A frame becomes `config.image_frames` input frames: a 2-frame tubelet of the
+        frame repeated (V-JEPA 2), or one frame on the image path (V-JEPA 2.1).
         """
         config = self._require("encoder")
         frames = check_frames(frames)
         outputs = []
         for start in range(0, len(frames), batch_size):
-            clip = frames_to_tubelets(frames[start : start + batch_size], config.img_size, config.tubelet_size)
-            outputs.append(self.backend.encode(clip))  # [b, N, D]
+            clip = frames_to_tubelets(frames[start : start + batch_size], size or config.img_size, config.image_frames,
+                                      keep_aspect, config.patch_size)  # [b, 3, image_frames, H, W]
+            outputs.append(self.backend.encode(clip, hierarchical=hierarchical))  # [b, N, D]
         z = outputs[0] if len(outputs) == 1 else self.ops.concat(outputs, axis=0)
-        return self.ops.layer_norm(z, REPS_LAYER_NORM_EPS) if self.normalize_reps else z
+        return self._normalize(z)
+
+    def encode_clip(
+        self, frames: np.ndarray, hierarchical: bool = False, keep_aspect: bool = False, size: int | None = None
+    ) -> Any:
+        """A video: uint8 [T, H, W, 3] -> latents [T', N, D] (as `encode`), T' = T / tubelet_size,
+        or T' = 1 for a single frame on the V-JEPA 2.1 image path."""
+        config = self._require("encoder")
+        frames = check_frames(frames)
+        clip = frames_to_clip(frames, size or config.img_size, keep_aspect, config.patch_size)  # [1, 3, T, H, W]
+        z = self.backend.encode(clip, hierarchical=hierarchical)  # [1, T'*N, D]
+        steps = len(frames) if len(frames) == config.img_temporal_dim_size else len(frames) // config.tubelet_size
+        return self._normalize(z.reshape(steps, z.shape[1] // steps, z.shape[2]))  # [T', N, D]
+
+    def _normalize(self, z: Any) -> Any:
+        """Layer-norm each D-wide level of z [..., N, L*D] on its own (L = 1, or the hierarchical levels)."""
+        if not self.normalize_reps:
+            return z
+        D = self.encoder_config.embed_dim
+        if z.shape[-1] == D:
+            return self.ops.layer_norm(z, REPS_LAYER_NORM_EPS)
+        levels = z.reshape(*z.shape[:-1], z.shape[-1] // D, D)  # [..., N, L, D]
+        return self.ops.layer_norm(levels, REPS_LAYER_NORM_EPS).reshape(z.shape)
 
     def encode_image_file(self, path: str | Path) -> Any:
         """An image file -> latents [1, N, D]."""
@@ -195,7 +261,7 @@ def load_world_model(
     backend: str = "torch",
     device: Any = None,
     dtype: Any = None,
-    encoder_key: str = "encoder",
+    encoder_key: str | None = None,
     load_predictor: bool = True,
 ) -> WorldModel:
     """Load a world model from an upstream `.pt`, a Hugging Face folder or our checkpoint folder.
@@ -203,8 +269,15 @@ def load_world_model(
     `encoder` / `predictor` give the architecture (preset name, config or upstream kwargs dict);
     they are required for upstream `.pt` files, which store none, and optional otherwise (if
     given they must match the file). Loading is strict; the model comes back frozen.
+
+    Upstream `.pt` files: `encoder_key` names the entry holding the encoder; None finds it:
+    `encoder` for V-JEPA 2, and for a V-JEPA 2.1 `encoder` config the first of `ema_encoder`
+    (released ViT-B/L), `target_encoder` (ViT-g/G), `encoder`. A 2.1 file's `predictor` is its
+    pretraining (mask) predictor, not an action-conditioned one: with `predictor=None` it is not
+    read, and the result is an encoder-only world model.
     """
-    ckpt = read_checkpoint(path, encoder_key=encoder_key)
+    given = resolve_encoder_config(encoder) if encoder is not None else None
+    ckpt = read_checkpoint_for(path, given, encoder_key, predictor is not None, load_predictor)
     enc_cfg = _pick_config(ckpt.encoder_config, encoder, resolve_encoder_config, "encoder", ckpt.source)
     if enc_cfg is None and "encoder" in ckpt.arrays:
         raise CheckpointError(
@@ -244,8 +317,9 @@ def _pick_config(stated, given, resolve, part: str, source: str):
         return stated
     config = resolve(given)
     if stated is not None:
-        mismatched = [k for k, v in config.to_dict().items()
-                      if k != "embed_dim" and v != stated.to_dict().get(k) and k in _ARCH_FIELDS]
+        mismatched = [f.name for f in dataclasses.fields(config)
+                      if f.name != "embed_dim" and f.name in _ARCH_FIELDS
+                      and getattr(config, f.name) != getattr(stated, f.name)]
         if mismatched:
             k = mismatched[0]
             raise CheckpointError(
@@ -259,5 +333,6 @@ def _pick_config(stated, given, resolve, part: str, source: str):
 _ARCH_FIELDS = {
     "img_size", "patch_size", "tubelet_size", "in_chans", "embed_dim", "depth", "num_heads", "mlp_ratio",
     "qkv_bias", "use_rope", "use_silu", "wide_silu", "norm_eps", "predictor_embed_dim", "is_frame_causal",
-    "action_embed_dim", "use_extrinsics",
+    "action_embed_dim", "use_extrinsics", "handle_nonsquare_inputs", "img_temporal_dim_size", "interpolate_rope",
+    "modality_embedding", "n_registers", "has_cls_first", "n_output_distillation",
 }

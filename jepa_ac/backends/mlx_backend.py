@@ -216,11 +216,14 @@ class MLXBackend:
             for name, value in tree_flatten(module.parameters())
         }
 
-    def encode(self, clip: Any) -> mx.array:
-        """clip [B, 3, T, S, S] float32 -> tokens [B, N, D] float32 (encoder norm applied, no extra layer norm)."""
+    def encode(self, clip: Any, hierarchical: bool = False, masks: Any = None) -> mx.array:
+        """clip [B, 3, T, H, W] float32 -> tokens [B, N, D] float32 (encoder norm applied, no extra layer norm);
+        `hierarchical` (V-JEPA 2.1): the concatenated `norms_block` outputs [B, N, 4*D]; `masks`:
+        [B, K] indices of the tokens to keep -> [B, K, ...]."""
         with mx.stream(self.device):
             x = self.ops.asarray(clip).astype(self.dtype)
-            out = self.encoder(x).astype(mx.float32)
+            keep = None if masks is None else as_numpy(masks)
+            out = self.encoder(x, masks=keep, hierarchical=hierarchical).astype(mx.float32)
             mx.eval(out)
         return out
 

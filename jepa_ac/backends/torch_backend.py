@@ -165,10 +165,13 @@ class TorchBackend:
         return {k: self.ops.to_numpy(v) for k, v in self.modules[part].state_dict().items()}
 
     @torch.inference_mode()
-    def encode(self, clip: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """clip [B, 3, T, S, S] float32 -> tokens [B, N, D] (encoder norm applied, no extra layer norm)."""
+    def encode(self, clip: np.ndarray | torch.Tensor, hierarchical: bool = False, masks: Any = None) -> torch.Tensor:
+        """clip [B, 3, T, H, W] float32 -> tokens [B, N, D] (encoder norm applied, no extra layer norm);
+        `hierarchical` (V-JEPA 2.1): the concatenated `norms_block` outputs [B, N, 4*D]; `masks`:
+        [B, K] indices of the tokens to keep -> [B, K, ...]."""
         x = torch.as_tensor(clip, device=self.device).to(self.dtype)
-        return self.encoder(x).float()
+        keep = None if masks is None else torch.as_tensor(np.asarray(masks), device=self.device)
+        return self.encoder(x, masks=keep, hierarchical=hierarchical).float()
 
     @torch.inference_mode()
     def predict(self, z: Any, actions: Any, states: Any, extrinsics: Any = None) -> torch.Tensor:

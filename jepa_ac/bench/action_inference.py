@@ -109,7 +109,7 @@ def frame_after(env: Any, snapshot: dict[str, Any], action: np.ndarray) -> np.nd
 def true_energies(env: Any, wm: Any, case: dict[str, Any], candidates: np.ndarray, z_goal: Any) -> np.ndarray:
     """[K] energy of the frame each candidate action really produces from the case's state."""
     frames = np.stack([frame_after(env, case["snapshot"], action) for action in candidates])
-    z = wm.encode(frames)  # [K, N, D] (one frame each)
+    z = wm.encode_frames(frames)  # [K, N, D] (one frame each)
     return wm.ops.to_numpy(wm.energy(z, z_goal))
 
 

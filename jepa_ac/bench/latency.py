@@ -164,11 +164,11 @@ def _sync(device: str) -> None:
 
 def encoder_fps(wm, frame: np.ndarray, device: str, batch: int = 8, repeats: int = 3) -> float:
     frames = np.repeat(frame[None], batch, axis=0)  # [B, H, W, 3]
-    wm.ops.to_numpy(wm.encode(frames))  # warm-up
+    wm.ops.to_numpy(wm.encode_frames(frames))  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        wm.ops.to_numpy(wm.encode(frames))
+        wm.ops.to_numpy(wm.encode_frames(frames))
         _sync(device)
         times.append(time.perf_counter() - start)
     return batch / float(np.median(times))

@@ -8,6 +8,11 @@
 Model sizes: `tiny` (the upstream-generated fixture with golden outputs), `mid` (a 6-layer
 384-wide encoder + 4-layer predictor, random weights) and `giant` (the released ViT-g encoder
 and AC predictor architectures with random weights; ~1.3B parameters, needs ~16 GB RAM).
+V-JEPA 2.1 encoders (no predictor): `v2_1_tiny` (the 2.1 fixture with golden outputs: image,
+video, non-square video, hierarchical and masked outputs) and `v2_1_base` (the released
+`vjepa2_1_vit_base_384` architecture with random weights; an image and a 16-frame 384 px video,
+~20 minutes on 2 CPU cores; MLX half precision only on the image, it is very slow on CPU).
+`--merge` keeps the other sizes' results already in OUT/parity.json.
 The same weights go into both backends. Parity: cosine similarity, max and mean absolute error
 of MLX (each dtype) against torch fp32 (and against upstream golden data for `tiny`), and one
 CEM planning step with identical noise. Latency: median wall time of encode / predictor step /
@@ -33,7 +38,10 @@ from jepa_ac.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, Pr
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_PT = REPO / "tests/fixtures/vjepa2_ac_tiny.pt"
-SIZES = ("tiny", "mid", "giant")
+V2_1_TINY_PT = REPO / "tests/fixtures/vjepa2_1_tiny.pt"
+V2_1_SIZES = ("v2_1_tiny", "v2_1_base")
+SIZES = ("tiny", "mid", "giant", *V2_1_SIZES)
+V2_1_VIDEO_FRAMES = 16
 MLX_DTYPES = ("float32", "bfloat16", "float16")
 MID = (
     EncoderConfig(img_size=128, patch_size=16, num_frames=16, embed_dim=384, depth=6, num_heads=6),
@@ -88,6 +96,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "mlx": mx.__version__, "mlx_default_device": str(mx.default_device()),
         "openblas_loaded": "openblas" in maps, "ld_preload": os.environ.get("LD_PRELOAD", ""),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -280,6 +289,119 @@ def bench_size(size: str, dtypes: tuple[str, ...], repeats: int, samples: int, s
             "parity": parity, "cem": cem_rows, "latency": latency, "seconds": time.perf_counter() - start}
 
 
+# -- V-JEPA 2.1 encoders ----------------------------------------------------------------------
+
+
+def v2_1_model(size: str, seed: int):
+    """The torch fp32 V-JEPA 2.1 encoder-only world model of a size (CPU)."""
+    import torch
+
+    import jepa_ac
+    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model import WorldModel
+
+    if size == "v2_1_tiny":
+        args = json.loads(V2_1_TINY_PT.with_suffix(".json").read_text())["constructor"]
+        return jepa_ac.load_world_model(V2_1_TINY_PT, encoder=EncoderConfig(**args), predictor=None, device="cpu")
+    enc = ENCODER_PRESETS["vjepa2_1_vit_base_384"]
+    torch.manual_seed(seed)
+    backend = TorchBackend(enc, None, device="cpu")
+    rng = np.random.default_rng(seed)
+    arrays = backend.state_arrays("encoder")
+    for name, value in arrays.items():  # non-trivial LayerNorms and modality embeddings, so a wrong mapping shows
+        if "norm" in name or "mod_embed" in name:
+            arrays[name] = value + rng.normal(0, 0.1, value.shape).astype(np.float32)
+    backend.load_arrays("encoder", arrays)
+    return WorldModel(backend, enc, None, provenance={"source": f"random {size}"})
+
+
+def v2_1_inputs(size: str, wm, seed: int) -> dict[str, Any]:
+    """Float model inputs (golden ones for `v2_1_tiny`) and uint8 frames for the latency rows."""
+    from jepa_ac.preprocess import frames_to_clip
+
+    rng = np.random.default_rng(seed)
+    S = wm.encoder_config.img_size
+    data: dict[str, Any] = {"image_uint8": rng.integers(0, 256, (S, S, 3), dtype=np.uint8),
+                            "video_uint8": rng.integers(0, 256, (V2_1_VIDEO_FRAMES, S, S, 3), dtype=np.uint8)}
+    if size == "v2_1_tiny":
+        with np.load(V2_1_TINY_PT.parent / "vjepa2_1_tiny_io.npz") as golden:
+            g = {k: golden[k] for k in golden.files}
+        data.update(image=g["img_input"], video=g["video_input"], video_nonsquare=g["video_ns_input"],
+                    masks=g["mask_keep"], golden=g)
+    else:
+        data.update(image=frames_to_clip(data["image_uint8"][None], S), video=frames_to_clip(data["video_uint8"], S))
+    return data
+
+
+def v2_1_outputs(wm, data: dict[str, Any], video: bool = True) -> dict[str, np.ndarray]:
+    """Raw encoder outputs (upstream semantics, no extra layer norm): image path, video path, and for the
+    tiny model the non-square, hierarchical and masked ones."""
+    enc, to_numpy = wm.backend.encode, wm.ops.to_numpy
+    out = {"v2_1_image": to_numpy(enc(data["image"])),
+           "v2_1_image_hierarchical": to_numpy(enc(data["image"], hierarchical=True))}
+    if video:
+        out["v2_1_video"] = to_numpy(enc(data["video"]))
+    if video and "golden" in data:
+        out["v2_1_video_hierarchical"] = to_numpy(enc(data["video"], hierarchical=True))
+        out["v2_1_video_nonsquare"] = to_numpy(enc(data["video_nonsquare"]))
+        out["v2_1_video_masked"] = to_numpy(enc(data["video"], masks=data["masks"]))
+    return out
+
+
+def bench_v2_1(size: str, dtypes: tuple[str, ...], repeats: int, seed: int, log,
+               mlx_device: str | None = None) -> dict[str, Any]:
+    start = time.perf_counter()
+    ref_wm = v2_1_model(size, seed)
+    data = v2_1_inputs(size, ref_wm, seed)
+    enc = ref_wm.encoder_config
+    params = {"encoder": int(sum(v.size for v in ref_wm.backend.state_arrays("encoder").values()))}
+    log(f"[{size}] torch model ready ({params}) in {time.perf_counter() - start:.1f}s")
+    big = size != "v2_1_tiny"  # 384 px: the 16-frame video is 4608 tokens
+    reference = v2_1_outputs(ref_wm, data)
+    log(f"[{size}] torch float32 outputs in {time.perf_counter() - start:.1f}s")
+    parity, latency = [], []
+    if "golden" in data:
+        g = data["golden"]
+        upstream = {"v2_1_image": g["img_out"], "v2_1_image_hierarchical": g["img_hier"], "v2_1_video": g["video_out"],
+                    "v2_1_video_hierarchical": g["video_hier"], "v2_1_video_nonsquare": g["video_ns_out"],
+                    "v2_1_video_masked": g["video_masked_out"]}
+        for what, value in reference.items():
+            parity.append({"size": size, "what": what, "backend": "torch", "dtype": "float32", "reference": "upstream",
+                           **compare(upstream[what], value)})
+
+    def time_model(wm, backend: str, dtype: str, note: str, video: bool) -> None:
+        ops = wm.ops
+        rows = {"encode_image": (lambda: ops.to_numpy(wm.encode(data["image_uint8"])), repeats, 1)}
+        if video:  # the parity pass above was its warm-up
+            rows[f"encode_video_{V2_1_VIDEO_FRAMES}f"] = (lambda: ops.to_numpy(wm.encode(data["video_uint8"])),
+                                                          min(repeats, 2) if big else repeats, 0 if big else 1)
+        for op, (fn, n, warmup) in rows.items():
+            latency.append({"size": size, "op": op, "backend": backend, "dtype": dtype, "note": note,
+                            **median_time(fn, n, warmup)})
+            log(f"[{size}] {backend} {dtype} {note} {op}: {latency[-1]['median_ms']:.1f} ms")
+
+    time_model(ref_wm, "torch", "float32", "", True)
+    torch_bf16 = torch_twin(ref_wm, "bfloat16")
+    for what, value in v2_1_outputs(torch_bf16, data, video=not big).items():
+        parity.append({"size": size, "what": what, "backend": "torch", "dtype": "bfloat16",
+                       "reference": "torch float32", **compare(reference[what], value)})
+    del torch_bf16
+    for dtype in dtypes:
+        video = dtype == "float32" or not big
+        wm = mlx_twin(ref_wm, dtype, device=mlx_device)
+        for what, value in v2_1_outputs(wm, data, video).items():
+            parity.append({"size": size, "what": what, "backend": "mlx", "dtype": dtype, "reference": "torch float32",
+                           **compare(reference[what], value)})
+            log(f"[{size}] mlx {dtype} {what}: max_abs {parity[-1]['max_abs']:.2e} cosine {parity[-1]['cosine']:.7f}")
+            if "golden" in data and dtype == "float32":
+                parity.append({"size": size, "what": what, "backend": "mlx", "dtype": dtype, "reference": "upstream",
+                               **compare(upstream[what], value)})
+        time_model(wm, "mlx", dtype, "", video)
+        del wm
+    return {"size": size, "parameters": params, "encoder": enc.to_dict(), "predictor": None, "parity": parity,
+            "cem": [], "latency": latency, "seconds": time.perf_counter() - start}
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -288,10 +410,25 @@ def markdown(report: dict[str, Any]) -> str:
         f"({m['torch_threads']} threads), MLX {m['mlx']} (default device {m['mlx_default_device']}), OpenBLAS loaded: "
         f"{m['openblas_loaded']}; load average at start {m['load_average']}. {m['date']}.", "",
         "Command: `" + report["command"] + "`", "",
+    ]
+    earlier: dict[str, list[dict[str, Any]]] = {}  # date of an earlier run -> its sizes (kept by --merge)
+    for s in report["sizes"]:
+        if s.get("machine", m)["date"] != m["date"]:
+            earlier.setdefault(s["machine"]["date"], []).append(s)
+    for sizes in earlier.values():
+        e = sizes[0]["machine"]
+        names = ", ".join(f"`{s['size']}`" for s in sizes)
+        lines += [f"Rows of {names} come from an earlier run: `{sizes[0]['command']}` ({e['cpu']}, {e['cpu_count']} "
+                  f"cores, torch {e['torch']} ({e['torch_threads']} threads), MLX {e['mlx']}, load average at start "
+                  f"{e['load_average']}; {e['date']}).", ""]
+    lines += [
         "## Parity", "",
         "Same weights and inputs in both backends. `encoder_image`: frames encoded one by one as 2-frame "
         "tubelets, layer-normed; `encoder_video`: one clip, raw encoder output; `predictor`: upstream "
-        "predictor call on 3 frames (2 for giant).", "",
+        "predictor call on 3 frames (2 for giant). V-JEPA 2.1 rows (`v2_1_*`, raw encoder outputs: the last "
+        "`norms_block`, or all four concatenated for `hierarchical`): `v2_1_image` an image on the image path "
+        "([1, 3, 1, H, W]), `v2_1_video` a clip on the video path (4 frames for v2_1_tiny, 16 frames at 384 px "
+        "for v2_1_base), `v2_1_video_nonsquare` a 48 x 80 clip, `v2_1_video_masked` 20 kept tokens.", "",
         "| size | output | backend | dtype | reference | cosine | min token cosine | max abs | mean abs | mean abs of ref |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -310,7 +447,9 @@ def markdown(report: dict[str, Any]) -> str:
     for r in (row for s in report["sizes"] for row in s["latency"]):
         lines.append(f"| {r['size']} | {r['op']} | {r['backend']} | {r['dtype']} | {r['note']} | "
                      f"{r['median_ms']:.1f} | {r['min_ms']:.1f} |")
-    lines += ["", "Parameters: " + "; ".join(f"{s['size']}: {s['parameters']}" for s in report["sizes"]), ""]
+    lines += ["", "`encode_video_16f`: `wm.encode` of a 16-frame clip (V-JEPA 2.1 video path: 8 x N tokens in one "
+              "forward); `encode_image`: one image (2.1: image path).", "",
+              "Parameters: " + "; ".join(f"{s['size']}: {s['parameters']}" for s in report["sizes"]), ""]
     return "\n".join(lines)
 
 
@@ -358,14 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=64, help="CEM samples / predictor batch (giant: at most 16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mlx-device", choices=("cpu", "gpu"), help="MLX device (default: MLX's default device)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the results of the other sizes already in OUT/parity.json (each keeps its own "
+                             "machine and command)")
     args = parser.parse_args(argv)
     sizes = tuple(s for s in args.sizes.split(",") if s)
     dtypes = tuple(d for d in args.dtypes.split(",") if d)
     bad = [s for s in sizes if s not in SIZES] + [d for d in dtypes if d not in MLX_DTYPES]
     if bad or not sizes or args.repeats < 1 or args.samples < 2:
         parser.error(f"bad --sizes/--dtypes/--repeats/--samples ({bad}); sizes from {SIZES}, dtypes from {MLX_DTYPES}")
-    if "tiny" in sizes and not TINY_PT.exists():
-        parser.error(f"size 'tiny' needs the fixture {TINY_PT} (run from a source checkout)")
+    for size, fixture in (("tiny", TINY_PT), ("v2_1_tiny", V2_1_TINY_PT)):
+        if size in sizes and not fixture.exists():
+            parser.error(f"size {size!r} needs the fixture {fixture} (run from a source checkout)")
     try:
         import mlx.core  # noqa: F401
         import torch  # noqa: F401
@@ -380,9 +523,19 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"command": "python -m jepa_ac.bench parity " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info(), "sizes": []}
+    kept = []
+    if args.merge and (out / "parity.json").exists():
+        earlier = json.loads((out / "parity.json").read_text())
+        kept = [{"command": earlier["command"], "machine": earlier["machine"], **s}
+                for s in earlier["sizes"] if s["size"] not in sizes]
+    done = []
     for size in sizes:
-        report["sizes"].append(bench_size(size, dtypes, args.repeats, args.samples, args.seed, log,
-                                          args.mlx_device))
+        if size in V2_1_SIZES:
+            result = bench_v2_1(size, dtypes, args.repeats, args.seed, log, args.mlx_device)
+        else:
+            result = bench_size(size, dtypes, args.repeats, args.samples, args.seed, log, args.mlx_device)
+        done.append({"command": report["command"], "machine": report["machine"], **result})
+        report["sizes"] = sorted(kept + done, key=lambda s: SIZES.index(s["size"]))
         write_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")  # keep partial results
     report["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     write_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")

@@ -19,27 +19,32 @@ def rope_segment_dim(head_dim: int) -> int:
     return 2 * ((head_dim // 3) // 2)
 
 
-def _axis_angles(pos: np.ndarray, dim: int) -> np.ndarray:
+def _axis_angles(pos: np.ndarray, dim: int, pairwise: bool = False) -> np.ndarray:
     """[..., N] positions -> [..., N, dim] angles for one RoPE axis (float32, host side).
 
-    Surprise kept from upstream (`rotate_queries_or_keys`): the dim/2 frequencies are tiled
-    twice, not interleaved, while the rotation pairs adjacent dims (2i, 2i+1). Released
-    checkpoints were trained this way.
+    Surprise kept from upstream V-JEPA 2 (`rotate_queries_or_keys`): the dim/2 frequencies are
+    tiled twice, not interleaved, while the rotation pairs adjacent dims (2i, 2i+1). Released
+    V-JEPA 2 checkpoints were trained this way; V-JEPA 2.1 interleaves them (`pairwise`).
     """
     omega = np.arange(dim // 2, dtype=np.float32)
     omega = np.float32(1.0) / np.float32(10000) ** (omega / np.float32(dim / 2.0))  # [dim/2]
     freq = pos.astype(np.float32)[..., None] * omega  # [..., N, dim/2]
+    if pairwise:
+        return np.repeat(freq, 2, axis=-1)  # [..., N, dim]: f0 f0 f1 f1 ...
     return np.concatenate([freq, freq], axis=-1)  # [..., N, dim]
 
 
-def rope_cos_sin(pos_d: np.ndarray, pos_h: np.ndarray, pos_w: np.ndarray, head_dim: int) -> tuple[mx.array, mx.array]:
+def rope_cos_sin(
+    pos_d: np.ndarray, pos_h: np.ndarray, pos_w: np.ndarray, head_dim: int, pairwise: bool = False
+) -> tuple[mx.array, mx.array]:
     """3D RoPE tables: positions [..., N] per axis -> cos, sin [..., N, head_dim] (float32).
 
     Tables depend only on the token grid, so they are built once on the host with numpy and
     cached by the callers. Dims past the three rotated segments get angle 0 (pass through).
+    `pairwise`: the V-JEPA 2.1 frequency layout.
     """
     seg = rope_segment_dim(head_dim)
-    parts = [_axis_angles(pos_d, seg), _axis_angles(pos_h, seg), _axis_angles(pos_w, seg)]
+    parts = [_axis_angles(pos_d, seg, pairwise), _axis_angles(pos_h, seg, pairwise), _axis_angles(pos_w, seg, pairwise)]
     rest = head_dim - 3 * seg
     if rest:
         parts.append(np.zeros((*pos_d.shape, rest), dtype=np.float32))

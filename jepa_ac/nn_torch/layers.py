@@ -18,31 +18,35 @@ def rope_segment_dim(head_dim: int) -> int:
     return 2 * ((head_dim // 3) // 2)
 
 
-def _axis_angles(pos: torch.Tensor, dim: int) -> torch.Tensor:
+def _axis_angles(pos: torch.Tensor, dim: int, pairwise: bool = False) -> torch.Tensor:
     """[..., N] positions -> [..., N, dim] rotation angles for one RoPE axis.
 
-    Surprise kept from upstream (`rotate_queries_or_keys`): the dim/2 frequencies are tiled
-    twice (`repeat`), not interleaved, while the rotation pairs adjacent dims (2i, 2i+1). So
+    Surprise kept from upstream V-JEPA 2 (`rotate_queries_or_keys`): the dim/2 frequencies are
+    tiled twice (`repeat`), not interleaved, while the rotation pairs adjacent dims (2i, 2i+1). So
     pair i is rotated by frequency (2i mod dim/2) and (2i+1 mod dim/2) on its two halves.
-    The released checkpoints were trained this way.
+    The released V-JEPA 2 checkpoints were trained this way. V-JEPA 2.1 fixed it (`pairwise`:
+    `repeat_interleave(2)`, so both dims of pair i turn by frequency i).
     """
     omega = torch.arange(dim // 2, dtype=torch.float32, device=pos.device)
     omega = 1.0 / 10000 ** (omega / (dim / 2.0))  # [dim/2]
     freq = pos.to(torch.float32)[..., None] * omega  # [..., N, dim/2]
-    return torch.cat([freq, freq], dim=-1)  # [..., N, dim]
+    if pairwise:
+        return freq.repeat_interleave(2, dim=-1)  # [..., N, dim]: f0 f0 f1 f1 ...
+    return torch.cat([freq, freq], dim=-1)  # [..., N, dim]: f0 f1 ... f0 f1 ...
 
 
 def rope_cos_sin(
-    pos_d: torch.Tensor, pos_h: torch.Tensor, pos_w: torch.Tensor, head_dim: int
+    pos_d: torch.Tensor, pos_h: torch.Tensor, pos_w: torch.Tensor, head_dim: int, pairwise: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """3D RoPE tables: positions [..., N] per axis -> cos, sin [..., N, head_dim].
 
     Dims past the three rotated segments get angle 0 (cos 1, sin 0), i.e. pass through exactly.
     A token with height/width position 0 is rotated by its depth (time) position only, which is
-    how upstream treats the predictor's action and state tokens.
+    how upstream treats the predictor's action and state tokens. `pairwise`: the V-JEPA 2.1
+    frequency layout (see `_axis_angles`).
     """
     seg = rope_segment_dim(head_dim)
-    parts = [_axis_angles(pos_d, seg), _axis_angles(pos_h, seg), _axis_angles(pos_w, seg)]
+    parts = [_axis_angles(pos_d, seg, pairwise), _axis_angles(pos_h, seg, pairwise), _axis_angles(pos_w, seg, pairwise)]
     rest = head_dim - 3 * seg
     if rest:
         parts.append(torch.zeros(*pos_d.shape, rest, dtype=torch.float32, device=pos_d.device))

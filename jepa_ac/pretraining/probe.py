@@ -73,7 +73,7 @@ def encoder_features(wm, frames: np.ndarray, batch: int = 64) -> np.ndarray:
     """Frozen features of each frame (an image encoded as a repeated tubelet), flattened: [M, N*D]."""
     out = []
     for start in range(0, len(frames), batch):
-        z = np.asarray(wm.encode(frames[start : start + batch]), dtype=np.float32)  # [b, N, D]
+        z = np.asarray(wm.encode_frames(frames[start : start + batch]), dtype=np.float32)  # [b, N, D]
         out.append(z.reshape(len(z), -1))
     return np.concatenate(out)
 

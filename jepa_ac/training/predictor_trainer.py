@@ -132,7 +132,8 @@ class FrozenEncoder:
             z = batch["latents"].to(self.device, torch.float32)  # [B, T, N, D]
         else:
             frames = batch["frames"].numpy()  # [B, T, H, W, 3]
-            z = torch.stack([torch.as_tensor(np.asarray(self.wm.encode(clip)), device=self.device) for clip in frames])
+            z = torch.stack([torch.as_tensor(np.asarray(self.wm.encode_frames(clip)), device=self.device)
+                             for clip in frames])  # each frame on its own
         z = torch.nn.functional.layer_norm(z, (z.shape[-1],))  # idempotent on cached (normed) latents
         return z.flatten(1, 2)  # [B, T*N, D]
 
