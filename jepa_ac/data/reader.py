@@ -95,6 +95,8 @@ def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
     if isinstance(source, (list, tuple)):
         return [Path(p) for p in source]
     source = Path(source)
+    if _lerobot().is_lerobot_source(source):  # a LeRobot dataset or spec file: references to its episodes
+        return _lerobot().find_lerobot_episodes(source)
     if source.is_file():
         return read_trajectory_list(source)
     if not source.is_dir():
@@ -154,6 +156,8 @@ def read_h5(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
 def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> EpisodeRecord:
     """Validate one episode folder and load its states; raises `EpisodeError` saying what is wrong."""
     folder = Path(folder)
+    if _lerobot().is_lerobot_episode(folder):
+        return _lerobot().open_lerobot_episode(folder, camera_key)
     if not folder.is_dir():
         raise EpisodeError("folder does not exist")
     metadata = read_metadata(folder)
@@ -189,6 +193,8 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> E
 
 def load_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY) -> dict[str, Any]:
     """A whole episode: frames [T, H, W, 3], states [T, 7], actions [T-1, 7], and every h5 array."""
+    if _lerobot().is_lerobot_episode(folder):
+        return _lerobot().load_lerobot_episode(folder, camera_key)
     record = open_episode(folder, camera_key)
     import h5py
 
@@ -229,6 +235,13 @@ def index_episodes(
         logger.warning("skipped %d of %d episodes (%s)", len(skipped), len(folders),
                        ", ".join(f"{n}x {r}" for r, n in reasons.most_common()))
     return episodes, strides, skipped
+
+
+def _lerobot() -> Any:
+    """LeRobot datasets read through the same functions (`jepa_ac.data.lerobot`); imported on use."""
+    from jepa_ac.data import lerobot
+
+    return lerobot
 
 
 # -- clips ----------------------------------------------------------------------------------------
