@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
 import sys
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ import numpy as np
 
 from jepa_ac import pose
 from jepa_ac.data.layout import COMMAND_SPACES, STEP_PERCENTILE, ControlContract
+
+logger = logging.getLogger(__name__)
 
 MAX_COMMAND_LAG = 2  # rows a command's effect may trail it (real controllers lag)
 STILL_ROTATION = 1e-3  # rad per step: below this at the percentile, rotation never moved
@@ -122,6 +125,7 @@ def _fit_commands(states: Sequence[np.ndarray], commands: Sequence[np.ndarray], 
         if best is None or score > best[0] + 1e-9:
             best = (score, lag, x, y, coef, r2)
     if best is None:
+        logger.warning("%d-D commands need at least %d moves to fit; the contract records none", k, k + 2)
         return {}
     _, lag, x, y, coef, r2 = best
     out: dict[str, Any] = {
