@@ -467,7 +467,7 @@ def _copy_packets(src: Path, dst: Path, lo: float, hi: float) -> bool:
         stream = inp.streams.video[0]
         base = stream.time_base
         with av.open(str(dst), "w", format="mp4") as out:
-            target = out.add_stream_from_template(stream)
+            target = out.add_stream_from_template(stream, opaque=True)  # copy packets: no encoder needed
             offset = None
             for packet in inp.demux(stream):
                 if packet.pts is None:
