@@ -224,6 +224,7 @@ def test_contract_record_round_trips_and_old_datasets_still_load(tmp_path):
 
 @pytest.fixture(scope="module")
 def lerobot_sets(tmp_path_factory):
+    pytest.importorskip("pyarrow")
     root = tmp_path_factory.mktemp("lerobot")
     return {"v21": write_v21(root / "v21", [12, 9]), "v3": write_v3(root / "v3", [[12, 9], [10]]),
             "v21_9d": write_v21(root / "v21_9d", [20], state_dim=9, video_key="observation.images.top")}
@@ -255,6 +256,31 @@ def test_lerobot_v21_and_v3_read_like_droid_episodes(lerobot_sets):
     assert contract.command_space == "delta_pose" and contract.action_scale[:3] == pytest.approx((1.0,) * 3)
     with pytest.raises(Exception, match="not a video feature"):
         open_episode(refs[0], camera_key="observation.images.wrist")
+
+
+def test_reads_a_dataset_written_by_lerobot_itself(tmp_path, monkeypatch):
+    """tests/fixtures/lerobot_v30_real: written by lerobot 0.4.4's LeRobotDataset (see the script beside it)."""
+    pytest.importorskip("pyarrow")
+    from conftest import FIXTURES
+    from jepa_ac.data.lerobot import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))  # cut episode videos go here, not into the fixture
+    refs = find_episodes(FIXTURES / "lerobot_v30_real")
+    rng = np.random.default_rng(0)
+    for episode, (ref, length) in enumerate(zip(refs, (15, 11, 13))):
+        loaded = load_episode(ref)
+        drawn = np.zeros((length + 1, 64, 64, 3), int)  # the generator's frame(), one frame past the end
+        drawn[..., 0] = 30 * episode
+        for t in range(length + 1):
+            drawn[t, 20:30, 3 * t : 3 * t + 10] = 255
+        error = np.abs(loaded["frames"].astype(int)[:, None] - drawn[None]).mean(axis=(2, 3, 4))  # [T, T+1]
+        assert loaded["frames"].shape[0] == length and list(error.argmin(axis=1)) == list(range(length))
+        assert error[np.arange(length), np.arange(length)].max() < 2  # AV1 at crf 30
+        steps = np.stack([np.r_[rng.uniform(-0.02, 0.02, 3), 0, 0, 0, 0] for _ in range(length)])
+        states = np.r_[0.5, 0, 0.3, 0, 0, 0, 0] + np.concatenate([np.zeros((1, 7)), np.cumsum(steps, 0)[:-1]])
+        np.testing.assert_allclose(loaded["states"], states, atol=1e-6)
+        assert loaded["metadata"]["current_task"] == "push"
+    assert len(DroidClips(refs, ClipConfig(frames_per_clip=4, fps=5.0))) == 5 + 3 + 4
 
 
 def test_lerobot_state_mapping_spec_file_and_python_hook(lerobot_sets, tmp_path):
