@@ -148,7 +148,7 @@ def is_lerobot_dataset(path: str | Path) -> bool:
 
 def is_lerobot_source(path: str | Path) -> bool:
     """A LeRobot dataset folder or a LeRobot spec file."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         return is_lerobot_dataset(path)
     if path.suffix == ".json" and path.is_file():
