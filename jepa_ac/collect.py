@@ -291,6 +291,10 @@ def collect(config: CollectConfig, make_env: EnvFactory | None = None,
     if make_env is None and not config.generic and not config.env.startswith("jepa_ac/"):
         raise ValueError(f"{config.env} has no scripted expert (those drive the jepa_ac/ Franka envs): record it "
                          "with your own hooks, e.g. --policy my_hooks:policy --state my_hooks:state")
+    if config.generic:  # a typo in a hook fails here, before any env is made
+        from jepa_ac.data.gym_source import GymHooks
+
+        GymHooks.load(state=config.state, policy=config.policy, frame=config.frame)
     make_env = make_env or (make_generic_env if config.generic else make_franka_env)
     probe = make_env(config)
     try:

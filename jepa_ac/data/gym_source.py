@@ -50,7 +50,7 @@ class GymHooks:
 
     @classmethod
     def load(cls, state: str | None = None, policy: str | None = None, frame: str | None = None) -> "GymHooks":
-        return cls(*(None if spec is None else load_hook(spec, what)
+        return cls(*(None if spec is None else load_hook(spec, f"--{what}")
                      for spec, what in ((state, "state"), (policy, "policy"), (frame, "frame"))))
 
     def call(self, name: str, obs: Any, env: Any) -> Any:

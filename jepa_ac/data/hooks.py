@@ -8,20 +8,21 @@ from typing import Any, Callable
 
 
 def load_hook(spec: str, what: str) -> Callable[..., Any]:
-    """The object named by "module:attr" (attr may be dotted), imported; errors name the flag."""
+    """The callable named by "module:attr" (attr may be dotted), imported; errors start with `what`
+    (the flag or field that named it, e.g. "--state")."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--{what} {spec!r}: expected module:function, e.g. my_hooks:{what}")
+        raise ValueError(f"{what} {spec!r}: expected module:function, e.g. my_hooks:{what.lstrip('-')}")
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"--{what} {spec!r}: cannot import {module_name!r} ({err})") from None
+        raise ValueError(f"{what} {spec!r}: cannot import {module_name!r} ({err})") from None
     for part in attr.split("."):
         if not hasattr(target, part):
-            raise ValueError(f"--{what} {spec!r}: {module_name} has no attribute {attr!r}")
+            raise ValueError(f"{what} {spec!r}: {module_name} has no attribute {attr!r}")
         target = getattr(target, part)
     if not callable(target):
-        raise ValueError(f"--{what} {spec!r}: {attr} is not callable")
+        raise ValueError(f"{what} {spec!r}: {attr} is not callable")
     return target
 
 

@@ -272,7 +272,7 @@ class LeRobotSource:
         if isinstance(fn, str):
             from jepa_ac.data.hooks import load_hook
 
-            return load_hook(fn, "state_fn")
+            return load_hook(fn, f"{self.root}: state_fn")
         return fn
 
     def video_key(self, camera_key: str = layout.LEFT_MP4_KEY) -> str:
