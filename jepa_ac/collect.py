@@ -1,12 +1,21 @@
-"""Collect scripted-expert rollouts of a Franka env as a DROID-layout dataset.
+"""Collect rollouts of a gymnasium env as a DROID-layout dataset: the Franka envs' scripted experts,
+or any registered env with your own policy and state hook.
 
     python -m jepa_ac.collect --env jepa_ac/FrankaReach-v0 --episodes 50 --out data/reach \\
         --noise 0.1 --seed 0 --image-size 256 --workers 2
+    python -m jepa_ac.collect --env gymnasium:Pusher-v5 --policy my_hooks:policy \\
+        --state my_hooks:state --episodes 50 --image-size 128 --out data/pusher
+
+`--env module:EnvId` imports `module` first (which registers the id). An env named so, or given
+`--policy`, `--state` or `--frame`, is rolled out by `jepa_ac.data.gym_source.gym_rollout` (see
+there for the hooks; the default policy is random actions); its actions are stored as commands
+(`action/command`). Without hooks, the jepa_ac/ Franka envs run their scripted experts.
 
 Writes `out/episode_000000/ ...` (one folder per episode, see `jepa_ac.data.layout`), a
 `dataset_info.json` (checked on resume: a run with other settings is refused), the trajectory
 list `trajectories.txt` that training reads, and `collect_summary.json` (success rate, steps,
-timing). Re-running the same command resumes: complete episodes are kept, unfinished ones
+timing). When it finishes, the measured control contract (`jepa_ac.data.contract`) is stored in
+`dataset_info.json`. Re-running the same command resumes: complete episodes are kept, unfinished ones
 (hidden `.tmp-*` folders of a killed run) are removed and collected again. Episode i always uses
 the seed derived from (--seed, i), so a resumed or parallel run gives the same episodes.
 """
@@ -14,9 +23,6 @@ the seed derived from (--seed, i), so a resumed or parallel run gives the same e
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,7 +36,8 @@ import numpy as np
 from jepa_ac.data import layout
 from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.reader import read_metadata, write_trajectory_list
-from jepa_ac.data.writer import EpisodeData, EpisodeMeta, write_episode
+from jepa_ac.data.recorder import command_fields
+from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode, write_json_atomic
 
 EnvFactory = Callable[["CollectConfig"], Any]
 ExpertFactory = Callable[[Any, float, int], Any]
@@ -50,6 +57,11 @@ class CollectConfig:
     wrist_camera: bool = False
     exterior_view: str | None = None  # the env's exterior camera ("side", "front"); None: the env's default, recorded as the view it is
     stop_on_success: bool = False
+    policy: str | None = None  # module:function of any env (jepa_ac.data.gym_source); None: the Franka expert / random
+    state: str | None = None  # module:function, obs -> [x, y, z, roll, pitch, yaw, gripper]
+    frame: str | None = None  # module:function, obs -> uint8 [H, W, 3] (default: the obs image or env.render())
+    fps: float | None = None  # control rate of a generic env; None: its render_fps or 1 / dt
+    task: str | None = None  # task name of a generic env; None: from the env id
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -65,6 +77,21 @@ class CollectConfig:
             raise ValueError(f"CollectConfig.workers must be >= 1, got {self.workers}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"CollectConfig.crf must be in 0..51, got {self.crf}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"CollectConfig.fps must be > 0, got {self.fps}")
+        for name in ("policy", "state", "frame"):
+            value = getattr(self, name)
+            if value is not None and ":" not in value:
+                raise ValueError(f"CollectConfig.{name} must be module:function, got {value!r}")
+        if self.generic and (self.wrist_camera or self.exterior_view is not None):
+            raise ValueError("CollectConfig.wrist_camera and exterior_view are options of the jepa_ac Franka envs; "
+                             "give other envs' cameras with a frame hook")
+
+    @property
+    def generic(self) -> bool:
+        """Rolled out with user hooks (jepa_ac.data.gym_source) rather than a scripted expert: a hook is
+        given, or the env is named module:EnvId."""
+        return ":" in self.env or any(v is not None for v in (self.policy, self.state, self.frame))
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -98,6 +125,13 @@ def make_franka_env(config: CollectConfig) -> Any:
         raise ValueError(f"cannot make env {config.env!r}: {err}") from err
 
 
+def make_generic_env(config: CollectConfig) -> Any:
+    """Any registered env (`module:EnvId` imports module), rendering `image_size` frames where it can."""
+    from jepa_ac.data.gym_source import make_gym_env
+
+    return make_gym_env(config.env, config.image_size, config.max_steps)
+
+
 def make_franka_expert(env: Any, noise: float, seed: int) -> Any:
     from jepa_ac.envs import make_expert
 
@@ -111,6 +145,20 @@ def env_facts(env: Any, config: CollectConfig) -> tuple[str, float, tuple[str, .
     if not max_steps:
         raise ValueError(f"{config.env} has no registered episode length: pass --max-steps")
     return str(base.task_name), float(base.control_hz), tuple(base.camera_names), int(max_steps)
+
+
+def generic_env_facts(env: Any, config: CollectConfig) -> tuple[str, float, tuple[str, ...], int]:
+    """(task, control rate, cameras, steps per episode) of any env: cameras from a first observation."""
+    from jepa_ac.data.gym_source import GymHooks, control_rate, observation_frames
+
+    max_steps = config.max_steps or (env.spec.max_episode_steps if env.spec else None)
+    if not max_steps:
+        raise ValueError(f"{config.env} has no registered episode length: pass --max-steps")
+    env_id = config.env.rpartition(":")[2]
+    task = config.task or env_id.split("/")[-1].rsplit("-v", 1)[0]
+    obs, _ = env.reset(seed=config.seed)
+    cameras = tuple(observation_frames(obs, env, GymHooks.load(frame=config.frame)))
+    return task, config.fps or control_rate(env), cameras, int(max_steps)
 
 
 def _camera_frames(obs: dict[str, Any], cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -169,9 +217,10 @@ _WORKER: dict[str, Any] = {}  # per process: the env, made once
 
 
 def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
-                    make_env: EnvFactory = make_franka_env,
+                    make_env: EnvFactory | None = None,
                     make_expert: ExpertFactory = make_franka_expert) -> dict[str, Any]:
     """Roll out and write episode `index`; returns its summary row."""
+    make_env = make_env or (make_generic_env if config.generic else make_franka_env)
     if _WORKER.get("key") != (config, make_env):
         if "env" in _WORKER:
             _WORKER["env"].close()
@@ -179,12 +228,21 @@ def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
     env = _WORKER["env"]
     seed = episode_seed(config.seed, index)
     start = time.perf_counter()
-    expert = make_expert(env, config.noise, seed)
-    episode, success = rollout(env, expert, seed, info.max_steps, info.cameras, config.stop_on_success)
+    if config.generic:
+        from jepa_ac.data.gym_source import GymHooks, gym_rollout
+
+        hooks = GymHooks.load(state=config.state, policy=config.policy, frame=config.frame)
+        episode, success = gym_rollout(env, hooks, seed, info.max_steps, config.image_size, config.stop_on_success,
+                                       fps=info.fps)
+        extra = {"episode_index": index, "image_size": config.image_size, **command_fields("env")}
+    else:
+        expert = make_expert(env, config.noise, seed)
+        episode, success = rollout(env, expert, seed, info.max_steps, info.cameras, config.stop_on_success)
+        extra = {"episode_index": index, "noise": config.noise, "image_size": config.image_size,
+                 "exterior_view": config.exterior_view, **command_fields("delta_pose")}
     uuid = f"jepa_ac+{info.task}+s{config.seed}-{index:06d}"
     meta = EpisodeMeta(uuid=uuid, fps=info.fps, task=info.task, success=success, env_id=config.env, seed=seed,
-                       extra={"episode_index": index, "noise": config.noise, "image_size": config.image_size,
-                              "exterior_view": config.exterior_view})
+                       extra=extra)
     write_episode(config.out, episode_name(index), episode, meta, crf=config.crf)
     return {"index": index, "uuid": uuid, "success": success, "length": episode.length,
             "seconds": round(time.perf_counter() - start, 3)}
@@ -201,19 +259,15 @@ def prepare_out_dir(config: CollectConfig, info: DatasetInfo) -> dict[int, dict[
     if info_path.exists():
         existing = DatasetInfo.load(info_path)
         ours, theirs = info.to_dict(), existing.to_dict()
-        differ = [k for k in ours if k != "features" and ours[k] != theirs[k]]
+        differ = [k for k in ours if k not in ("features", "control") and ours[k] != theirs[k]]
         if differ:
             k = differ[0]
             raise ValueError(f"{out} was collected with {k}={theirs[k]!r}, this run has {k}={ours[k]!r}: "
                              "refusing to mix datasets (use another --out)")
     else:
-        _write_json(info_path, info.to_dict())
-    for tmp in out.glob(f"{layout.TEMP_PREFIX}*"):
-        pid = _pid_of_temp(tmp.name)
-        if pid is not None and pid != os.getpid() and _alive(pid):
-            raise RuntimeError(f"{tmp} is being written by process {pid}: another collect is using {out}")
-        print(f"removing unfinished episode {tmp.name}", file=sys.stderr)
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        write_json_atomic(info_path, info.to_dict())
+    for name in remove_unfinished(out):
+        print(f"removed unfinished episode {name}", file=sys.stderr)
     done = {}
     for index in range(config.episodes):
         folder = out / episode_name(index)
@@ -227,14 +281,24 @@ def prepare_out_dir(config: CollectConfig, info: DatasetInfo) -> dict[int, dict[
     return done
 
 
-def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
+def collect(config: CollectConfig, make_env: EnvFactory | None = None,
             make_expert: ExpertFactory = make_franka_expert, progress: bool = True) -> dict[str, Any]:
     """Collect (or finish collecting) `config.episodes` episodes into `config.out`; returns the summary."""
     from tqdm import tqdm
 
+    from jepa_ac.data.contract import contract_for_dataset
+
+    if make_env is None and not config.generic and not config.env.startswith("jepa_ac/"):
+        raise ValueError(f"{config.env} has no scripted expert (those drive the jepa_ac/ Franka envs): record it "
+                         "with your own hooks, e.g. --policy my_hooks:policy --state my_hooks:state")
+    if config.generic:  # a typo in a hook fails here, before any env is made
+        from jepa_ac.data.gym_source import GymHooks
+
+        GymHooks.load(state=config.state, policy=config.policy, frame=config.frame)
+    make_env = make_env or (make_generic_env if config.generic else make_franka_env)
     probe = make_env(config)
     try:
-        task, fps, cameras, max_steps = env_facts(probe, config)
+        task, fps, cameras, max_steps = (generic_env_facts if config.generic else env_facts)(probe, config)
     except BaseException:
         probe.close()
         raise
@@ -246,12 +310,21 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
     else:
         probe.close()
     try:
-        if not config.wrist_camera:
-            cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
-        info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
-                           noise=config.noise, seed=config.seed, max_steps=max_steps,
-                           features=droid_features(cameras, config.image_size),
-                           env_options={} if config.exterior_view is None else {"exterior_view": config.exterior_view})
+        if config.generic:
+            hooks = {name: getattr(config, name) for name in ("policy", "state", "frame") if getattr(config, name)}
+            command_dim = int(np.prod(probe.action_space.shape)) if probe.action_space.shape else None
+            info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
+                               noise=0.0, seed=config.seed, max_steps=max_steps,
+                               features=droid_features(cameras, config.image_size, joints=False, extrinsics=False,
+                                                       command_dim=command_dim),
+                               env_options=hooks)
+        else:
+            if not config.wrist_camera:
+                cameras = tuple(c for c in cameras if "wrist" not in c.lower()) or cameras
+            info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
+                               noise=config.noise, seed=config.seed, max_steps=max_steps,
+                               features=droid_features(cameras, config.image_size),
+                               env_options={} if config.exterior_view is None else {"exterior_view": config.exterior_view})
         rows = prepare_out_dir(config, info)
         todo = [i for i in range(config.episodes) if i not in rows]
         start = time.perf_counter()
@@ -274,9 +347,12 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
             _WORKER.pop("key", None)
     elapsed = time.perf_counter() - start
     ordered = [rows[i] for i in range(config.episodes)]
-    write_trajectory_list(config.out / layout.TRAJECTORY_LIST_FILE,
-                          [config.out / episode_name(i) for i in range(config.episodes)],
-                          header=f"{config.env} scripted expert, noise {config.noise}, seed {config.seed}")
+    folders = [config.out / episode_name(i) for i in range(config.episodes)]
+    who = f"policy {config.policy or 'random'}" if config.generic else f"scripted expert, noise {config.noise}"
+    write_trajectory_list(config.out / layout.TRAJECTORY_LIST_FILE, folders,
+                          header=f"{config.env} {who}, seed {config.seed}")
+    info = replace(info, control=contract_for_dataset(folders, control_hz=fps))
+    write_json_atomic(config.out / layout.DATASET_INFO_FILE, info.to_dict())
     successes = sum(r["success"] for r in ordered)
     new_steps = sum(rows[i]["length"] - 1 for i in todo)
     summary = {
@@ -286,34 +362,11 @@ def collect(config: CollectConfig, make_env: EnvFactory = make_franka_env,
         "noise": config.noise, "seed": config.seed, "workers": config.workers, "exterior_view": config.exterior_view,
         "seconds": round(elapsed, 2), "steps_per_second": round(new_steps / elapsed, 2) if todo and elapsed > 0 else None,
         "mean_length": float(np.mean([r["length"] for r in ordered])),
+        "control": info.control.to_dict(),
         "per_episode": ordered,
     }
-    _write_json(config.out / layout.SUMMARY_FILE, summary)
+    write_json_atomic(config.out / layout.SUMMARY_FILE, summary)
     return summary
-
-
-def _write_json(path: Path, value: Any) -> None:
-    from jepa_ac.data.video import fsync_path
-
-    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    fsync_path(tmp)
-    tmp.replace(path)
-
-
-def _pid_of_temp(name: str) -> int | None:
-    parts = name.rsplit("-", 2)  # .tmp-<name>-<pid>-<token>
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -326,10 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect scripted-expert rollouts as a DROID-layout dataset (resumable).",
         epilog="example: python -m jepa_ac.collect --env jepa_ac/FrankaReach-v0 --episodes 50 --out data/reach",
     )
-    parser.add_argument("--env", default=defaults.env, help="gymnasium env id (default %(default)s)")
+    parser.add_argument("--env", default=defaults.env,
+                        help="gymnasium env id, or module:EnvId to import module first (default %(default)s)")
     parser.add_argument("--episodes", type=int, default=defaults.episodes, help="total episodes wanted (default %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; resumed if it exists)")
-    parser.add_argument("--noise", type=float, default=defaults.noise, help="expert action noise (default %(default)s)")
+    parser.add_argument("--noise", type=float, default=None,
+                        help=f"Franka expert action noise (default {defaults.noise}; not used with --policy)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed; episode i uses a seed derived from (seed, i)")
     parser.add_argument("--image-size", type=int, default=defaults.image_size, help="square render size (even; default %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's registered length)")
@@ -339,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exterior-view", default=None,
                         help="exterior camera view of the Franka envs: side or front (default: the env's)")
     parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
+    hooks = parser.add_argument_group("any env (jepa_ac.data.gym_source): hooks are module:function, called "
+                                      "as fn(obs) or fn(obs, env)")
+    hooks.add_argument("--policy", default=None, help="obs -> env action (default: random actions)")
+    hooks.add_argument("--state", default=None,
+                       help="obs -> [x, y, z, roll, pitch, yaw, gripper] (m, rad, closedness 0..1)")
+    hooks.add_argument("--frame", default=None, help="obs -> uint8 [H, W, 3] (default: the obs image or env.render())")
+    hooks.add_argument("--fps", type=float, default=None, help="the env's control rate (default: render_fps or 1/dt)")
+    hooks.add_argument("--task", default=None, help="task name stored with the data (default: from the env id)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -346,10 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:  # bad settings (a flag, an env option, a folder collected otherwise): a message, not a traceback
-        config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, noise=args.noise, seed=args.seed,
+        config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, seed=args.seed,
                                image_size=args.image_size, max_steps=args.max_steps, workers=args.workers,
                                crf=args.crf, wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
-                               stop_on_success=args.stop_on_success)
+                               stop_on_success=args.stop_on_success, policy=args.policy, state=args.state,
+                               frame=args.frame, fps=args.fps, task=args.task,
+                               **({} if args.noise is None else {"noise": args.noise}))
+        if config.generic and args.noise is not None:
+            raise ValueError("--noise applies to the Franka envs' scripted experts; add noise in your --policy")
         summary = collect(config, progress=not args.no_progress)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
@@ -359,8 +426,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  mean length   {summary['mean_length']:.1f} rows at {summary['fps']:g} fps")
     if summary["steps_per_second"]:
         print(f"  throughput    {summary['steps_per_second']:.1f} steps/s over {summary['seconds']:.1f} s")
+    control = summary["control"]
+    print(f"  control       {control['control_hz']:g} Hz, step p95 xyz "
+          f"{', '.join(f'{v:.4f}' for v in control['step_p95'][:3])} m"
+          + (f", command fit R^2 {_mean_r2(control['fit_r2']):.2f}" if control["fit_r2"] else ""))
     print(f"  summary       {config.out / layout.SUMMARY_FILE}")
     return 0
+
+
+def _mean_r2(values: list[float | None]) -> float:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else float("nan")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python -m jepa_ac.encode_dataset --data data/reach --checkpoint vjepa2-ac-vitg.pt \\
         --encoder vit_giant --out data/reach_latents.zarr
 
-`--data` is a dataset folder, an episode folder or a trajectory list file. The cache is keyed by
+`--data` is a dataset folder, an episode folder or a trajectory list file, or a LeRobot dataset
+(v2.1 / v3.0) folder or spec file (`jepa_ac.data.lerobot`). The cache is keyed by
 the sha256 of the encoder weights: writing latents of another encoder into an existing cache is
 refused, and training refuses a cache made by another encoder. Re-running resumes (episodes
 already complete are skipped); each run appends its counts to the store's `runs` attr. Episodes
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Encode every frame of a DROID-layout dataset into a zarr latent cache (resumable).",
         epilog="example: python -m jepa_ac.encode_dataset --data data/reach --checkpoint ckpt_dir --out reach.zarr",
     )
-    parser.add_argument("--data", required=True, help="dataset folder, episode folder or trajectory list file")
+    parser.add_argument("--data", required=True,
+                        help="dataset folder, episode folder or trajectory list file; or a LeRobot dataset or spec file")
     parser.add_argument("--checkpoint", required=True, help="upstream .pt, Hugging Face folder or jepa_ac checkpoint")
     parser.add_argument("--out", type=Path, required=True, help="zarr store to create or resume (e.g. cache.zarr)")
     parser.add_argument("--encoder", default=None,
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="upstream .pt key of the encoder (default: found as load_world_model does)")
     parser.add_argument("--dtype", default="float16", choices=LATENT_DTYPES, help="stored latent dtype (default %(default)s)")
     parser.add_argument("--batch-frames", type=int, default=16, help="frames per encoder call (default %(default)s)")
-    parser.add_argument("--camera-key", default=layout.LEFT_MP4_KEY, help="metadata key of the camera (default %(default)s)")
+    parser.add_argument("--camera-key", default=layout.LEFT_MP4_KEY, help="metadata key of the camera, or a LeRobot video feature (default %(default)s: "
+                             "the left exterior camera / the spec's video_key)")
     parser.add_argument("--backend", default="torch", choices=("torch", "mlx"))
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: backend's choice)")
     parser.add_argument("--state-ranges", type=json.loads, default={},

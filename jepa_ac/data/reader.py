@@ -100,6 +100,8 @@ def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
     if isinstance(source, (list, tuple)):
         return [Path(p) for p in source]
     source = Path(source)
+    if _lerobot().is_lerobot_source(source):  # a LeRobot dataset or spec file: references to its episodes
+        return _lerobot().find_lerobot_episodes(source)
     if source.is_file():
         return read_trajectory_list(source)
     if not source.is_dir():
@@ -163,6 +165,10 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY,
     States must be finite and inside `ranges`: one state of 1e30 (finite) would otherwise turn a
     predictor's weights into NaN a few steps into training."""
     folder = Path(folder)
+    if _lerobot().is_lerobot_episode(folder):
+        record = _lerobot().open_lerobot_episode(folder, camera_key)
+        check_episode_states(record.states, f"{folder} states", ranges)
+        return record
     if not folder.is_dir():
         raise EpisodeError("folder does not exist")
     metadata = read_metadata(folder)
@@ -205,6 +211,10 @@ def check_episode_states(states: np.ndarray, source: str, ranges: StateRanges = 
 def load_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY,
                  ranges: StateRanges = DEFAULT_STATE_RANGES) -> dict[str, Any]:
     """A whole episode: frames [T, H, W, 3], states [T, 7], actions [T-1, 7], and every h5 array."""
+    if _lerobot().is_lerobot_episode(folder):
+        episode = _lerobot().load_lerobot_episode(folder, camera_key)
+        check_episode_states(episode["states"], f"{folder} states", ranges)
+        return episode
     record = open_episode(folder, camera_key, ranges)
     import h5py
 
@@ -253,6 +263,13 @@ def index_episodes(
         logger.warning("skipped %d of %d episodes (%s)", len(skipped), len(folders),
                        ", ".join(f"{n}x {r}" for r, n in reasons.most_common()))
     return episodes, strides, skipped
+
+
+def _lerobot() -> Any:
+    """LeRobot datasets read through the same functions (`jepa_ac.data.lerobot`); imported on use."""
+    from jepa_ac.data import lerobot
+
+    return lerobot
 
 
 # -- clips ----------------------------------------------------------------------------------------

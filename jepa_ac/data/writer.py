@@ -35,20 +35,25 @@ class EpisodeData:
     """One episode's rows (T control steps). Row t: the observation at step t and the action sent from it.
 
     `actions` are V-JEPA 2-AC deltas (`jepa_ac.pose` convention); the last row of a finished
-    episode has no action sent from it and holds zeros ("stay"). DROID's absolute targets
-    (`action/cartesian_position`, `action/gripper_position`) are `targets` (the command the
-    controller received, e.g. after workspace clipping), or state + action when not given.
+    episode has no action sent from it and holds zeros ("stay"). None: the achieved moves between
+    consecutive states. DROID's absolute targets (`action/cartesian_position`,
+    `action/gripper_position`) are `targets` (the command the controller received, e.g. after
+    workspace clipping), or state + action when not given. `commands` are the env's or robot's own
+    command vectors as sent (stored as `action/command`), for robots that are not commanded in
+    deltas. Joints and extrinsics are optional (V-JEPA 2-AC reads neither unless trained with
+    extrinsics); `sim_time` None means row / fps.
     """
 
     frames: Mapping[str, np.ndarray]  # camera -> [T, H, W, 3] uint8
     cartesian_position: np.ndarray  # [T, 6] xyz + extrinsic xyz Euler (rad)
     gripper_position: np.ndarray  # [T] closedness in [0, 1]
-    joint_positions: np.ndarray  # [T, 7]
-    camera_extrinsics: Mapping[str, np.ndarray]  # camera -> [T, 6]
-    actions: np.ndarray  # [T, 7]
-    sim_time: np.ndarray  # [T] seconds since reset
+    joint_positions: np.ndarray | None = None  # [T, 7]
+    camera_extrinsics: Mapping[str, np.ndarray] | None = None  # camera -> [T, 6]
+    actions: np.ndarray | None = None  # [T, 7]
+    sim_time: np.ndarray | None = None  # [T] seconds since reset
     wall_time_ms: np.ndarray | None = None  # [T] int64 unix ms when each step started
     targets: np.ndarray | None = None  # [T, 7] absolute command sent at row t; None = state + action
+    commands: np.ndarray | None = None  # [T, k] the env's / robot's own command sent at row t
 
     def __post_init__(self) -> None:
         if not self.frames:
@@ -56,14 +61,16 @@ class EpisodeData:
         t = len(self.cartesian_position)
         if t < 1:
             raise ValueError("EpisodeData must have at least one row")
-        expected = {
-            "cartesian_position": (t, 6), "gripper_position": (t,), "joint_positions": (t, 7),
-            "actions": (t, 7), "sim_time": (t,),
-        }
-        if self.wall_time_ms is not None:
-            expected["wall_time_ms"] = (t,)
-        if self.targets is not None:
-            expected["targets"] = (t, 7)
+        expected: dict[str, tuple[int, ...]] = {"cartesian_position": (t, 6), "gripper_position": (t,)}
+        for name, shape in (("joint_positions", (t, 7)), ("actions", (t, 7)), ("sim_time", (t,)),
+                            ("wall_time_ms", (t,)), ("targets", (t, 7))):
+            if getattr(self, name) is not None:
+                expected[name] = shape
+        if self.commands is not None:
+            commands = np.asarray(self.commands)
+            if commands.ndim != 2 or len(commands) != t:
+                raise ValueError(f"EpisodeData.commands must have shape [{t}, k], got {list(commands.shape)}")
+            expected["commands"] = commands.shape
         for name, shape in expected.items():
             value = np.asarray(getattr(self, name))
             if value.shape != shape:
@@ -78,12 +85,13 @@ class EpisodeData:
                 )
             if "/" in cam or not cam:
                 raise ValueError(f"camera name {cam!r} must be non-empty and contain no '/'")
-        missing = set(self.frames) - set(self.camera_extrinsics)
-        if missing:
-            raise ValueError(f"EpisodeData.camera_extrinsics lacks cameras {sorted(missing)}")
-        for cam, ext in self.camera_extrinsics.items():
-            if np.asarray(ext).shape != (t, 6):
-                raise ValueError(f"EpisodeData.camera_extrinsics[{cam!r}] must have shape [{t}, 6], got {list(np.shape(ext))}")
+        if self.camera_extrinsics is not None:
+            missing = set(self.frames) - set(self.camera_extrinsics)
+            if missing:
+                raise ValueError(f"EpisodeData.camera_extrinsics lacks cameras {sorted(missing)}")
+            for cam, ext in self.camera_extrinsics.items():
+                if np.asarray(ext).shape != (t, 6):
+                    raise ValueError(f"EpisodeData.camera_extrinsics[{cam!r}] must have shape [{t}, 6], got {list(np.shape(ext))}")
 
     @property
     def length(self) -> int:
@@ -94,6 +102,13 @@ class EpisodeData:
         """[T, 7] = cartesian_position ++ gripper_position."""
         return np.concatenate([np.asarray(self.cartesian_position, np.float64),
                                np.asarray(self.gripper_position, np.float64)[:, None]], axis=1)
+
+    def delta_actions(self) -> np.ndarray:
+        """[T, 7] the `actions`, or the achieved moves (last row zeros) when none were given."""
+        if self.actions is not None:
+            return np.asarray(self.actions, np.float64)
+        moves = pose.actions_from_states(self.states)  # [T-1, 7]
+        return np.concatenate([moves, np.zeros((1, 7))])
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,8 @@ def metadata_record(episode: EpisodeData, meta: EpisodeMeta) -> dict[str, Any]:
     for i, cam in enumerate(exterior[:2]):
         record[f"ext{i + 1}_cam_serial"] = cam
         record[f"ext{i + 1}_mp4_path"] = layout.mp4_relpath(cam)
-        record[f"ext{i + 1}_cam_extrinsics"] = np.asarray(episode.camera_extrinsics[cam][0], float).tolist()
+        if episode.camera_extrinsics is not None:
+            record[f"ext{i + 1}_cam_extrinsics"] = np.asarray(episode.camera_extrinsics[cam][0], float).tolist()
     wrist = [c for c in cameras if "wrist" in c.lower()]
     if wrist:
         record["wrist_cam_serial"] = wrist[0]
@@ -193,15 +209,15 @@ def _write_h5(path: Path, episode: EpisodeData, meta: EpisodeMeta) -> None:
     import h5py
 
     states = episode.states  # [T, 7]
-    actions = np.asarray(episode.actions, np.float64)  # [T, 7]
+    actions = episode.delta_actions()  # [T, 7]
     targets = pose.apply_action(states, actions) if episode.targets is None else np.asarray(episode.targets, np.float64)
-    sim_ms = np.round(np.asarray(episode.sim_time, np.float64) * 1000).astype(np.int64)
-    sim_ns = np.round(np.asarray(episode.sim_time, np.float64) * 1e9).astype(np.int64)
+    sim_time = np.arange(episode.length) / meta.fps if episode.sim_time is None else np.asarray(episode.sim_time, np.float64)
+    sim_ms = np.round(sim_time * 1000).astype(np.int64)
+    sim_ns = np.round(sim_time * 1e9).astype(np.int64)
     wall_ms = sim_ms if episode.wall_time_ms is None else np.asarray(episode.wall_time_ms, np.int64)
     arrays: dict[str, np.ndarray] = {
         layout.CARTESIAN_POSITION: np.asarray(episode.cartesian_position, np.float64),
         layout.GRIPPER_POSITION: np.asarray(episode.gripper_position, np.float64),
-        layout.JOINT_POSITIONS: np.asarray(episode.joint_positions, np.float64),
         layout.ACTION_CARTESIAN_POSITION: targets[:, :6],
         layout.ACTION_GRIPPER_POSITION: targets[:, 6],
         layout.ACTION_DELTA: actions,
@@ -213,8 +229,13 @@ def _write_h5(path: Path, episode: EpisodeData, meta: EpisodeMeta) -> None:
     }
     if meta.success:
         arrays[layout.CONTROLLER_SUCCESS][-1] = True
+    if episode.joint_positions is not None:
+        arrays[layout.JOINT_POSITIONS] = np.asarray(episode.joint_positions, np.float64)
+    if episode.commands is not None:
+        arrays[layout.COMMAND] = np.asarray(episode.commands, np.float64)
     for cam in episode.frames:
-        arrays[layout.extrinsics_key(cam)] = np.asarray(episode.camera_extrinsics[cam], np.float64)
+        if episode.camera_extrinsics is not None:
+            arrays[layout.extrinsics_key(cam)] = np.asarray(episode.camera_extrinsics[cam], np.float64)
         arrays[f"{layout.TIMESTAMP_CAMERAS}/{cam}_estimated_capture"] = sim_ms
     with h5py.File(path, "w") as f:
         for key, value in arrays.items():
@@ -227,3 +248,43 @@ def _write_h5(path: Path, episode: EpisodeData, meta: EpisodeMeta) -> None:
         f.attrs["robot_serial_number"] = meta.env_id or "sim"
         f.flush()
     fsync_path(path)
+
+
+def write_json_atomic(path: str | Path, value: Any) -> Path:
+    """Write `value` as indented JSON via a fsynced temp file renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    fsync_path(tmp)
+    tmp.replace(path)
+    return path
+
+
+def remove_unfinished(out_dir: str | Path) -> list[str]:
+    """Remove the hidden temp folders of episodes a killed writer left in `out_dir` -> their names.
+
+    Raises `RuntimeError` if one belongs to a process that is still running (another writer is
+    using the folder)."""
+    removed = []
+    for tmp in sorted(Path(out_dir).glob(f"{layout.TEMP_PREFIX}*")):
+        pid = _pid_of_temp(tmp.name)
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            raise RuntimeError(f"{tmp} is being written by process {pid}: another writer is using {out_dir}")
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        removed.append(tmp.name)
+    return removed
+
+
+def _pid_of_temp(name: str) -> int | None:
+    parts = name.rsplit("-", 2)  # .tmp-<name>-<pid>-<token>
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

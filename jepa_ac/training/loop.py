@@ -136,11 +136,17 @@ def _fsync_dir(path: Path) -> None:
 def resumable(out: str | Path, resume: bool) -> bool:
     """Whether a run writing to `out` will continue from its own checkpoint (so weights to start
     from, such as --init-from / --init-predictor, would be replaced and need not be read)."""
+    return resume and resumable_checkpoint(out) is not None
+
+
+def resumable_checkpoint(out: str | Path) -> Path | None:
+    """The folder a resume of `out` continues from: its checkpoint, or the complete half of a save
+    that was killed (before `recover_checkpoint` puts it back in place); None when there is none."""
     out = Path(out)
-    if not resume or not out.is_dir():
-        return False
+    if not out.is_dir():
+        return None
     final, new, old = _staged(out, CHECKPOINT_DIR)
-    return any(has_trainer_state(p) for p in (final, new, old, *out.glob(f".{CHECKPOINT_DIR}.old-*")))
+    return next((p for p in (final, new, old, *out.glob(f".{CHECKPOINT_DIR}.old-*")) if has_trainer_state(p)), None)
 
 
 def load_trainer_state(path: Path, info: DistInfo) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ run's frozen encoder (its weights' sha256 and config are checked).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint, save_checkpoint
+from jepa_ac.checkpoints import CONFIG_FILE, CheckpointError, match_arrays, parse_config, read_checkpoint, save_checkpoint
 from jepa_ac.config import PredictorConfig, resolve_predictor_config
 from jepa_ac.nn_torch.predictor import ACPredictor
 from jepa_ac.pose import StateRanges
@@ -36,7 +37,8 @@ from jepa_ac.training.common import (
     rng_state,
     seed_everything,
 )
-from jepa_ac.training.loop import CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable
+from jepa_ac.training.loop import (CHECKPOINT_DIR, TrainingLoop, commit_checkpoint, load_trainer_state, resumable,
+                                   resumable_checkpoint)
 from jepa_ac.training.trainer_state import restore_trainer_state, trainer_state_files
 from jepa_ac.training.predictor_loss import copy_last_frame_loss, predictor_losses
 
@@ -138,9 +140,38 @@ class FrozenEncoder:
         return z.flatten(1, 2)  # [B, T*N, D]
 
 
+# fields build_predictor sets from the encoder and the run, whatever a checkpoint says
+_RUN_FIELDS = ("img_size", "patch_size", "tubelet_size", "num_frames", "embed_dim", "use_activation_checkpointing")
+
+
+def predictor_architecture(spec: dict[str, Any] | str, stated: PredictorConfig | None, source: str) -> PredictorConfig:
+    """The predictor to build: `spec` (--predictor), or, when it is left at its default, the
+    architecture `stated` by the checkpoint the run starts from (`source`); a given spec that
+    disagrees with the checkpoint is an error naming the field."""
+    default = TrainPredictorConfig.__dataclass_fields__["predictor"].default_factory()
+    if stated is None:
+        return resolve_predictor_config(spec)
+    if spec == default:
+        return stated
+    given = resolve_predictor_config(spec)
+    for f in dataclasses.fields(PredictorConfig):
+        if f.name not in _RUN_FIELDS and getattr(given, f.name) != getattr(stated, f.name):
+            raise ValueError(f"--predictor {f.name}={getattr(given, f.name)!r} disagrees with {source}, whose predictor "
+                             f"has {f.name}={getattr(stated, f.name)!r}; leave --predictor out to use its architecture")
+    return given
+
+
 def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tuple[ACPredictor, PredictorConfig]:
     enc = encoder.config
-    pred = resolve_predictor_config(config.predictor)
+    resuming = resumable(config.out, config.resume)
+    ckpt = read_checkpoint(config.init_predictor) if config.init_predictor and not resuming else None
+    if resuming:  # the run's own checkpoint decides, as it did when the run began
+        own = resumable_checkpoint(config.out)
+        stated = parse_config(PredictorConfig, json.loads((own / CONFIG_FILE).read_text()).get("predictor"),
+                              own / CONFIG_FILE, "predictor")
+        pred = predictor_architecture(config.predictor, stated, str(own))
+    else:
+        pred = predictor_architecture(config.predictor, ckpt and ckpt.predictor_config, config.init_predictor)
     if pred.use_extrinsics:
         raise ValueError("training with extrinsics is not supported yet (use_extrinsics=False)")
     pred = dataclasses.replace(pred, img_size=enc.img_size, patch_size=enc.patch_size, tubelet_size=enc.tubelet_size,
@@ -148,8 +179,7 @@ def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tup
                                use_activation_checkpointing=config.activation_checkpointing)
     model = ACPredictor(pred)
     model.extrinsics_encoder.requires_grad_(False)  # unused without extrinsics (and DDP needs every trained param used)
-    if config.init_predictor and not resumable(config.out, config.resume):  # else the run's checkpoint
-        ckpt = read_checkpoint(config.init_predictor)
+    if ckpt is not None:  # else the run's own checkpoint, loaded by resume()
         if "predictor" not in ckpt.arrays:
             raise ValueError(f"init_predictor {config.init_predictor} holds no predictor")
         from jepa_ac.checkpoints import match_arrays
