@@ -35,7 +35,7 @@ import numpy as np
 
 from jepa_ac.client import PlannerClient, PlannerError
 from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
-from jepa_ac.wire import packb, unpackb
+from jepa_ac.wire import PROTOCOL_VERSION, packb, unpackb
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -516,18 +516,19 @@ def oversize_frame_header() -> str:
 def protocol_mismatch() -> str:
     class FutureServer(PlanningServer):
         def _metadata(self, session) -> dict:
-            return {**super()._metadata(session), "protocol": 2}
+            return {**super()._metadata(session), "protocol": PROTOCOL_VERSION + 1}
 
     with ServerThread(FutureServer(StubPolicy, ServerConfig(host=HOST, port=0))) as url:
         start = time.perf_counter()
         try:
             PlannerClient(url, retries=3, backoff_s=2.0)
         except PlannerError as err:
-            expect(err.code == "protocol_mismatch" and "protocol 2" in err.message and "protocol 1" in err.message,
+            expect(err.code == "protocol_mismatch" and f"protocol {PROTOCOL_VERSION + 1}" in err.message
+                   and f"protocol {PROTOCOL_VERSION}" in err.message,
                    f"unclear refusal: {err}")
             expect(time.perf_counter() - start < 2.0, "the client retried a protocol mismatch")
             return f"refused: {err.message}"
-        raise Misbehaved("the client accepted a server of protocol 2")
+        raise Misbehaved(f"the client accepted a server of protocol {PROTOCOL_VERSION + 1}")
 
 
 @attack
