@@ -93,7 +93,7 @@ def connect(args: argparse.Namespace, env_id: str) -> Any:
 def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> Any:
     """The planning defaults `policy` runs `env_id` with (planning.json, then the flags; with --server,
     the server's settings for the task)."""
-    if args.server and policy == "planner":
+    if getattr(args, "server", None) and policy == "planner":
         from jepa_ac.planning.defaults import PlanningDefaults
 
         with connect(args, env_id) as client:
@@ -114,7 +114,7 @@ class EpisodeRunner:
         from jepa_ac.closed_loop import make_env, warm_up
 
         self.policy, self.seed, self.defaults, self.args = policy, seed, defaults, args
-        self.client = connect(args, env_id) if policy == "planner" and args.server else None
+        self.client = connect(args, env_id) if policy == "planner" and getattr(args, "server", None) else None
         if policy == "planner" and wm is None and self.client is None:
             wm = load_model_from_args(args)
         self.wm = wm
@@ -243,8 +243,9 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         "mean_goals_attempted": _mean([r.get("goals_attempted") for r in records]) if defaults.mpc.subgoals else None,
     }
     if policy == "planner":
-        row.update(checkpoint=f"server {args.server}" if args.server else str(args.checkpoint or DEFAULT_CHECKPOINT),
-                   backend=None if args.server else args.backend,
+        server = getattr(args, "server", None)
+        row.update(checkpoint=f"server {server}" if server else str(args.checkpoint or DEFAULT_CHECKPOINT),
+                   backend=None if server else args.backend,
                    cem=defaults.to_dict()["cem"], action=defaults.to_dict()["action"])
     elif policy == "random":
         row["action"] = defaults.to_dict()["action"]
