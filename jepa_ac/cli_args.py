@@ -230,12 +230,11 @@ def checkpoint_control(args: argparse.Namespace):
 
 
 def default_env(args: argparse.Namespace) -> str | None:
-    """The env to plan in when --env is not given: planning.json's, or (a checkpoint with no
-    planning.json) the env of the checkpoint's training data."""
+    """The env to plan in when --env is not given, if not planning.json's: for a checkpoint with no
+    planning.json of its own, the env of its training data (whatever --planning gives)."""
     from jepa_ac.planning.defaults import PLANNING_FILE
 
-    has_planning = getattr(args, "planning", None) is not None or (args.checkpoint is not None
-                                                 and (Path(args.checkpoint) / PLANNING_FILE).is_file())
+    has_planning = args.checkpoint is not None and (Path(args.checkpoint) / PLANNING_FILE).is_file()
     control = None if has_planning else checkpoint_control(args)
     if control is not None and control.env_id is not None and not is_franka_env(control.env_id):
         return control.env_id
@@ -262,8 +261,9 @@ def _env_from_args(args: argparse.Namespace, env_id: str, seed: int):
     from jepa_ac.robot.env_adapter import AdapterSpec, EnvAdapter
 
     base = base_planning(args)
-    named = (getattr(args, "planning", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT) / PLANNING_FILE).is_file()) \
-        and (env_id == base.env_id or env_id in base.env_overrides)
+    from_file = getattr(args, "planning", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT)
+                                                               / PLANNING_FILE).is_file()
+    named = from_file and (env_id == base.env_id or env_id in base.env_overrides)
     control = checkpoint_control(args)
     ours = control is not None and control.names(env_id)  # the checkpoint was trained on this env's data
     if named:

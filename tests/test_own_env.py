@@ -12,6 +12,7 @@ import pytest
 
 import own_env
 from jepa_ac import collect, evaluate, plan, train_predictor
+from jepa_ac.cli_args import DEFAULT_CHECKPOINT
 from jepa_ac.data.contract import measure_contract
 from jepa_ac.planning.checkpoint_control import CONTROL_FILE, CheckpointControl
 from jepa_ac.robot.adapters import GymRobot
@@ -196,6 +197,10 @@ def test_evaluate_and_plan_on_a_registered_env_that_is_not_ours(trained, tmp_pat
                          "--seed", "3", *small])  # no --env: the env of the checkpoint's data
     assert metrics["env_id"] == "OwnReach-v0" and metrics["adapter"]["goal"] == "own_env:goal"
     assert 1 <= metrics["steps"] <= 2 and (tmp_path / "plan" / "goal.png").is_file()
+    shipped = plan.main(["--checkpoint", str(trained["checkpoint"]), "--out", str(tmp_path / "plan2"), "--no-video",
+                         "--planning", str(DEFAULT_CHECKPOINT / "planning.json"), *small])  # its planner, our env
+    assert shipped["env_id"] == "OwnReach-v0" and shipped["planning"]["mpc"]["return_to_best"] is True
+    assert shipped["planning"]["action"]["max_translation"] == metrics["planning"]["action"]["max_translation"]
 
 
 def test_action_inference_and_energy_landscape_through_the_adapter(trained, tmp_path):

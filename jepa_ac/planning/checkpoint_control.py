@@ -57,7 +57,8 @@ class CheckpointControl:
             raise ValueError(f"{CONTROL_FILE}: format {self.format!r} version {self.version!r} is not "
                              f"{FORMAT_NAME!r} version {FORMAT_VERSION}")
         if not isinstance(self.contract, ControlContract):
-            raise ValueError(f"CheckpointControl.contract must be a ControlContract, got {type(self.contract).__name__}")
+            raise ValueError("CheckpointControl.contract must be a ControlContract, got "
+                             f"{type(self.contract).__name__}")
         object.__setattr__(self, "env_options", dict(self.env_options))
 
     def to_dict(self) -> dict[str, Any]:

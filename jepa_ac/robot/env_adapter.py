@@ -122,7 +122,8 @@ class CommandMap:
         """From a `ControlContract` with a command fit; `repeat` from its recording rate vs its step rate."""
         if contract.command_to_delta is None:
             raise ValueError("the control contract has no command fit (the data recorded no commands): pass an "
-                             "action hook (--action-hook module:function) that turns a planned move into the env's action")
+                             "action hook (--action-hook module:function) that turns a planned move into the env's "
+                             "action")
         rows = tuple(i for i, r2 in enumerate(contract.fit_r2 or (None,) * 7) if r2 is not None)
         return cls(matrix=np.asarray(contract.command_to_delta), offset=np.asarray(contract.delta_offset or (0.0,) * 7),
                    rows=rows, repeat=max(1, round(contract.control_hz / contract.step_hz)),
@@ -263,7 +264,8 @@ class EnvAdapter:
             action = np.clip(action, space.low, space.high).astype(space.dtype)
         return action
 
-    def step(self, env: Any, planned: np.ndarray, obs: Any) -> tuple[Any, float, bool, bool, dict[str, Any], list[np.ndarray]]:
+    def step(self, env: Any, planned: np.ndarray,
+             obs: Any) -> tuple[Any, float, bool, bool, dict[str, Any], list[np.ndarray]]:
         """Execute one planned move [7] over `repeat` env steps (fewer if the episode ends) ->
         (obs, summed reward, terminated, truncated, info, the env actions sent)."""
         move = np.asarray(planned, np.float64) / self.repeat  # [7] per env step (rotations: small-angle share)
