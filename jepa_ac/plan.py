@@ -257,9 +257,9 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     written = [*(f"subgoal_{i}.png" for i in range(1, len(goals))), "goal.png", "metrics.json", "energy.png"]
     if not args.no_video and report.frames:
         written += write_rollout_video(args.out, report, goals, fps=defaults.env.control_hz)
-    task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m" if report.task_distance_name else ""
+    task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m; " if report.task_distance_name else ""
     reason = report.stop_reason or ("step budget" if report.status == "max_steps" else "env time limit")
-    print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}; latent distance "
+    print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}latent distance "
           f"{_fmt(metrics['initial_latent_distance'], '.4f')} -> {_fmt(metrics['final_latent_distance'], '.4f')}; "
           f"mean plan {_fmt(metrics['plan_s_mean'], '.3f')} s/step; {report.num_clipped} actions clipped by the "
           "safety layer")
