@@ -3,9 +3,11 @@
     parser = argparse.ArgumentParser()
     add_model_args(parser)                       # --checkpoint --encoder --predictor --arch --backend --device
     add_planning_args(parser)                    # --planning, CEM sizes, env image size, MPC stop rule
+    add_env_hook_args(parser)                    # --state-hook --frame-hook --success-hook --goal-hook --action-hook
     args = parser.parse_args()
     wm = load_model_from_args(args)              # --checkpoint omitted -> the shipped default model
     defaults = planning_from_args(args, "jepa_ac/FrankaPush-v0", seed=0)  # planning.json + overrides + flags
+    defaults, adapter = env_from_args(args, "my_hooks:FetchReach-v4", seed=0)  # any env: + its EnvAdapter
 
 Upstream `.pt` files carry no architecture: pass `--encoder vit_giant --predictor vit_ac_giant`, or
 `--arch FILE.json` holding `{"encoder": {...}, "predictor": {...}}` upstream constructor args.
@@ -125,7 +127,7 @@ def base_planning(args: argparse.Namespace):
     """planning.json (--planning, or beside the checkpoint / the shipped default), before any env's overrides."""
     from jepa_ac.planning.defaults import PlanningDefaults
 
-    if args.planning is not None:
+    if getattr(args, "planning", None) is not None:
         return PlanningDefaults.from_json(args.planning)
     return PlanningDefaults.for_checkpoint(args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINT)
 
@@ -134,14 +136,14 @@ def flag_overrides(args: argparse.Namespace, seed: int, topk_default: int | None
     """The planning flags of `add_planning_args` as `PlanningDefaults.replace` sections; `seed` is the
     CEM seed; `topk_default` caps top-k when only --samples is given."""
     cem: dict[str, Any] = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")
-                           if getattr(args, k) is not None}
+                           if getattr(args, k, None) is not None}
     cem.update(parse_field_values(getattr(args, "cem", None) or [], "--cem"))
     cem["seed"] = seed
     if "samples" in cem and "topk" not in cem and topk_default is not None:
         cem["topk"] = min(topk_default, cem["samples"])
     mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement", "subgoals")
                            if getattr(args, k, None) is not None}
-    if args.patience is not None:
+    if getattr(args, "patience", None) is not None:
         mpc["patience"] = args.patience or None
     mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
     env = {k: getattr(args, k) for k in ("image_size", "exterior_view") if getattr(args, k, None) is not None}
@@ -176,3 +178,108 @@ def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[name] = text
     return out
+
+
+# -- any env: hooks and planning derived from the training data ------------------------------------
+
+
+def add_env_hook_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The hooks of an env that is not ours (`jepa_ac.robot.env_adapter`); each defaults to the one the
+    checkpoint's data was recorded with (its control.json), else the adapter's default."""
+    group = parser.add_argument_group(
+        "your own env (--env module:EnvId; jepa_ac.robot.env_adapter): hooks are module:function, called as fn(obs) "
+        "or fn(obs, env); default: those the checkpoint's training data was recorded with")
+    group.add_argument("--state-hook", help="obs -> [x, y, z, roll, pitch, yaw, gripper] (m, rad, closedness 0..1)")
+    group.add_argument("--frame-hook", help="obs -> uint8 [H, W, 3] (default: the obs image or env.render())")
+    group.add_argument("--success-hook", help="obs -> bool (default: info['success'] or info['is_success'])")
+    group.add_argument("--goal-hook", help="reset obs -> the goal image, or a list of sub-goal images then the goal "
+                                           "(default: the env's goal_image())")
+    group.add_argument("--action-hook", help="(move [7], obs, env) -> the env's action for one env step (default: "
+                                             "the data's command fit, held for control rate / training fps steps)")
+    return group
+
+
+def resolve_env_name(name: str) -> str:
+    """A Franka env's id from its id or short name (reach, push, pickplace); any other env as given:
+    "module:EnvId" (module imported first) or an id gymnasium has registered."""
+    from jepa_ac.envs import resolve_env_id
+
+    try:
+        return resolve_env_id(name)
+    except ValueError as err:
+        if ":" in name:
+            return name
+        import gymnasium
+
+        if name in gymnasium.registry:
+            return name
+        raise ValueError(f"{err}, or module:EnvId for any other gymnasium env (module registers EnvId)") from None
+
+
+def is_franka_env(env_id: str | None) -> bool:
+    from jepa_ac.envs import ENV_IDS
+
+    return env_id is None or env_id in ENV_IDS
+
+
+def checkpoint_control(args: argparse.Namespace):
+    """The control record beside `--checkpoint` (None: none, or the shipped default model)."""
+    from jepa_ac.planning.checkpoint_control import CheckpointControl
+
+    return CheckpointControl.for_checkpoint(args.checkpoint) if args.checkpoint is not None else None
+
+
+def default_env(args: argparse.Namespace) -> str | None:
+    """The env to plan in when --env is not given, if not planning.json's: for a checkpoint with no
+    planning.json of its own, the env of its training data (whatever --planning gives)."""
+    from jepa_ac.planning.defaults import PLANNING_FILE
+
+    has_planning = args.checkpoint is not None and (Path(args.checkpoint) / PLANNING_FILE).is_file()
+    control = None if has_planning else checkpoint_control(args)
+    if control is not None and control.env_id is not None and not is_franka_env(control.env_id):
+        return control.env_id
+    return None
+
+
+def env_from_args(args: argparse.Namespace, env_id: str, seed: int):
+    """(planning defaults, `EnvAdapter` or None) to plan in `env_id`: for the Franka envs,
+    `planning_from_args` and no adapter. For any other env: planning.json's settings if it names the
+    env, else derived from the checkpoint's training data (control.json), with the flags on top; the
+    adapter takes the hooks the data was recorded with, replaced by the `--*-hook` flags, and the
+    data's command fit. Errors exit with a message (SystemExit)."""
+    if is_franka_env(env_id):
+        return planning_from_args(args, env_id, seed), None
+    try:
+        return _env_from_args(args, env_id, seed)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _env_from_args(args: argparse.Namespace, env_id: str, seed: int):
+    from jepa_ac.planning.checkpoint_control import planning_for_env
+    from jepa_ac.planning.defaults import PLANNING_FILE
+    from jepa_ac.robot.env_adapter import AdapterSpec, EnvAdapter
+
+    base = base_planning(args)
+    from_file = getattr(args, "planning", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT)
+                                                               / PLANNING_FILE).is_file()
+    named = from_file and (env_id == base.env_id or env_id in base.env_overrides)
+    control = checkpoint_control(args)
+    ours = control is not None and control.names(env_id)  # the checkpoint was trained on this env's data
+    if named:
+        defaults = base.for_env(env_id)
+    elif ours:
+        defaults = planning_for_env(base, control, env_id)
+    else:
+        trained = f"data of {control.env_id}" if control is not None and control.env_id else "unknown data"
+        raise ValueError(f"no planning settings for {env_id}: the checkpoint's planning.json does not name it and the "
+                         f"checkpoint was trained on {trained}; pass --planning FILE, or a --checkpoint trained on "
+                         f"{env_id}'s data (train_predictor stores its control contract as control.json)")
+    defaults = apply_flags(defaults, args, seed)
+    if ours and ":" not in env_id:  # the module that registers the id, as the data was recorded
+        env_id = control.env_id
+    spec = AdapterSpec.from_options(env_id, control.env_options if ours else {})
+    spec = spec.replace(**{name: getattr(args, f"{name}_hook", None)
+                           for name in ("state", "frame", "success", "goal", "action")})
+    adapter = EnvAdapter.load(spec, control.contract if ours else None, defaults.env.image_size)
+    return defaults, adapter

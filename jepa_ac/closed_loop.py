@@ -1,4 +1,5 @@
-"""Closed-loop episodes in the simulated Franka envs, shared by `python -m jepa_ac.plan` and `evaluate`.
+"""Closed-loop episodes in simulation (the Franka envs, or any env through an `EnvAdapter`), shared by
+`python -m jepa_ac.plan` and `evaluate`.
 
     env = make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=64))
     controller = Controller(CEMPlanner(wm, cem_config, action_spec), MPCConfig(max_steps=20))
@@ -34,13 +35,17 @@ TASK_DISTANCE = {"reach": "ee_to_goal", "push": "block_to_target", "pickplace": 
 POLICIES = ("planner", "random", "expert")
 
 
-def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, **kwargs: Any):
-    """`gymnasium.make(env_id)` with the planning env options (image size, control rate, camera view).
+def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, adapter: Any = None, **kwargs: Any):
+    """`gymnasium.make(env_id)` with the planning env options (image size, control rate, camera view);
+    with an `EnvAdapter` (any other env), the adapter's env at its image size.
 
     `step_budget` (pass `mpc.max_steps`) replaces the registered time limit with one just above it, so
     the planner's own budget ends the episode: a registered limit below it would cut the episode
     short, reported as "done"."""
     import gymnasium
+
+    if adapter is not None:
+        return adapter.make_env(step_budget)
 
     import jepa_ac.envs  # noqa: F401 - registers the Franka ids
 
@@ -54,12 +59,15 @@ def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, *
     return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz, **kwargs)
 
 
-def sim_safety(env: Any) -> SafetyLayer:
-    """The default safety workspace with per-step limits as wide as the env's action space.
+def sim_safety(env: Any, adapter: Any = None) -> SafetyLayer:
+    """The default safety workspace with per-step limits as wide as the env's action space; for an env
+    behind an adapter, the limits derived from its data (`EnvAdapter.safety`).
 
     The simulator bounds its own actions; this keeps the NaN/inf refusal and the workspace box of
     `SafetyConfig` without scaling down actions the env accepts (the experts use up to 8 cm per axis).
     """
+    if adapter is not None:
+        return SafetyLayer(adapter.safety())
     high = np.asarray(env.action_space.high, dtype=np.float64)
     return SafetyLayer(SafetyConfig(max_translation=float(np.linalg.norm(high[:3])),
                                     max_rotation=float(min(np.linalg.norm(high[3:6]), math.pi)),
@@ -204,6 +212,7 @@ def run_closed_loop(
     on_step: Callable[[StepRecord], None] | None = None,
     goal_grippers: list[float | None] | None = None,
     safety: SafetyLayer | None = None,
+    adapter: Any = None,
 ) -> EpisodeReport:
     """Reset `env` with `seed`, then MPC with `policy` towards `goal` (default: the env's goal image, or
     with `mpc.subgoals` its sub-goal images then the goal; a list of images is a sequence of sub-goals)
@@ -214,9 +223,10 @@ def run_closed_loop(
     its `MPCConfig`; a baseline policy just acts. `goal_grippers` (one closedness or None per goal;
     with `mpc.goal_gripper` and the env's goals, the env's way-point states) hold the gripper toward
     each goal's. `on_step(record)` is called after each action. `safety` (default `sim_safety(env)`,
-    limits as wide as the env's action space) filters every action.
+    limits as wide as the env's action space) filters every action. `adapter` (`jepa_ac.robot.env_adapter`)
+    drives an env that is not ours: its hooks give frames, states, success and goal images.
     """
-    robot = GymRobot(env)
+    robot = GymRobot(env, adapter=adapter)
     first_frame, _ = robot.reset(seed=seed)
     if goal is None:
         goal = robot.subgoal_images() if mpc.subgoals else robot.goal_image()
@@ -231,7 +241,7 @@ def run_closed_loop(
         if on_step is not None:
             on_step(record)
 
-    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=safety or sim_safety(env),
+    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=safety or sim_safety(env, adapter),
                          on_step=after_action, goal_grippers=goal_grippers)
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
     task = getattr(env.unwrapped, "task_name", None)

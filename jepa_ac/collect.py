@@ -9,7 +9,9 @@ or any registered env with your own policy and state hook.
 `--env module:EnvId` imports `module` first (which registers the id). An env named so, or given
 `--policy`, `--state` or `--frame`, is rolled out by `jepa_ac.data.gym_source.gym_rollout` (see
 there for the hooks; the default policy is random actions); its actions are stored as commands
-(`action/command`). Without hooks, the jepa_ac/ Franka envs run their scripted experts.
+(`action/command`). Without hooks, the jepa_ac/ Franka envs run their scripted experts. The hooks
+(with `--success` and `--goal`, which planning uses) are stored in `dataset_info.json`'s
+`env_options`; a predictor trained on the data carries them to plan and evaluate.
 
 Writes `out/episode_000000/ ...` (one folder per episode, see `jepa_ac.data.layout`), a
 `dataset_info.json` (checked on resume: a run with other settings is refused), the trajectory
@@ -40,6 +42,7 @@ from jepa_ac.data.recorder import command_fields
 from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode, write_json_atomic
 
 EnvFactory = Callable[["CollectConfig"], Any]
+HOOK_NAMES = ("policy", "state", "frame", "success", "goal")  # module:function hooks, stored in env_options
 ExpertFactory = Callable[[Any, float, int], Any]
 
 
@@ -60,6 +63,8 @@ class CollectConfig:
     policy: str | None = None  # module:function of any env (jepa_ac.data.gym_source); None: the Franka expert / random
     state: str | None = None  # module:function, obs -> [x, y, z, roll, pitch, yaw, gripper]
     frame: str | None = None  # module:function, obs -> uint8 [H, W, 3] (default: the obs image or env.render())
+    success: str | None = None  # module:function, obs -> bool (default: info["success"] / info["is_success"])
+    goal: str | None = None  # module:function, reset obs -> goal image: stored for planning (jepa_ac.robot.env_adapter)
     fps: float | None = None  # control rate of a generic env; None: its render_fps or 1 / dt
     task: str | None = None  # task name of a generic env; None: from the env id
 
@@ -79,7 +84,7 @@ class CollectConfig:
             raise ValueError(f"CollectConfig.crf must be in 0..51, got {self.crf}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"CollectConfig.fps must be > 0, got {self.fps}")
-        for name in ("policy", "state", "frame"):
+        for name in HOOK_NAMES:
             value = getattr(self, name)
             if value is not None and ":" not in value:
                 raise ValueError(f"CollectConfig.{name} must be module:function, got {value!r}")
@@ -91,7 +96,7 @@ class CollectConfig:
     def generic(self) -> bool:
         """Rolled out with user hooks (jepa_ac.data.gym_source) rather than a scripted expert: a hook is
         given, or the env is named module:EnvId."""
-        return ":" in self.env or any(v is not None for v in (self.policy, self.state, self.frame))
+        return ":" in self.env or any(getattr(self, name) is not None for name in HOOK_NAMES)
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -231,7 +236,7 @@ def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
     if config.generic:
         from jepa_ac.data.gym_source import GymHooks, gym_rollout
 
-        hooks = GymHooks.load(state=config.state, policy=config.policy, frame=config.frame)
+        hooks = GymHooks.load(state=config.state, policy=config.policy, frame=config.frame, success=config.success)
         episode, success = gym_rollout(env, hooks, seed, info.max_steps, config.image_size, config.stop_on_success,
                                        fps=info.fps)
         extra = {"episode_index": index, "image_size": config.image_size, **command_fields("env")}
@@ -293,8 +298,11 @@ def collect(config: CollectConfig, make_env: EnvFactory | None = None,
                          "with your own hooks, e.g. --policy my_hooks:policy --state my_hooks:state")
     if config.generic:  # a typo in a hook fails here, before any env is made
         from jepa_ac.data.gym_source import GymHooks
+        from jepa_ac.data.hooks import load_hook
 
-        GymHooks.load(state=config.state, policy=config.policy, frame=config.frame)
+        GymHooks.load(state=config.state, policy=config.policy, frame=config.frame, success=config.success)
+        if config.goal is not None:
+            load_hook(config.goal, "--goal")
     make_env = make_env or (make_generic_env if config.generic else make_franka_env)
     probe = make_env(config)
     try:
@@ -311,7 +319,7 @@ def collect(config: CollectConfig, make_env: EnvFactory | None = None,
         probe.close()
     try:
         if config.generic:
-            hooks = {name: getattr(config, name) for name in ("policy", "state", "frame") if getattr(config, name)}
+            hooks = {name: getattr(config, name) for name in HOOK_NAMES if getattr(config, name)}
             command_dim = int(np.prod(probe.action_space.shape)) if probe.action_space.shape else None
             info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
                                noise=0.0, seed=config.seed, max_steps=max_steps,
@@ -400,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--state", default=None,
                        help="obs -> [x, y, z, roll, pitch, yaw, gripper] (m, rad, closedness 0..1)")
     hooks.add_argument("--frame", default=None, help="obs -> uint8 [H, W, 3] (default: the obs image or env.render())")
+    hooks.add_argument("--success", default=None,
+                       help="obs -> bool: the episode's success (default: info['success'] or info['is_success'])")
+    hooks.add_argument("--goal", default=None,
+                       help="reset obs -> the goal image; not used here, stored with the data for planning "
+                            "(python -m jepa_ac.evaluate --env ...)")
     hooks.add_argument("--fps", type=float, default=None, help="the env's control rate (default: render_fps or 1/dt)")
     hooks.add_argument("--task", default=None, help="task name stored with the data (default: from the env id)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -413,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                image_size=args.image_size, max_steps=args.max_steps, workers=args.workers,
                                crf=args.crf, wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
                                stop_on_success=args.stop_on_success, policy=args.policy, state=args.state,
-                               frame=args.frame, fps=args.fps, task=args.task,
+                               frame=args.frame, success=args.success, goal=args.goal, fps=args.fps, task=args.task,
                                **({} if args.noise is None else {"noise": args.noise}))
         if config.generic and args.noise is not None:
             raise ValueError("--noise applies to the Franka envs' scripted experts; add noise in your --policy")

@@ -11,6 +11,11 @@ minimum near the true action.
         --arch tests/fixtures/vjepa2_ac_tiny.json --traj tests/fixtures/franka_example_traj.npz \
         --pair 0 1 --axes xy --extent 0.1 --grid 21 --out runs/landscape
     python -m jepa_ac.energy_landscape --traj tests/fixtures/franka_example_traj.npz --axes xz   # shipped model
+    python -m jepa_ac.energy_landscape --env my_hooks:FetchReach-v4 --checkpoint runs/fetch/final --seed 3
+
+With `--env` instead of `--traj` the pair comes from the env: frame i is the frame after reset
+(`--seed`), frame j the frame after one uniform random planned move within the planning bounds,
+sent as plan and evaluate send it (any env through its `EnvAdapter`, docs/own_env.md).
 
 Writes `landscape_<axes>.png` (heatmap, true action and argmin marked) and `landscape_<axes>.json`
 (the grid of energies, the axes' values, the true action, the argmin and its energy).
@@ -26,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import add_model_args, load_model_from_args
+from jepa_ac.cli_args import add_env_hook_args, add_model_args, load_model_from_args
 
 AXES = {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}
 AXIS_NAMES = ("dx", "dy", "dz")
@@ -37,8 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(parser, checkpoint_help="upstream .pt, HF folder or jepa_ac folder "
                                            "(default: the shipped jepa_ac/assets/default_model)")
-    parser.add_argument("--traj", type=Path, required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--traj", type=Path,
                         help="npz with observations [1,T,H,W,3] uint8 and states [1,T,7] (DROID convention)")
+    source.add_argument("--env", help="take the pair from this env instead: reach, push, pickplace, or module:EnvId")
+    parser.add_argument("--seed", type=int, default=0, help="--env: the reset seed and the random move's")
+    parser.add_argument("--planning", type=Path, help="--env: planning defaults JSON (default: planning.json beside "
+                                                      "the checkpoint, else derived from its control.json)")
+    parser.add_argument("--image-size", type=int, help="--env: render size (default: the planning defaults')")
     parser.add_argument("--pair", type=int, nargs=2, default=(0, 1), metavar=("I", "J"),
                         help="context frame I and goal frame J")
     parser.add_argument("--axes", choices=sorted(AXES), default="xy", help="the two translation axes of the grid")
@@ -48,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="values of the other action dims: the true action's, or 0")
     parser.add_argument("--batch", type=int, default=256, help="actions per predictor call")
     parser.add_argument("--out", type=Path, default=Path("runs/landscape"))
+    add_env_hook_args(parser)
     return parser
 
 
@@ -132,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.extent > 0:
         raise SystemExit("error: --extent must be > 0")
     try:
-        frame, goal, state, true_action = read_pair(args.traj, *args.pair)
+        frame, goal, state, true_action = read_pair(args.traj, *args.pair) if args.traj else env_pair(args)
         wm = load_model_from_args(args)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
@@ -149,7 +161,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a_name, b_name = (AXIS_NAMES[k] for k in axes)
     result = {
         "checkpoint": str(args.checkpoint) if args.checkpoint else "jepa_ac/assets/default_model",
-        "backend": args.backend, "traj": str(args.traj), "pair": list(args.pair), "axes": [a_name, b_name],
+        "backend": args.backend, "axes": [a_name, b_name],
+        **({"traj": str(args.traj), "pair": list(args.pair)} if args.traj else {"env": args.env, "seed": args.seed}),
         "others": f"{'true action values' if args.others == 'true' else 'zero'} for the dims other than "
                   f"{a_name}, {b_name}",
         "base_action": base.tolist(), "true_action": true_action.tolist(), "state": state.tolist(),
@@ -165,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"landscape_{args.axes}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    title = (f"{Path(str(result['checkpoint'])).name}, frames {args.pair[0]}->{args.pair[1]}, "
+    pair = f"frames {args.pair[0]}->{args.pair[1]}" if args.traj else f"{args.env} seed {args.seed}"
+    title = (f"{Path(str(result['checkpoint'])).name}, {pair}, "
              f"other dims = {'true action' if args.others == 'true' else '0'}\n"
              f"argmin ({argmin[0]:+.3f}, {argmin[1]:+.3f}), true ({true_xy[0]:+.3f}, {true_xy[1]:+.3f})")
     plot(args.out / f"{stem}.png", energy, values, args.axes, true_xy, argmin, title)
@@ -174,6 +188,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{true_xy[1]:+.3f}) energy {true_energy:.4f}; {result['argmin_to_true_m']:.3f} m apart")
     print(f"wrote {args.out / (stem + '.png')}, {args.out / (stem + '.json')}")
     return result
+
+
+def env_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frame after reset, frame after one random planned move, the state before it, the move the
+    states show [7]) from `--env`, any env through its adapter."""
+    from jepa_ac.cli_args import env_from_args, resolve_env_name
+    from jepa_ac.closed_loop import RandomPolicy, make_env
+    from jepa_ac.pose import action_between
+    from jepa_ac.robot.adapters import GymRobot
+
+    env_id = resolve_env_name(args.env)
+    defaults, adapter = env_from_args(args, env_id, seed=args.seed)
+    env = make_env(env_id, defaults.env, step_budget=2, adapter=adapter)
+    try:
+        robot = GymRobot(env, adapter=adapter)
+        frame, state = robot.reset(seed=args.seed)
+        robot.apply_action(RandomPolicy(defaults.action, seed=args.seed).infer({})["action"])
+        goal, after = robot.get_observation()
+    finally:
+        env.close()
+    return frame, goal, state, action_between(state.astype(np.float64), after.astype(np.float64)).astype(np.float32)
 
 
 def _energy_at(wm: Any, frame: np.ndarray, goal: np.ndarray, state: np.ndarray, action: np.ndarray) -> float:

@@ -1,8 +1,15 @@
-"""Evaluate a planner (or a baseline policy) over seeded episodes of the simulated Franka tasks.
+"""Evaluate a planner (or a baseline policy) over seeded episodes of the simulated Franka tasks, or of
+any gymnasium env through an adapter.
 
     python -m jepa_ac.evaluate --env jepa_ac/FrankaReach-v0 --episodes 50                # the shipped default model
     python -m jepa_ac.evaluate --env all --episodes 50 --policy random expert            # baselines, same seeds
     python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out experiments/evaluate
+    python -m jepa_ac.evaluate --env my_hooks:FetchReach-v4 --checkpoint runs/fetch/final --policy planner random
+
+Any other env is named `module:EnvId` (or a registered id) and planned through
+`jepa_ac.robot.env_adapter`: the checkpoint's control.json gives the hooks its data was recorded
+with, the command fit and the planning defaults derived from the data; `--*-hook` flags replace
+hooks (success and the goal image usually need theirs: `--success-hook`, `--goal-hook`).
 
 Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.collect.episode_seed`),
 so the planner, the random policy and the scripted expert face the same scenes. The planner runs
@@ -33,10 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import (DEFAULT_CHECKPOINT, add_model_args, add_planning_args, load_model_from_args,
-                              planning_from_args)
+from jepa_ac.cli_args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
+                              env_from_args, is_franka_env, load_model_from_args, resolve_env_name)
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
-from jepa_ac.envs import resolve_env_id
 
 ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
 POLICY_ORDER = ("planner", "random", "expert")
@@ -49,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", nargs="+", default=["all"],
-                        help="env ids, short names (reach, push, pickplace) or 'all' (the three tasks)")
+                        help="env ids, short names (reach, push, pickplace), 'all' (the three tasks), or any env "
+                             "as module:EnvId")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--policy", nargs="+", default=["planner"], choices=POLICY_ORDER)
     parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
@@ -64,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="the server's shared token (or set $JEPA_AC_TOKEN)")
     add_model_args(parser, checkpoint_help="planner's world model (default: the shipped jepa_ac/assets/default_model)")
     add_planning_args(parser)
+    add_env_hook_args(parser)
     return parser
 
 
@@ -71,7 +79,7 @@ def resolve_envs(names: list[str]) -> list[str]:
     envs: list[str] = []
     for name in names:
         try:
-            ids = ENV_IDS if name == "all" else (resolve_env_id(name),)
+            ids = ENV_IDS if name == "all" else (resolve_env_name(name),)
         except ValueError as err:
             raise SystemExit(f"error: {err} or 'all'") from None
         for env_id in ids:
@@ -90,19 +98,25 @@ def connect(args: argparse.Namespace, env_id: str) -> Any:
     return client
 
 
-def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> Any:
-    """The planning defaults `policy` runs `env_id` with (planning.json, then the flags; with --server,
-    the server's settings for the task)."""
+def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> tuple[Any, Any]:
+    """(planning defaults, `EnvAdapter` or None) that `policy` runs `env_id` with (planning.json or, for
+    an env that is not ours, the checkpoint's data; then the flags; with --server, the server's
+    settings for the task)."""
+    if policy == "expert" and not is_franka_env(env_id):
+        raise SystemExit(f"error: {env_id} has no scripted expert (those drive the jepa_ac/ Franka envs)")
+    adapter = None
     if getattr(args, "server", None) and policy == "planner":
         from jepa_ac.planning.defaults import PlanningDefaults
 
+        if not is_franka_env(env_id):
+            adapter = env_from_args(args, env_id, seed=seed)[1]
         with connect(args, env_id) as client:
             planning = client.reset()["planning"]
-        return PlanningDefaults.from_dict(planning, source=f"{args.server}'s settings for {env_id}")
-    defaults = planning_from_args(args, env_id, seed=seed)
+        return PlanningDefaults.from_dict(planning, source=f"{args.server}'s settings for {env_id}"), adapter
+    defaults, adapter = env_from_args(args, env_id, seed=seed)
     if policy != "planner":  # baselines have no latent distance to watch (nor use goals): they run the step budget
         defaults = defaults.replace(mpc={"patience": None, "subgoals": False})
-    return defaults
+    return defaults, adapter
 
 
 class EpisodeRunner:
@@ -110,18 +124,19 @@ class EpisodeRunner:
     planning defaults and (planner) the world model, made once and reused for every episode."""
 
     def __init__(self, env_id: str, policy: str, seed: int, defaults: Any, args: argparse.Namespace,
-                 wm: Any = None) -> None:
+                 wm: Any = None, adapter: Any = None) -> None:
         from jepa_ac.closed_loop import make_env, warm_up
 
-        self.policy, self.seed, self.defaults, self.args = policy, seed, defaults, args
+        self.policy, self.seed, self.defaults, self.args, self.adapter = policy, seed, defaults, args, adapter
         self.client = connect(args, env_id) if policy == "planner" and getattr(args, "server", None) else None
         if policy == "planner" and wm is None and self.client is None:
             wm = load_model_from_args(args)
         self.wm = wm
-        self.env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps)
+        self.env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps, adapter=adapter)
         if self.wm is not None:  # keep one-time initialisation / compilation out of the latencies
-            obs, _ = self.env.reset(seed=seed)
-            warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
+            obs, info = self.env.reset(seed=seed)
+            frame, state = (obs["image"], obs["state"]) if adapter is None else adapter.observe(obs, info, self.env)
+            warm_up(wm, defaults.cem, defaults.action, frame, state)
 
     def run(self, index: int) -> dict[str, Any]:
         """Episode `index` (env seed from (seed, index)) -> its record."""
@@ -139,7 +154,7 @@ class EpisodeRunner:
             agent = RandomPolicy(defaults.action, seed=s)
         else:
             agent = ExpertPolicy(self.env, noise=self.args.expert_noise, seed=s)
-        report = run_closed_loop(self.env, agent, seed=s, mpc=defaults.mpc)
+        report = run_closed_loop(self.env, agent, seed=s, mpc=defaults.mpc, adapter=self.adapter)
         record = {"index": index, **report.metrics()}
         record.pop("final_info")
         for key in ("action", "requested"):  # kept in plan's metrics.json; too long for 50 episodes a file
@@ -159,7 +174,8 @@ def _init_worker(env_id: str, policy: str, seed: int, args: argparse.Namespace) 
     # the defaults are read again from `args` here (PlanningDefaults holds read-only mappings, which
     # do not pickle); the parent has read them already, so a bad setting never reaches this point
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
-    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, policy_defaults(env_id, policy, seed, args), args)
+    defaults, adapter = policy_defaults(env_id, policy, seed, args)
+    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, defaults, args, adapter=adapter)
 
 
 def _run_in_worker(index: int) -> dict[str, Any]:
@@ -172,7 +188,7 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     records, in episode order). Each worker process makes its own env and loads its own model."""
     from tqdm import tqdm
 
-    defaults = policy_defaults(env_id, policy, seed, args)  # here, so bad settings stop before any worker starts
+    defaults, adapter = policy_defaults(env_id, policy, seed, args)  # here: bad settings stop before any worker starts
     workers = min(getattr(args, "workers", 1) or 1, episodes)
     records: list[dict[str, Any]] = []
     bar = tqdm(total=episodes, desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
@@ -185,7 +201,7 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
 
     try:
         if workers == 1:
-            runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm)
+            runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm, adapter=adapter)
             try:
                 for i in range(episodes):
                     done(runner.run(i))
@@ -199,7 +215,15 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     finally:
         bar.close()
     records.sort(key=lambda r: r["index"])
-    return summarize(env_id, policy, seed, records, defaults, args), records
+    row = summarize(env_id, policy, seed, records, defaults, args)
+    if adapter is not None:
+        row["adapter"] = adapter.describe()
+    return row, records
+
+
+def task_name(env_id: str) -> str:
+    """"FrankaReach-v0" for "jepa_ac/FrankaReach-v0", "FetchReach-v4" for "my_hooks:FetchReach-v4"."""
+    return env_id.rpartition(":")[2].split("/")[-1]
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -220,7 +244,7 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
     plan_s = [t for r in records for t, back in zip(r["per_step"]["plan_s"], r["per_step"]["returned"])
               if not back]  # a move back to a goal's best state does not plan
     row = {
-        "env_id": env_id, "task": env_id.split("/")[-1], "policy": policy, "subgoals": defaults.mpc.subgoals,
+        "env_id": env_id, "task": task_name(env_id), "policy": policy, "subgoals": defaults.mpc.subgoals,
         "episodes": n, "seed": seed,
         "successes": successes, "success_rate": successes / n if n else math.nan,
         "success_rate_ci95": list(wilson_interval(successes, n)),

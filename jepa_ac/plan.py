@@ -6,6 +6,10 @@ Closed-loop MPC in a simulated Franka env (the shipped default model, the env's 
     python -m jepa_ac.plan --goal goal.png --env jepa_ac/FrankaPush-v0 --seed 3 --max-steps 40 --out runs/plan
     python -m jepa_ac.plan --env jepa_ac/FrankaPickPlace-v0 --subgoals          # through the env's sub-goal images
     python -m jepa_ac.plan --goal above.png grasped.png lifted.png goal.png     # your own sub-goals, then the goal
+    python -m jepa_ac.plan --checkpoint runs/fetch/final --env my_hooks:FetchReach-v4 --goal-hook my_hooks:goal
+
+Any other gymnasium env plans through `jepa_ac.robot.env_adapter` (docs/own_env.md): its hooks, its
+command map and its planning defaults come from the checkpoint's control.json (the training data's).
 
 Each step encodes the camera frame, runs CEM towards the goal latent (encoded once), executes the
 first action and repeats, until the observed latent distance to the goal has not improved for
@@ -41,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import (add_model_args, add_planning_args, load_model_from_args, planning_from_args,
-                              resolve_checkpoint)
-from jepa_ac.envs import resolve_env_id
+from jepa_ac.cli_args import (add_env_hook_args, add_model_args, add_planning_args, base_planning, default_env,
+                              env_from_args, is_franka_env, load_model_from_args, planning_from_args,
+                              resolve_checkpoint, resolve_env_name)
 
 
 class GoalImageError(ValueError):
@@ -66,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     inputs.add_argument("--state", type=float, nargs=7, metavar="S", help="single step: x y z roll pitch yaw gripper")
     inputs.add_argument("--traj", type=Path, help="single step: npz with observations [1,T,H,W,3] and states [1,T,7]")
     sim = parser.add_argument_group("closed loop (simulator)")
-    sim.add_argument("--env", help="gymnasium id or short name: reach, push, pickplace (default: planning.json's "
-                                   "env_id, jepa_ac/FrankaReach-v0)")
+    sim.add_argument("--env", help="gymnasium id or short name: reach, push, pickplace, or any env as module:EnvId "
+                                   "(default: planning.json's env_id, jepa_ac/FrankaReach-v0; for a checkpoint "
+                                   "without one, the env its training data came from)")
     sim.add_argument("--seed", type=int, default=0, help="env reset seed and CEM seed")
     sim.add_argument("--no-video", action="store_true", help="skip rollout.gif / rollout.mp4")
     add_planning_args(parser)
+    add_env_hook_args(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/plan"), help="output folder")
     return parser
 
@@ -147,7 +153,10 @@ def plan_single_step(args: argparse.Namespace) -> dict:
     from jepa_ac.planning import CEMPlanner
 
     frame, state, goal, recorded = read_inputs(args)
-    defaults = planning_from_args(args, args.env, seed=args.seed, for_env=args.env is not None)
+    if is_franka_env(args.env):
+        defaults = planning_from_args(args, args.env, seed=args.seed, for_env=args.env is not None)
+    else:
+        defaults = env_from_args(args, args.env, seed=args.seed)[0]
     wm = load_model_from_args(args)
     planner = CEMPlanner(wm, defaults.cem, defaults.action)
     start = time.perf_counter()
@@ -186,7 +195,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)  # counted in metrics.json instead
-    defaults = planning_from_args(args, args.env, seed=args.seed)
+    defaults, adapter = env_from_args(args, args.env or default_env(args) or base_planning(args).env_id, seed=args.seed)
     size = defaults.env.image_size
     goals, notes = [], []
     for path in args.goal or []:
@@ -197,16 +206,16 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
             print(f"note: goal image {path} {note}")
     grippers = parse_goal_grippers(args.goal_gripper, len(goals)) if args.goal_gripper else None
     wm = load_model_from_args(args)
-    env = make_env(defaults.env_id, defaults.env, step_budget=defaults.mpc.max_steps)
-    obs, _ = env.reset(seed=args.seed)
+    env = make_env(defaults.env_id, defaults.env, step_budget=defaults.mpc.max_steps, adapter=adapter)
+    robot = GymRobot(env, adapter=adapter)
+    frame, state = robot.reset(seed=args.seed)
     if not goals:  # the env renders this episode's goal (and its way-points with --subgoals)
-        rendered = env.unwrapped.subgoal_images() if defaults.mpc.subgoals else [env.unwrapped.goal_image()]
-        goals = [np.asarray(g, dtype=np.uint8) for g in rendered]
+        goals = robot.subgoal_images() if defaults.mpc.subgoals else [robot.goal_image()]
         if defaults.mpc.goal_gripper:
-            grippers = GymRobot(env).goal_grippers(defaults.mpc.subgoals)
+            grippers = robot.goal_grippers(defaults.mpc.subgoals)
     elif defaults.mpc.goal_gripper and grippers is None:
         print("note: mpc.goal_gripper needs --goal-gripper for your goal images; the gripper is planned")
-    warm_s = warm_up(wm, defaults.cem, defaults.action, obs["image"], obs["state"])
+    warm_s = warm_up(wm, defaults.cem, defaults.action, frame, state)
     args.out.mkdir(parents=True, exist_ok=True)
     goal = goals[-1]
     Image.fromarray(goal).save(args.out / "goal.png")
@@ -228,27 +237,29 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
               f"energy {energy}  plan {record.timing.get('plan_s', float('nan')):.3f} s{back}", flush=True)
 
     report = run_closed_loop(env, Controller(planner, defaults.mpc), seed=args.seed, mpc=defaults.mpc, goal=goals,
-                             record_frames=not args.no_video, on_step=show, goal_grippers=grippers)
+                             record_frames=not args.no_video, on_step=show, goal_grippers=grippers, adapter=adapter)
     env.close()
     metrics = {
         **report.metrics(),
         "goal": ([str(g) for g in args.goal] if args.goal else
                  "env subgoal_images() (saved as subgoal_*.png, goal.png)" if len(goals) > 1
-                 else "env goal_image() (saved as goal.png)"),
+                 else "env goal_image() (saved as goal.png)" if adapter is None
+                 else f"goal hook {adapter.spec.goal} (saved as goal.png)"),
         "goal_note": "; ".join(notes) or None,
         "warmup_plan_s": warm_s,
         "checkpoint": str(checkpoint),
         "backend": args.backend,
         "planning": defaults.to_dict(),
+        **({} if adapter is None else {"adapter": adapter.describe()}),
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_energy_plot(args.out / "energy.png", report)
     written = [*(f"subgoal_{i}.png" for i in range(1, len(goals))), "goal.png", "metrics.json", "energy.png"]
     if not args.no_video and report.frames:
         written += write_rollout_video(args.out, report, goals, fps=defaults.env.control_hz)
-    task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m" if report.task_distance_name else ""
+    task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m; " if report.task_distance_name else ""
     reason = report.stop_reason or ("step budget" if report.status == "max_steps" else "env time limit")
-    print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}; latent distance "
+    print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}latent distance "
           f"{_fmt(metrics['initial_latent_distance'], '.4f')} -> {_fmt(metrics['final_latent_distance'], '.4f')}; "
           f"mean plan {_fmt(metrics['plan_s_mean'], '.3f')} s/step; {report.num_clipped} actions clipped by the "
           "safety layer")
@@ -338,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
     single_step = args.traj is not None or args.frame is not None or args.state is not None
     if args.env is not None:
         try:
-            args.env = resolve_env_id(args.env)
+            args.env = resolve_env_name(args.env)
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
     try:

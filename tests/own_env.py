@@ -7,6 +7,7 @@ The controller reaches only `GAIN` of each commanded move, one step late (lag 1)
 control contract has something to measure. Every env made is kept in `MADE` with what it did.
 
     python -m jepa_ac.collect --env own_env:OwnReach-v0 --policy own_env:policy --state own_env:state ...
+    python -m jepa_ac.evaluate --env own_env:OwnReach-v0 --checkpoint RUN/final --goal-hook own_env:goal ...
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ class OwnReachEnv(gym.Env):
         self.log[-1]["obs"].append(self._obs())
         return self._obs(), float(success), False, False, {"is_success": success}
 
+    def snapshot(self):
+        return {"grip": self.grip.copy(), "fingers": self.fingers, "pending": self.pending.copy()}
+
+    def restore(self, saved):
+        self.grip, self.fingers, self.pending = saved["grip"].copy(), saved["fingers"], saved["pending"].copy()
+
     def _obs(self):
         return {"observation": np.r_[self.grip, self.fingers / 2, self.fingers / 2], "achieved_goal": self.grip.copy(),
                 "desired_goal": self.goal.copy()}
@@ -75,6 +82,22 @@ def policy(obs, env):
     """Toward the goal, with some exploration (seeded through the action space)."""
     direction = (obs["desired_goal"] - obs["achieved_goal"]) / MAX_MOVE
     return np.clip(np.r_[direction, 0.0] + 0.5 * env.action_space.sample(), -1, 1).astype(np.float32)
+
+
+def success(obs):
+    """The gripper within 5 cm of the goal."""
+    return bool(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]) < 0.05)
+
+
+def goal(obs, env):
+    """The frame with the gripper at the goal."""
+    u = env.unwrapped
+    saved = u.grip
+    u.grip = obs["desired_goal"].copy()
+    try:
+        return u.render()
+    finally:
+        u.grip = saved
 
 
 def pusher_state(obs):

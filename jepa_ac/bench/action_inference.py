@@ -6,7 +6,15 @@
 States come from seeded episodes of the env's scripted expert (action noise `--expert-noise`, stopped
 after a random number of steps). At each state a random translation `o` (uniform in
 +-`--max-offset` m along x and y) is executed and the frame it produces becomes the goal; the
-simulation then goes back to the state (`env.snapshot()` / `restore()`). Over a grid of candidate
+simulation then goes back to the state (`env.snapshot()` / `restore()`).
+
+Any other env (`--env module:EnvId`, docs/own_env.md) runs through its `EnvAdapter`: states come
+from uniform random planned moves within its planning bounds (it has no expert), moves are executed
+as the adapter sends them (command fit, repeat), and a MuJoCo env is put back with its own state
+(`jepa_ac.robot.env_adapter.snapshot`). Its frames are rendered at the training data's size unless
+`--image-size` is given.
+
+    python -m jepa_ac.bench action_inference --env my_hooks:FetchReach-v4 --checkpoint runs/fetch/final --states 20 Over a grid of candidate
 x/y actions (+-`--grid-extent` m, `--grid-step` apart) two actions minimise the L1 energy to that
 goal:
 
@@ -40,11 +48,12 @@ OBJECT_BODY = {"push": "block", "pickplace": "cube"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jepa_ac.cli_args import add_model_args
+    from jepa_ac.cli_args import add_env_hook_args, add_model_args
 
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench action_inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="push", help="env id or short name (reach, push, pickplace)")
+    parser.add_argument("--env", default="push",
+                        help="env id or short name (reach, push, pickplace), or any env as module:EnvId")
     parser.add_argument("--states", type=int, default=40, help="number of (state, goal) pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", nargs="*", type=Path, default=[],
@@ -57,9 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=30, help="... and at most")
     parser.add_argument("--near", type=float, default=0.08, help="TCP-object xy distance of the 'near' rows (m)")
     parser.add_argument("--no-true", action="store_true", help="skip the true-frame reference (faster)")
-    parser.add_argument("--image-size", type=int, default=128, help="rendered frame size (the model resizes)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="rendered frame size (the model resizes; default 128, or the training data's for any "
+                             "other env)")
+    parser.add_argument("--planning", type=Path, help="any other env: planning defaults JSON (default: planning.json "
+                                                      "beside the checkpoint, else derived from its control.json)")
     parser.add_argument("--out", type=Path, default=Path("experiments/action_inference"))
     add_model_args(parser, checkpoint_help="world model (default: the shipped jepa_ac/assets/default_model)")
+    add_env_hook_args(parser)
     return parser
 
 
@@ -98,6 +112,30 @@ def sample_states(env: Any, count: int, seed: int, noise: float, steps: tuple[in
     return cases
 
 
+def sample_adapter_states(env: Any, adapter: Any, spec: Any, count: int, seed: int, steps: tuple[int, int],
+                          max_offset: float) -> list[dict[str, Any]]:
+    """`sample_states` for an env behind an `EnvAdapter`: random planned moves within `spec`'s bounds."""
+    from jepa_ac.closed_loop import RandomPolicy
+    from jepa_ac.robot.env_adapter import snapshot
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        obs, info = env.reset(seed=int(rng.integers(2**31)))
+        policy = RandomPolicy(spec, seed=int(rng.integers(2**31)))
+        for _ in range(int(rng.integers(steps[0], steps[1] + 1))):
+            frame, state = adapter.observe(obs, info, env)
+            obs, _, _, _, info, _ = adapter.step(env, policy.infer({"image": frame, "state": state})["action"], obs)
+        frame, state = adapter.observe(obs, info, env)
+        offset = np.zeros(7, np.float32)
+        offset[:2] = rng.uniform(-max_offset, max_offset, 2)
+        case = {"snapshot": snapshot(env), "obs": obs, "frame": frame, "state": state.astype(np.float32),
+                "offset": offset, "tcp_object_xy": float("nan")}
+        case["goal"] = adapter_frame_after(env, adapter, case, offset)
+        cases.append(case)
+    return cases
+
+
 def frame_after(env: Any, snapshot: dict[str, Any], action: np.ndarray) -> np.ndarray:
     """The frame `action` produces from `snapshot`; the env is left back at the snapshot."""
     env.unwrapped.restore(snapshot)
@@ -106,15 +144,28 @@ def frame_after(env: Any, snapshot: dict[str, Any], action: np.ndarray) -> np.nd
     return frame
 
 
-def true_energies(env: Any, wm: Any, case: dict[str, Any], candidates: np.ndarray, z_goal: Any) -> np.ndarray:
+def adapter_frame_after(env: Any, adapter: Any, case: dict[str, Any], action: np.ndarray) -> np.ndarray:
+    """`frame_after` through an `EnvAdapter`: the planned move sent as the adapter sends it."""
+    from jepa_ac.robot.env_adapter import restore
+
+    restore(env, case["snapshot"])
+    obs, _, _, _, info, _ = adapter.step(env, action, case["obs"])
+    frame = adapter.observe(obs, info, env)[0]
+    restore(env, case["snapshot"])
+    return frame
+
+
+def true_energies(env: Any, wm: Any, case: dict[str, Any], candidates: np.ndarray, z_goal: Any,
+                  adapter: Any = None) -> np.ndarray:
     """[K] energy of the frame each candidate action really produces from the case's state."""
-    frames = np.stack([frame_after(env, case["snapshot"], action) for action in candidates])
+    frames = np.stack([frame_after(env, case["snapshot"], action) if adapter is None
+                       else adapter_frame_after(env, adapter, case, action) for action in candidates])
     z = wm.encode_frames(frames)  # [K, N, D] (one frame each)
     return wm.ops.to_numpy(wm.energy(z, z_goal))
 
 
 def evaluate_model(wm: Any, env: Any, cases: list[dict[str, Any]], candidates: np.ndarray, with_true: bool,
-                   known_true: list[float] | None = None) -> dict[str, Any]:
+                   known_true: list[float] | None = None, adapter: Any = None) -> dict[str, Any]:
     """Per-case argmin errors (cm) of the predicted and (optionally) true energies, and timings.
     `known_true`: the true errors already measured with the same encoder on these cases (reused)."""
     ops = wm.ops
@@ -130,7 +181,7 @@ def evaluate_model(wm: Any, env: Any, cases: list[dict[str, Any]], candidates: n
         if with_true and known_true is not None:
             record["true_error_cm"] = known_true[i]
         elif with_true:
-            true = true_energies(env, wm, case, candidates, z_goal)
+            true = true_energies(env, wm, case, candidates, z_goal, adapter)
             record["true_error_cm"] = 100 * float(np.linalg.norm(candidates[np.argmin(true), :2] - offset))
         per_case.append(record)
     return {"per_case": per_case, "wall_s": time.perf_counter() - start}
@@ -161,8 +212,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores), "
         f"{result['machine']['date']}. Command: `{result['command']}`",
         "",
-        f"{setup['env_id']}: {setup['states']} states from the scripted expert (noise {setup['expert_noise']}, "
-        f"{setup['min_steps']}-{setup['max_steps']} steps in), each with a random executed x/y translation of up "
+        f"{setup['env_id']}: {setup['states']} states from "
+        + (f"the scripted expert (noise {setup['expert_noise']}, " if not setup.get("adapter") else
+           "uniform random planned moves (")
+        + f"{setup['min_steps']}-{setup['max_steps']} steps in), each with a random executed x/y translation of up "
         f"to {100 * setup['max_offset']:.0f} cm whose frame is the goal. Candidates: a "
         f"{setup['grid_size']}x{setup['grid_size']} grid, +-{100 * setup['grid_extent']:.0f} cm, "
         f"{100 * setup['grid_step']:.0f} cm apart (~{38.3 * setup['grid_step']:.1f} cm, the mean distance to the "
@@ -191,7 +244,7 @@ def _cm(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     import jepa_ac
     from jepa_ac.closed_loop import make_env
-    from jepa_ac.cli_args import load_model_from_args
+    from jepa_ac.cli_args import env_from_args, is_franka_env, load_model_from_args
     from jepa_ac.evaluate import resolve_envs
     from jepa_ac.planning.defaults import EnvOptions
 
@@ -203,10 +256,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: need 0 < --grid-step <= --grid-extent, --max-offset > 0 and "
                          "0 <= --min-steps <= --max-steps")
     (env_id,) = resolve_envs([args.env])
-    env = make_env(env_id, EnvOptions(image_size=args.image_size))
     candidates = candidate_actions(args.grid_extent, args.grid_step)
-    cases = sample_states(env, args.states, args.seed, args.expert_noise, (args.min_steps, args.max_steps),
-                          args.max_offset)
+    adapter = None
+    if is_franka_env(env_id):
+        args.image_size = args.image_size or 128
+        env = make_env(env_id, EnvOptions(image_size=args.image_size))
+        cases = sample_states(env, args.states, args.seed, args.expert_noise, (args.min_steps, args.max_steps),
+                              args.max_offset)
+    else:  # --max-steps here counts random moves, not an MPC budget
+        defaults, adapter = env_from_args(argparse.Namespace(**{**vars(args), "max_steps": None}), env_id, args.seed)
+        args.image_size = adapter.image_size
+        env = adapter.make_env(step_budget=10**6)  # the moves tried from each state must not hit a time limit
+        cases = sample_adapter_states(env, adapter, defaults.action, args.states, args.seed,
+                                      (args.min_steps, args.max_steps), args.max_offset)
     models = [(str(args.checkpoint) if args.checkpoint else "jepa_ac/assets/default_model", None)]
     models += [(str(path), path) for path in args.compare]
     rows, true_by_encoder = [], {}
@@ -217,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {err}") from None
         encoder = wm.encoder_hash()  # models sharing an encoder share the true-frame reference
         run = evaluate_model(wm, env, cases, candidates, with_true=not args.no_true,
-                             known_true=true_by_encoder.get(encoder))
+                             known_true=true_by_encoder.get(encoder), adapter=adapter)
         if not args.no_true:
             true_by_encoder[encoder] = [r["true_error_cm"] for r in run["per_case"]]
         rows.append({"checkpoint": name, "encoder_sha256": encoder, "summary": summarise(run["per_case"], args.near),
@@ -228,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
              "min_steps": args.min_steps, "max_steps": args.max_steps, "max_offset": args.max_offset,
              "grid_extent": args.grid_extent, "grid_step": args.grid_step, "grid_size": int(np.sqrt(len(candidates))),
              "near": args.near, "image_size": args.image_size}
+    if adapter is not None:
+        setup["adapter"] = adapter.describe()
     command = "python -m jepa_ac.bench action_inference " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {"format": FORMAT, "setup": setup, "command": command, "machine": machine_info(), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)

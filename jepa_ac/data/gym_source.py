@@ -15,6 +15,7 @@ arguments, `fn(obs, env)`:
   object with a `reset()` method has it called at each episode start.
 - frame (default: the observation itself if it is an image, its "image" / "pixels" / "rgb" entry,
   else `env.render()`): a uint8 [H, W, 3] frame, or {camera: frame} for several cameras.
+- success (default: `info["success"]`, else `info["is_success"]`): whether the task is done.
 
 Frames are resized (shorter side, centre crop) to `image_size` unless the env renders that size.
 The env's action is recorded as the command (`command_space="env"`); its control rate is
@@ -47,11 +48,13 @@ class GymHooks:
     state: Callable[..., Any] | None = None
     policy: Callable[..., Any] | None = None
     frame: Callable[..., Any] | None = None
+    success: Callable[..., Any] | None = None
 
     @classmethod
-    def load(cls, state: str | None = None, policy: str | None = None, frame: str | None = None) -> "GymHooks":
+    def load(cls, state: str | None = None, policy: str | None = None, frame: str | None = None,
+             success: str | None = None) -> "GymHooks":
         return cls(*(None if spec is None else load_hook(spec, f"--{what}")
-                     for spec, what in ((state, "state"), (policy, "policy"), (frame, "frame"))))
+                     for spec, what in ((state, "state"), (policy, "policy"), (frame, "frame"), (success, "success"))))
 
     def call(self, name: str, obs: Any, env: Any) -> Any:
         fn = getattr(self, name)
@@ -182,7 +185,9 @@ def _resize(frames: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     return {cam: f if f.shape[:2] == (size, size) else resize_center_crop(f, size)[0] for cam, f in frames.items()}
 
 
-def _success(info: Mapping[str, Any]) -> bool:
+def _success(obs: Any, info: Mapping[str, Any], env: Any, hooks: GymHooks) -> bool:
+    if hooks.success is not None:
+        return bool(hooks.call("success", obs, env))
     return bool(info.get("success", info.get("is_success", False)))
 
 
@@ -199,7 +204,7 @@ def gym_rollout(env: Any, hooks: GymHooks, seed: int, max_steps: int, image_size
         reset()
     frames = _resize(observation_frames(obs, env, hooks), image_size)
     buffer = EpisodeBuffer(tuple(frames))
-    success = _success(info)
+    success = _success(obs, info, env, hooks)
     for step in range(max_steps):
         action = env.action_space.sample() if hooks.policy is None else hooks.call("policy", obs, env)
         state = observation_state(obs, info, env, hooks)
@@ -207,7 +212,7 @@ def gym_rollout(env: Any, hooks: GymHooks, seed: int, max_steps: int, image_size
                    time_s=None if fps is None else step / fps)
         obs, _, terminated, truncated, info = env.step(action)
         frames = _resize(observation_frames(obs, env, hooks), image_size)
-        success = _success(info)
+        success = _success(obs, info, env, hooks)
         if terminated or truncated or (stop_on_success and success):
             break
     buffer.add(frames, observation_state(obs, info, env, hooks), time_s=None if fps is None else len(buffer) / fps)

@@ -13,11 +13,12 @@ Nothing here imports torch or MLX.
 """
 
 from jepa_ac.robot.adapters import DroidRobot, GymRobot
+from jepa_ac.robot.env_adapter import AdapterSpec, EnvAdapter
 from jepa_ac.robot.loop import EpisodeResult, StepRecord, run_episode
 from jepa_ac.robot.protocol import Policy, Robot
 from jepa_ac.robot.safety import SafeAction, SafetyConfig, SafetyLayer, SafetyStop, load_safety_config
 
 __all__ = [
-    "DroidRobot", "GymRobot", "EpisodeResult", "StepRecord", "run_episode", "Policy", "Robot", "SafeAction",
-    "SafetyConfig", "SafetyLayer", "SafetyStop", "load_safety_config",
+    "AdapterSpec", "DroidRobot", "EnvAdapter", "GymRobot", "EpisodeResult", "StepRecord", "run_episode", "Policy",
+    "Robot", "SafeAction", "SafetyConfig", "SafetyLayer", "SafetyStop", "load_safety_config",
 ]

@@ -1,6 +1,7 @@
-"""`Robot` adapters: our gymnasium MuJoCo envs, and DROID's `RobotEnv` (real Franka).
+"""`Robot` adapters: gymnasium envs (ours, or any through an `EnvAdapter`), and DROID's `RobotEnv` (real Franka).
 
     robot = GymRobot(gymnasium.make("jepa_ac/FrankaReach-v0", image_size=64))
+    robot = GymRobot(adapter.make_env(), adapter=adapter)     # any env: jepa_ac.robot.env_adapter
     robot.reset(seed=0)
     frame, state = robot.get_observation()
 
@@ -32,37 +33,58 @@ def _check_action(action: Any) -> np.ndarray:
 
 
 class GymRobot:
-    """A gymnasium env with `{"image", "state"}` observations (e.g. `jepa_ac/FrankaReach-v0`) as a `Robot`.
+    """A gymnasium env as a `Robot`: ours (`{"image", "state"}` observations, e.g. `jepa_ac/FrankaReach-v0`),
+    or any env through an `EnvAdapter` (`jepa_ac.robot.env_adapter`: its hooks read frames, states,
+    success and goal images, and turn each planned move into the env's own actions).
 
     Call `reset(seed=...)` first. After each action, `done`, `success`, `reward` and `info` hold
     what the env reported. Actions outside the env's action space are clipped to it (logged). A state
     outside `state_ranges` (`jepa_ac.pose.StateRanges`) raises ValueError.
     """
 
-    def __init__(self, env: Any, state_ranges: StateRanges = DEFAULT_STATE_RANGES) -> None:
+    def __init__(self, env: Any, state_ranges: StateRanges = DEFAULT_STATE_RANGES, adapter: Any = None) -> None:
         self.env = env
         self.state_ranges = state_ranges
-        self._obs: dict[str, Any] | None = None
+        self.adapter = adapter
+        self._obs: Any = None
+        self._reset_obs: Any = None
         self.done = False
         self.success = False
         self.reward = 0.0
         self.info: dict[str, Any] = {}
+        self.last_commands: list[np.ndarray] = []  # the env actions the last planned action was sent as (adapter)
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         self._obs, self.info = self.env.reset(seed=seed, options=options)
-        self.done, self.success, self.reward = False, bool(self.info.get("success", False)), 0.0
+        self._reset_obs = self._obs
+        self.done, self.success, self.reward = False, self._success(), 0.0
         return self.get_observation()
+
+    def _success(self) -> bool:
+        if self.adapter is not None:
+            return self.adapter.success(self._obs, self.info, self.env)
+        return bool(self.info.get("success", False))
 
     def get_observation(self) -> tuple[np.ndarray, np.ndarray]:
         """(frame, state); ValueError if the env's state is not finite or outside its physical range."""
         if self._obs is None:
             raise RuntimeError("GymRobot: call reset() before get_observation()")
-        state = check_states(self._obs["state"], "GymRobot: env state", self.state_ranges)
-        return np.array(self._obs["image"], dtype=np.uint8), state.astype(np.float32)
+        if self.adapter is not None:
+            frame, state = self.adapter.observe(self._obs, self.info, self.env)
+        else:
+            frame, state = self._obs["image"], self._obs["state"]
+        state = check_states(state, "GymRobot: env state", self.state_ranges)
+        return np.array(frame, dtype=np.uint8), state.astype(np.float32)
 
     def apply_action(self, action: np.ndarray) -> None:
         if self._obs is None:
             raise RuntimeError("GymRobot: call reset() before apply_action()")
+        if self.adapter is not None:
+            self._obs, self.reward, terminated, truncated, self.info, self.last_commands = self.adapter.step(
+                self.env, _check_action(action), self._obs)
+            self.success = self._success()
+            self.done = terminated or truncated
+            return
         space = self.env.action_space
         action = _check_action(action).astype(space.dtype)
         if hasattr(space, "low") and not space.contains(action):
@@ -76,14 +98,23 @@ class GymRobot:
 
     def goal_image(self) -> np.ndarray:
         """The env's goal image (uint8 [H, W, 3]) rendered from the observation camera."""
+        if self.adapter is not None:
+            return self.subgoal_images()[-1]
         return np.asarray(self.env.unwrapped.goal_image(), dtype=np.uint8)
 
     def subgoal_images(self) -> list[np.ndarray]:
         """The env's sub-goal images, ending with the goal image (uint8 [H, W, 3] each)."""
+        if self.adapter is not None:
+            if self._reset_obs is None:
+                raise RuntimeError("GymRobot: call reset() before asking for the goal images")
+            return self.adapter.goals(self._reset_obs, self.env)
         return [np.asarray(g, dtype=np.uint8) for g in self.env.unwrapped.subgoal_images()]
 
-    def goal_grippers(self, subgoals: bool) -> list[float]:
-        """The gripper closedness each goal image shows (the sub-goals' then the goal's, or the goal's)."""
+    def goal_grippers(self, subgoals: bool) -> list[float | None]:
+        """The gripper closedness each goal image shows (the sub-goals' then the goal's, or the goal's);
+        None (planned) for an env behind an adapter."""
+        if self.adapter is not None:
+            return [None] * (len(self.subgoal_images()) if subgoals else 1)
         env = self.env.unwrapped
         states = env.subgoal_states() if subgoals else env.goal_state()[None]  # [K, 7]
         return [float(g) for g in states[:, 6]]

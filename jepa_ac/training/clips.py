@@ -127,7 +127,7 @@ class Subset:
 
 def open_clips(path: str | Path, frames: int, fps: float, ranges: StateRanges = DEFAULT_STATE_RANGES) -> Any:
     """A clip dataset from a path: a `.zarr` latent cache, DROID-layout episodes (a folder or a
-    trajectory list file, encoded on the fly), or a clips `.npz`. States outside `ranges` skip their
+    trajectory list file, encoded on the fly), a LeRobot dataset or spec file, or a clips `.npz`. States outside `ranges` skip their
     episode (or refuse the `.npz`)."""
     path = Path(path)
     if not str(path) or not path.exists():
@@ -141,12 +141,14 @@ def open_clips(path: str | Path, frames: int, fps: float, ranges: StateRanges = 
         from jepa_ac.data.latent_cache import LatentClips
 
         return LatentClips(path, frames_per_clip=frames, fps=fps, state_ranges=ranges)
-    if path.is_dir() or path.suffix in (".txt", ".csv", ".list"):
+    from jepa_ac.data.lerobot import is_lerobot_source
+
+    if path.is_dir() or path.suffix in (".txt", ".csv", ".list") or is_lerobot_source(path):
         from jepa_ac.data.reader import ClipConfig, DroidClips
 
         return DroidClips(path, ClipConfig(frames_per_clip=frames, fps=fps, state_ranges=ranges))
     raise ValueError(f"{path}: unsupported training data (expected a .zarr latent cache, a DROID-layout episode "
-                     "folder or trajectory list, or a clips .npz)")
+                     "folder or trajectory list, a LeRobot dataset or spec file, or a clips .npz)")
 
 
 def episode_ids(dataset: Any) -> np.ndarray:

@@ -199,8 +199,9 @@ class PredictorTrainer(TrainingLoop):
     plot_title = "predictor training"
 
     def __init__(self, config: TrainPredictorConfig, train_data: Any, val_data: Any | None,
-                 dist_info: DistInfo | None = None) -> None:
+                 dist_info: DistInfo | None = None, control: Any = None) -> None:
         self.config = config
+        self.control = control  # CheckpointControl of the training data, saved as control.json with the weights
         self.info = dist_info or init_distributed(config.device or None)
         self.out = Path(config.out)
         seed_everything(config.seed)
@@ -239,6 +240,10 @@ class PredictorTrainer(TrainingLoop):
             provenance = {"trained_by": "jepa_ac.train_predictor", "step": self.step,
                           "train_config": dataclasses.asdict(self.config),
                           "encoder_source": self.encoder.wm.provenance}
+            if self.control is not None:
+                from jepa_ac.planning.checkpoint_control import CONTROL_FILE
+
+                state = {**state, CONTROL_FILE: self.control.write}
             commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
                 folder, arrays, self.encoder.config, self.pred_config, provenance, extra_files=state))
         if name == CHECKPOINT_DIR:
