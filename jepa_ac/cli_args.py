@@ -258,7 +258,7 @@ def env_from_args(args: argparse.Namespace, env_id: str, seed: int):
 def _env_from_args(args: argparse.Namespace, env_id: str, seed: int):
     from jepa_ac.planning.checkpoint_control import planning_for_env
     from jepa_ac.planning.defaults import PLANNING_FILE
-    from jepa_ac.robot.env_adapter import AdapterSpec, EnvAdapter
+    from jepa_ac.robot.env_adapter import HOOKS, AdapterSpec, EnvAdapter
 
     base = base_planning(args)
     from_file = getattr(args, "planning", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT)
@@ -279,7 +279,6 @@ def _env_from_args(args: argparse.Namespace, env_id: str, seed: int):
     if ours and ":" not in env_id:  # the module that registers the id, as the data was recorded
         env_id = control.env_id
     spec = AdapterSpec.from_options(env_id, control.env_options if ours else {})
-    spec = spec.replace(**{name: getattr(args, f"{name}_hook", None)
-                           for name in ("state", "frame", "success", "goal", "action")})
+    spec = spec.replace(**{name: getattr(args, f"{name}_hook", None) for name in HOOKS})
     adapter = EnvAdapter.load(spec, control.contract if ours else None, defaults.env.image_size)
     return defaults, adapter

@@ -47,7 +47,6 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 HOOKS = ("state", "frame", "success", "goal", "action")
-ADAPTER_FORMAT = "jepa_ac.env_adapter"
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class AdapterSpec:
         return dataclasses.replace(self, **{k: v for k, v in hooks.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": ADAPTER_FORMAT, **dataclasses.asdict(self)}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_options(cls, env: str, options: Mapping[str, Any]) -> "AdapterSpec":
