@@ -173,6 +173,7 @@ class Controller:
         self._grippers: list[float | None] = []
         self.schedule: GoalSchedule | None = None
         self._observed = 0  # frames observed since the goals were set
+        self._done_reason: str | None = None  # why the last goal is done (None: not done)
 
     # -- policy interface ------------------------------------------------------------------------
 
@@ -224,7 +225,7 @@ class Controller:
     def _start(self) -> None:
         self.schedule = GoalSchedule(self.mpc, len(self._goal_latents))
         self._observed = 0
-        self._done_reason: str | None = None
+        self._done_reason = None
         self._aim(0)
 
     def _aim(self, k: int) -> None:
@@ -233,13 +234,11 @@ class Controller:
         self.planner.set_goal_latent(self._goal_latents[k], gripper)
 
     def _step(self, obs: Mapping[str, Any], act: bool) -> dict[str, Any]:
-        from jepa_ac.planning.planner import check_state
+        from jepa_ac.planning.planner import check_observation, check_state, plan_reply
 
         if self.schedule is None:
             raise ValueError("no goal: call set_goal(image or images) first")
-        for key in ("image", "state"):
-            if key not in obs:
-                raise ValueError(f"observation is missing {key!r}; expected keys 'image' (uint8 [H,W,3]) and 'state' ([7])")
+        check_observation(obs)
         start = time.perf_counter()
         state = check_state(obs["state"])
         z = self.planner.encode_frame(obs["image"])  # [1, N, D]: the one encode of this step
@@ -267,11 +266,7 @@ class Controller:
             out["action"] = self.spec.move_toward(state, self.schedule.return_target).astype(np.float32)  # [7]
             out["planner"] = {"replanned": False, "samples_evaluated": 0, "returned": True}
         else:
-            result = self.planner.plan_from_latent(z, state)
-            out["action"], out["plan"] = result.actions[0], result.actions
-            out["energy"] = float(result.elite_costs[-1][0])
-            out["planner"] = {"replanned": not result.skipped, "samples_evaluated": result.evaluated,
-                              "surprise": result.surprise, "held": result.held}
+            out.update(plan_reply(self.planner.plan_from_latent(z, state)))
         total = time.perf_counter() - start
         out["timing"] = {"plan_s": total, "total_s": total}
         return out

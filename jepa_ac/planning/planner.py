@@ -51,6 +51,21 @@ def check_finite(value: Any, what: str) -> Any:
     return value
 
 
+def check_observation(obs: Mapping[str, Any]) -> None:
+    """A policy's observation has 'image' and 'state' (their values are checked where they are used)."""
+    for key in ("image", "state"):
+        if key not in obs:
+            raise ValueError(f"observation is missing {key!r}; expected keys 'image' (uint8 [H,W,3]) and 'state' ([7])")
+
+
+def plan_reply(result: CEMResult) -> dict[str, Any]:
+    """The policy reply fields of one planning step: the action to execute, the plan, its energy and
+    what the planner did (re-planned or reused, samples evaluated, surprise, held)."""
+    return {"action": result.actions[0], "plan": result.actions, "energy": float(result.elite_costs[-1][0]),
+            "planner": {"replanned": not result.skipped, "samples_evaluated": result.evaluated,
+                        "surprise": result.surprise, "held": result.held}}
+
+
 class CEMPlanner:
     """CEM over the world model's imagined rollouts, minimising L1 distance to the goal latent."""
 
@@ -201,20 +216,11 @@ class PlanningPolicy:
         self.planner.set_goal(goal, gripper)
 
     def infer(self, obs: Mapping[str, Any]) -> dict[str, Any]:
-        for key in ("image", "state"):
-            if key not in obs:
-                raise ValueError(f"observation is missing {key!r}; expected keys 'image' (uint8 [H,W,3]) and 'state' ([7])")
+        check_observation(obs)
         start = time.perf_counter()
         result = self.planner.plan_sequence(obs["image"], obs["state"])
         total = time.perf_counter() - start
-        return {
-            "action": result.actions[0],
-            "plan": result.actions,
-            "energy": float(result.elite_costs[-1][0]),
-            "timing": {"plan_s": total, "total_s": total},
-            "planner": {"replanned": not result.skipped, "samples_evaluated": result.evaluated,
-                        "surprise": result.surprise, "held": result.held},
-        }
+        return {**plan_reply(result), "timing": {"plan_s": total, "total_s": total}}
 
     def metadata(self) -> dict[str, Any]:
         wm = self.planner.wm

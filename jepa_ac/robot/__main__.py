@@ -19,6 +19,7 @@ Safety limits: `--safety FILE` (YAML, `SafetyConfig` fields), by default the shi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -74,8 +75,7 @@ def run_sim(args: argparse.Namespace, client: Any, planning: dict[str, Any], env
     from jepa_ac.robot.safety import SafetyLayer, load_safety_config
 
     defaults = PlanningDefaults.from_dict(planning, source="the server's planning settings")
-    mpc = defaults.mpc if args.max_steps is None else defaults.mpc.__class__(
-        **{**vars(defaults.mpc), "max_steps": args.max_steps})
+    mpc = defaults.mpc if args.max_steps is None else dataclasses.replace(defaults.mpc, max_steps=args.max_steps)
     env = make_env(env_id, defaults.env, step_budget=mpc.max_steps)
     try:
         goals, grippers = read_goals(args, defaults.env.image_size)
