@@ -8,7 +8,7 @@
 Importing the package does not import torch or MLX (the robot-side client needs neither).
 """
 
-from jepa_ac.config import (
+from jepa_ac.model.config import (
     ENCODER_PRESETS,
     PREDICTOR_PRESETS,
     EncoderConfig,
@@ -31,7 +31,7 @@ def __getattr__(name: str):
 
         return getattr(world_model, name)
     if name == "CheckpointError":
-        from jepa_ac.checkpoints import CheckpointError
+        from jepa_ac.world_model.checkpoints import CheckpointError
 
         return CheckpointError
     raise AttributeError(f"module 'jepa_ac' has no attribute {name!r}")

@@ -9,7 +9,7 @@ the sha256 of the encoder weights: writing latents of another encoder into an ex
 refused, and training refuses a cache made by another encoder. Re-running resumes (episodes
 already complete are skipped); each run appends its counts to the store's `runs` attr. Episodes
 that cannot be used (missing or truncated files, NaN or implausible states: see
-`jepa_ac.pose.StateRanges`, override with `--state-ranges '{"max_position": 10}'`, a video frame
+`jepa_ac.model.pose.StateRanges`, override with `--state-ranges '{"max_position": 10}'`, a video frame
 that fails to decode) are skipped and listed; when nothing could be encoded the exit code is 1.
 Errors are one `error:` line. Training reads the cache with
 `jepa_ac.data.latent_cache.LatentClips(path, frames_per_clip, fps, rank=, world_size=)`.
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="torch", choices=("torch", "mlx"))
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: backend's choice)")
     parser.add_argument("--state-ranges", type=json.loads, default={},
-                        help="JSON overrides of jepa_ac.pose.StateRanges, e.g. '{\"max_position\": 10}' "
+                        help="JSON overrides of jepa_ac.model.pose.StateRanges, e.g. '{\"max_position\": 10}' "
                              "(episodes with a state outside are skipped)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -120,6 +120,6 @@ def encode(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import add_env_hook_args, add_model_args, load_model_from_args
+from jepa_ac.cli.args import add_env_hook_args, add_model_args, load_model_from_args
 
 AXES = {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}
 AXIS_NAMES = ("dx", "dy", "dz")
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_pair(path: Path, i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(context frame, goal frame, context state [7], true action [7]) from a trajectory npz."""
-    from jepa_ac.pose import action_between
+    from jepa_ac.model.pose import action_between
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"trajectory not found: {path}")
@@ -193,9 +193,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def env_pair(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(frame after reset, frame after one random planned move, the state before it, the move the
     states show [7]) from `--env`, any env through its adapter."""
-    from jepa_ac.cli_args import env_from_args, resolve_env_name
-    from jepa_ac.closed_loop import RandomPolicy, make_env
-    from jepa_ac.pose import action_between
+    from jepa_ac.cli.args import env_from_args, resolve_env_name
+    from jepa_ac.control.closed_loop import RandomPolicy, make_env
+    from jepa_ac.model.pose import action_between
     from jepa_ac.robot.adapters import GymRobot
 
     env_id = resolve_env_name(args.env)
@@ -221,6 +221,6 @@ def _energy_at(wm: Any, frame: np.ndarray, goal: np.ndarray, state: np.ndarray, 
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -11,7 +11,7 @@ Any other env is named `module:EnvId` (or a registered id) and planned through
 with, the command fit and the planning defaults derived from the data; `--*-hook` flags replace
 hooks (success and the goal image usually need theirs: `--success-hook`, `--goal-hook`).
 
-Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.collect.episode_seed`),
+Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.data.collection.episode_seed`),
 so the planner, the random policy and the scripted expert face the same scenes. The planner runs
 closed-loop MPC with the planning defaults of the checkpoint (planning.json; flags override) and
 stops on the patience rule or the step budget; the baselines run the step budget. Success is the
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
+from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, resolve_env_name)
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 
@@ -91,7 +91,7 @@ def resolve_envs(names: list[str]) -> list[str]:
 # -- one (env, policy) run -------------------------------------------------------------------------
 def connect(args: argparse.Namespace, env_id: str) -> Any:
     """A `PlannerClient` to `--server` asking for `env_id`'s settings."""
-    from jepa_ac.client import PlannerClient
+    from jepa_ac.serving.client import PlannerClient
 
     client = PlannerClient(args.server, token=args.token or os.environ.get("JEPA_AC_TOKEN") or None, timeout=600.0)
     client.task = env_id
@@ -125,7 +125,7 @@ class EpisodeRunner:
 
     def __init__(self, env_id: str, policy: str, seed: int, defaults: Any, args: argparse.Namespace,
                  wm: Any = None, adapter: Any = None) -> None:
-        from jepa_ac.closed_loop import make_env, warm_up
+        from jepa_ac.control.closed_loop import make_env, warm_up
 
         self.policy, self.seed, self.defaults, self.args, self.adapter = policy, seed, defaults, args, adapter
         self.client = connect(args, env_id) if policy == "planner" and getattr(args, "server", None) else None
@@ -140,8 +140,8 @@ class EpisodeRunner:
 
     def run(self, index: int) -> dict[str, Any]:
         """Episode `index` (env seed from (seed, index)) -> its record."""
-        from jepa_ac.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
-        from jepa_ac.collect import episode_seed
+        from jepa_ac.control.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
+        from jepa_ac.data.collection import episode_seed
         from jepa_ac.control import Controller
         from jepa_ac.planning import CEMPlanner
 
@@ -403,6 +403,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -45,13 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.cli_args import (add_env_hook_args, add_model_args, add_planning_args, base_planning, default_env,
+from jepa_ac.cli.args import (add_env_hook_args, add_model_args, add_planning_args, base_planning, default_env,
                               env_from_args, is_franka_env, load_model_from_args, planning_from_args,
                               resolve_checkpoint, resolve_env_name)
-
-
-class GoalImageError(ValueError):
-    """A goal image file that cannot be used (not an image, wrong channels)."""
+from jepa_ac.cli.goals import parse_goal_grippers, read_goal_image
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,52 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- goal image --------------------------------------------------------------------------------
-GRIPPER_WORDS = {"open": 0.0, "closed": 1.0}
-
-
-def parse_goal_grippers(values: list[str], num_goals: int) -> list[float]:
-    """`--goal-gripper` words (open / closed) or closedness numbers in [0, 1], one per --goal image."""
-    if len(values) != num_goals:
-        raise GoalImageError(f"--goal-gripper has {len(values)} values for {num_goals} --goal images; give one per image")
-    grippers = []
-    for value in values:
-        try:
-            g = GRIPPER_WORDS[value] if value in GRIPPER_WORDS else float(value)
-        except ValueError:
-            g = None
-        if g is None or not 0.0 <= g <= 1.0:
-            raise GoalImageError(f"--goal-gripper {value!r}: expected open, closed or a closedness in [0, 1]")
-        grippers.append(g)
-    return grippers
-
-
-def read_goal_image(path: Path, size: int) -> tuple[np.ndarray, str | None]:
-    """A goal image file as uint8 RGB [size, size, 3], and a note when it had to be converted.
-
-    Another size is resized (shorter side) and centre-cropped, as the model's preprocessing does.
-    Grey-scale, two-channel, CMYK, 16-bit or transparent images are rejected: the goal must look
-    like the camera (`preprocess.read_rgb_image`).
-    """
-    from jepa_ac.preprocess import read_rgb_image, resize_center_crop
-
-    try:
-        array, notes = read_rgb_image(path, "goal")
-    except (ValueError, FileNotFoundError) as err:
-        raise GoalImageError(str(err)) from None
-    h, w = array.shape[:2]
-    if (h, w) != (size, size):
-        array = resize_center_crop(array, size)[0]
-        notes.append(f"resized from {w}x{h} to {size}x{size} (shorter side to {size}, centre crop, "
-                     "as the model's preprocessing does)")
-    return array, ("; ".join(notes) or None)
-
-
 # -- single step (no env) ------------------------------------------------------------------------
 def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(frame, state, goal, recorded action or None) from --traj or --frame/--state/--goal."""
-    from jepa_ac.pose import action_between, check_states
-    from jepa_ac.preprocess import load_image
+    from jepa_ac.model.pose import action_between, check_states
+    from jepa_ac.model.preprocess import load_image
 
     if args.traj is not None:
         try:
@@ -188,7 +144,7 @@ def plan_single_step(args: argparse.Namespace) -> dict:
 def plan_closed_loop(args: argparse.Namespace) -> dict:
     from PIL import Image
 
-    from jepa_ac.closed_loop import make_env, run_closed_loop, warm_up
+    from jepa_ac.control.closed_loop import make_env, run_closed_loop, warm_up
     from jepa_ac.control import Controller
     from jepa_ac.planning import CEMPlanner
     from jepa_ac.robot.adapters import GymRobot
@@ -361,6 +317,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

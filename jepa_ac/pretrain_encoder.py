@@ -14,7 +14,7 @@ our checkpoint format: `jepa_ac.load_world_model("runs/pretrain/final")`), `metr
 
 `--resume true` also starts a run whose `--out` holds none yet, and refuses one that holds a run
 but no `checkpoint/`; without it a folder that holds a run is refused. Episodes with a state
-outside `jepa_ac.pose.StateRanges` (override: `--state-ranges '{"max_position": 10}'`) or a video
+outside `jepa_ac.model.pose.StateRanges` (override: `--state-ranges '{"max_position": 10}'`) or a video
 that cannot be decoded are skipped with a warning and counted in `summary.json`. A NaN/inf loss or
 gradient stops the run with an error naming the step; any such error is one `error:` line.
 """
@@ -46,6 +46,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -17,7 +17,7 @@ planning defaults and its command map from it (`--env module:EnvId`).
 `--resume true` also starts a run whose `--out` holds none yet (so one command serves the first
 run and every restart), and refuses one that holds a run but no `checkpoint/`; without it a folder
 that holds a run is refused. A latent cache must come from `--encoder-checkpoint` (sha256 checked).
-Episodes with a state outside `jepa_ac.pose.StateRanges` (override: `--state-ranges
+Episodes with a state outside `jepa_ac.model.pose.StateRanges` (override: `--state-ranges
 '{"max_position": 10}'`) are skipped with a warning and counted in `summary.json`. A NaN/inf loss
 or gradient stops the run with an error naming the step; any such error is one `error:` line.
 """
@@ -68,6 +68,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

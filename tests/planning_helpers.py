@@ -16,9 +16,9 @@ def write_tiny_model(path: Path, planning: dict | None = None, seed: int = 0) ->
     `save_checkpoint`; `planning` (a planning.json dict) is written beside the weights."""
     import torch
 
-    from jepa_ac.backends.torch_backend import TorchBackend
-    from jepa_ac.checkpoints import save_checkpoint
-    from jepa_ac.config import EncoderConfig, PredictorConfig
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.checkpoints import save_checkpoint
+    from jepa_ac.model.config import EncoderConfig, PredictorConfig
 
     torch.manual_seed(seed)
     enc = EncoderConfig(img_size=IMAGE_SIZE, patch_size=16, num_frames=8, tubelet_size=2, embed_dim=48, depth=1,

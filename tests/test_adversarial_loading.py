@@ -44,7 +44,7 @@ def tiny(tmp_path) -> Path:
 ])
 def test_config_types_and_ranges_name_file_and_field(tiny, part, changes, message):
     import jepa_ac
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
 
     _edit_config(tiny, part, **changes)
     with pytest.raises(CheckpointError, match=message) as info:
@@ -59,7 +59,7 @@ def test_config_types_and_ranges_name_file_and_field(tiny, part, changes, messag
 ])
 def test_config_json_itself_is_checked(tiny, text, message):
     import jepa_ac
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
 
     (tiny / "config.json").write_text(text)
     with pytest.raises(CheckpointError, match=message):
@@ -71,7 +71,7 @@ def test_huge_architecture_is_refused_before_allocation(tiny, monkeypatch):
     config alone; the backend (which would allocate) is never built."""
     import jepa_ac
     from jepa_ac import world_model
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
 
     _edit_config(tiny, "encoder", embed_dim=16384, depth=8, num_heads=128)
     _edit_config(tiny, "predictor", embed_dim=16384)
@@ -87,7 +87,7 @@ def test_huge_architecture_is_refused_before_allocation(tiny, monkeypatch):
 def test_upstream_file_with_a_preset_far_larger_than_its_weights(monkeypatch):
     import jepa_ac
     from jepa_ac import world_model
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
 
     monkeypatch.setattr(world_model, "make_backend", lambda *a, **k: pytest.fail("allocated"))
     with pytest.raises(CheckpointError, match="refusing to allocate"):
@@ -219,7 +219,7 @@ def test_pickle_payload_in_an_upstream_file_never_runs(tmp_path, where):
     import torch
 
     import jepa_ac
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
 
     blob = torch.load(REPO / "tests/fixtures/vjepa2_ac_tiny.pt", weights_only=True)
     target = tmp_path / "PWNED"

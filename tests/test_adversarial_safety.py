@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.pose import StateRanges, apply_action
+from jepa_ac.model.pose import StateRanges, apply_action
 from jepa_ac.robot import DroidRobot, SafetyConfig, SafetyLayer, SafetyStop, run_episode
-from jepa_ac.serve import RequestError, check_state_input
+from jepa_ac.serving.server import RequestError, check_state_input
 
 pytestmark = pytest.mark.adversarial
 

@@ -21,9 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from jepa_ac.client import PlannerClient, PlannerError
-from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
-from jepa_ac.wire import PROTOCOL_VERSION, DecodeLimits, WireError, packb, unpackb
+from jepa_ac.serving.client import PlannerClient, PlannerError
+from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serving.wire import PROTOCOL_VERSION, DecodeLimits, WireError, packb, unpackb
 
 pytestmark = pytest.mark.adversarial
 
@@ -403,7 +403,7 @@ def test_model_with_nan_weights_served_answers_non_finite():
     torch = pytest.importorskip("torch")
     import jepa_ac
     from jepa_ac.planning import CEMConfig
-    from jepa_ac.serve import make_planning_policy_factory
+    from jepa_ac.serving.server import make_planning_policy_factory
 
     arch = json.loads((ROOT / "tests/fixtures/vjepa2_ac_tiny.json").read_text())
     wm = jepa_ac.load_world_model(ROOT / "tests/fixtures/vjepa2_ac_tiny.pt", encoder=arch["encoder"],

@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from jepa_ac import train_predictor
-from jepa_ac.checkpoints import read_checkpoint
+from jepa_ac.world_model.checkpoints import read_checkpoint
 from jepa_ac.data import ClipConfig, DroidClips, layout
-from jepa_ac.pose import StateRanges
+from jepa_ac.model.pose import StateRanges
 from jepa_ac.training.clips import InMemoryClips
 
 pytestmark = pytest.mark.adversarial

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jepa_ac.bench import latency
-from jepa_ac.config import PredictorConfig
+from jepa_ac.model.config import PredictorConfig
 
 
 def test_quick_run_writes_results_and_checks_the_reference(tmp_path):

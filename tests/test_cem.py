@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_ac.array_ops import NUMPY_OPS
-from jepa_ac.backends.torch_backend import TORCH_OPS
+from jepa_ac.model.array_ops import NUMPY_OPS
+from jepa_ac.model.nn_torch.ops import TORCH_OPS
 from jepa_ac.planning import ActionSpec, CEMConfig, CEMPlanner, cem, sample_noise
 
 TARGET = np.array([0.03, -0.02, 0.01], dtype=np.float32)

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 import jepa_ac
-from jepa_ac.checkpoints import CheckpointError, read_checkpoint
-from jepa_ac.config import EncoderConfig, PredictorConfig
+from jepa_ac.world_model.checkpoints import CheckpointError, read_checkpoint
+from jepa_ac.model.config import EncoderConfig, PredictorConfig
 
 from conftest import TINY_PT
 
 
 def test_presets_have_released_shapes():
-    from jepa_ac.nn_torch.layers import Block
+    from jepa_ac.model.nn_torch.layers import Block
 
     g = jepa_ac.ENCODER_PRESETS["vit_giant"]
     assert (g.embed_dim, g.depth, g.num_heads, g.head_dim) == (1408, 40, 22, 64)

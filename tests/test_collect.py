@@ -8,8 +8,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from jepa_ac import pose
-from jepa_ac.collect import CollectConfig, collect, episode_seed, main, rollout
+from jepa_ac.model import pose
+from jepa_ac.data.collection import CollectConfig, collect, episode_seed, rollout
+from jepa_ac.collect import main
 from jepa_ac.data import ClipConfig, DroidClips, layout, load_episode, read_trajectory_list
 
 MADE: list["FakeReachEnv"] = []  # every fake env made, to read back what it did
@@ -169,7 +170,7 @@ def _real_env_available() -> bool:
 
 @pytest.mark.skipif(not _real_env_available(), reason="jepa_ac.envs (MuJoCo Franka) not importable")
 def test_cli_collects_franka_reach(tmp_path, capsys):
-    from jepa_ac.collect import make_franka_env, make_franka_expert
+    from jepa_ac.data.collection import make_franka_env, make_franka_expert
 
     out = tmp_path / "reach"
     assert main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "64",

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data import (
     ClipConfig,
     DatasetInfo,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jepa_ac.cli_args import DEFAULT_CHECKPOINT
+from jepa_ac.cli.args import DEFAULT_CHECKPOINT
 from jepa_ac.planning.defaults import PlanningDefaults
 
 MAX_BYTES = 30 * 1024 * 1024  # the size budget for the shipped weights and configs

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from jepa_ac.config import EncoderConfig
-from jepa_ac.nn_torch.encoder import VisionTransformer
+from jepa_ac.model.config import EncoderConfig
+from jepa_ac.model.nn_torch.encoder import VisionTransformer
 from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
 
 TINY = EncoderConfig(img_size=32, num_frames=4, embed_dim=48, depth=1, num_heads=2)

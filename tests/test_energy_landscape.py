@@ -10,7 +10,7 @@ from conftest import FIXTURES
 from planning_helpers import restore_torch_threads, write_tiny_model  # noqa: F401
 
 from jepa_ac import energy_landscape
-from jepa_ac.pose import action_between
+from jepa_ac.model.pose import action_between
 
 TRAJ = FIXTURES / "franka_example_traj.npz"
 UPSTREAM = ["--checkpoint", str(FIXTURES / "vjepa2_ac_tiny.pt"), "--arch", str(FIXTURES / "vjepa2_ac_tiny.json")]

@@ -9,10 +9,10 @@ gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
 import jepa_ac.envs  # noqa: E402  (registers the ids)
-from jepa_ac.collect import episode_seed  # noqa: E402
+from jepa_ac.data.collection import episode_seed  # noqa: E402
 from jepa_ac.envs import ENV_IDS, register_envs, scene  # noqa: E402
 from jepa_ac.envs.experts import PushExpert, make_expert  # noqa: E402
-from jepa_ac.pose import apply_action, euler_xyz_to_matrix  # noqa: E402
+from jepa_ac.model.pose import apply_action, euler_xyz_to_matrix  # noqa: E402
 
 IDS = list(ENV_IDS)
 SMALL = 64  # image size for tests: the env logic does not depend on it

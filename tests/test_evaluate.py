@@ -7,7 +7,7 @@ import pytest
 from planning_helpers import TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
 
 from jepa_ac import evaluate
-from jepa_ac.collect import episode_seed
+from jepa_ac.data.collection import episode_seed
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_step_budget_above_the_env_time_limit_is_run_in_full(tmp_path):
 
 
 def test_exterior_view_flag_reaches_the_env(tmp_path):
-    from jepa_ac.closed_loop import make_env
+    from jepa_ac.control.closed_loop import make_env
     from jepa_ac.planning.defaults import EnvOptions
 
     env = make_env("jepa_ac/FrankaReach-v0", EnvOptions(image_size=32, exterior_view="front"))

@@ -13,12 +13,13 @@ import pytest
 mx = pytest.importorskip("mlx.core")
 
 import jepa_ac  # noqa: E402
-from jepa_ac.array_ops import NUMPY_OPS  # noqa: E402
-from jepa_ac.backends.mlx_backend import MLX_OPS, MLXBackend  # noqa: E402
+from jepa_ac.model.array_ops import NUMPY_OPS  # noqa: E402
+from jepa_ac.model.nn_mlx.ops import MLX_OPS  # noqa: E402
+from jepa_ac.world_model.backends.mlx_backend import MLXBackend  # noqa: E402
 from jepa_ac.bench.parity import compare  # noqa: E402
-from jepa_ac.config import EncoderConfig, PredictorConfig  # noqa: E402
+from jepa_ac.model.config import EncoderConfig, PredictorConfig  # noqa: E402
 from jepa_ac.planning import ActionSpec, CEMConfig, CEMPlanner, cem, sample_noise  # noqa: E402
-from jepa_ac.preprocess import frames_to_clip, frames_to_tubelets  # noqa: E402
+from jepa_ac.model.preprocess import frames_to_clip, frames_to_tubelets  # noqa: E402
 
 from conftest import TINY_PT  # noqa: E402
 
@@ -51,7 +52,7 @@ def random_torch_wm(enc, pred, seed=0):
     """A torch world model with random weights (LayerNorm gains/biases perturbed too)."""
     import torch
 
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
     torch.manual_seed(seed)
@@ -255,7 +256,7 @@ def test_convert_upstream_to_folder_loads_on_both_backends(tmp_path, golden, dty
 
 
 def test_convert_bfloat16_writes_real_bf16(tmp_path, tiny_wm):
-    from jepa_ac.convert import read_safetensors
+    from jepa_ac.world_model.safetensors_io import read_safetensors
 
     src = tiny_wm.save(tmp_path / "src")
     done = run_convert("--checkpoint", str(src), "--out", str(tmp_path / "bf16"), "--dtype", "bfloat16")
@@ -274,7 +275,7 @@ def test_convert_bfloat16_writes_real_bf16(tmp_path, tiny_wm):
 
 
 def test_bfloat16_folder_loads(tmp_path, tiny_wm, golden):
-    from jepa_ac.convert import convert
+    from jepa_ac.world_model.conversion import convert
 
     convert(tiny_wm.save(tmp_path / "src"), tmp_path / "bf16", dtype="bfloat16")
     wm = jepa_ac.load_world_model(tmp_path / "bf16", backend="mlx", dtype="bfloat16")

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import own_env
-from jepa_ac import collect, encode_dataset, pose, train_predictor
+from jepa_ac import collect, encode_dataset, train_predictor
+from jepa_ac.data import collection
+from jepa_ac.model import pose
 from jepa_ac.data import (
     ClipConfig,
     DatasetInfo,
@@ -133,7 +135,7 @@ def test_collect_any_gym_env_with_policy_and_state_hooks(tmp_path, capsys):
         assert episode["frames"].shape == (13, 32, 32, 3)  # reset + 12 steps, rendered at --image-size
         np.testing.assert_allclose(episode["states"], np.stack([own_env.state(o) for o in log["obs"]]))
         np.testing.assert_allclose(episode["arrays"][layout.COMMAND][:-1], np.stack(log["actions"]), atol=1e-6)
-        assert log["seed"] == collect.episode_seed(3, folders.index(folder))
+        assert log["seed"] == collection.episode_seed(3, folders.index(folder))
     info = DatasetInfo.load(out / layout.DATASET_INFO_FILE)
     assert (info.task, info.fps, info.cameras) == ("OwnReach", 25.0, ("exterior",))
     assert info.env_options == {"policy": "own_env:policy", "state": "own_env:state"}
@@ -314,7 +316,7 @@ def test_cut_video_reencodes_a_segment_that_starts_between_key_frames(tmp_path):
 
 
 def test_lerobot_dataset_encodes_and_trains(lerobot_sets, tmp_path, tiny_wm):
-    from jepa_ac.checkpoints import save_checkpoint
+    from jepa_ac.world_model.checkpoints import save_checkpoint
     from jepa_ac.data.latent_cache import LatentClips
 
     encoder = tmp_path / "encoder"
@@ -338,7 +340,7 @@ def test_lerobot_dataset_encodes_and_trains(lerobot_sets, tmp_path, tiny_wm):
 
 
 def test_init_predictor_takes_the_checkpoints_architecture(tmp_path, tiny_wm, golden):
-    from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
+    from jepa_ac.world_model.checkpoints import read_checkpoint, save_checkpoint
     from jepa_ac.training.clips import InMemoryClips
 
     encoder = tmp_path / "encoder"

@@ -12,7 +12,7 @@ import pytest
 
 import own_env
 from jepa_ac import collect, evaluate, plan, train_predictor
-from jepa_ac.cli_args import DEFAULT_CHECKPOINT
+from jepa_ac.cli.args import DEFAULT_CHECKPOINT
 from jepa_ac.data.contract import measure_contract
 from jepa_ac.planning.checkpoint_control import CONTROL_FILE, CheckpointControl
 from jepa_ac.robot.adapters import GymRobot
@@ -122,7 +122,7 @@ def test_adapter_defaults_and_errors(adapter):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_wm):
     """OwnReach data (recorded with its hooks) and a tiny predictor trained on it for 2 steps."""
-    from jepa_ac.checkpoints import save_checkpoint
+    from jepa_ac.world_model.checkpoints import save_checkpoint
 
     root = tmp_path_factory.mktemp("own_env")
     encoder = root / "encoder"
@@ -151,7 +151,7 @@ def test_checkpoint_carries_the_datas_control_contract(trained):
 
 
 def test_planning_is_derived_from_the_data_without_a_planning_json(trained, tmp_path):
-    from jepa_ac.cli_args import env_from_args
+    from jepa_ac.cli.args import env_from_args
     from jepa_ac.data.contract import planning_defaults
 
     args = evaluate.build_parser().parse_args(["--checkpoint", str(trained["checkpoint"]), "--samples", "16"])
@@ -221,7 +221,7 @@ def test_action_inference_and_energy_landscape_through_the_adapter(trained, tmp_
 
 
 def test_train_predictor_reads_a_lerobot_spec_file(tmp_path, tiny_wm):
-    from jepa_ac.checkpoints import save_checkpoint
+    from jepa_ac.world_model.checkpoints import save_checkpoint
     from jepa_ac.data.lerobot import SPEC_FORMAT
     from lerobot_layout import write_v21
 

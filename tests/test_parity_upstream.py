@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from jepa_ac.preprocess import frames_to_clip
+from jepa_ac.model.preprocess import frames_to_clip
 
 TOL = 1e-4
 
@@ -16,7 +16,7 @@ def test_encoder_on_images_matches_upstream(tiny_wm, golden):
 
 
 def test_encoder_raw_outputs_match_upstream(tiny_wm, golden):
-    from jepa_ac.preprocess import frames_to_tubelets
+    from jepa_ac.model.preprocess import frames_to_tubelets
 
     raw = np.asarray(tiny_wm.backend.encode(frames_to_tubelets(golden["frames_uint8"], 64)))
     assert np.abs(raw - golden["enc_frames_raw"][0]).max() <= TOL

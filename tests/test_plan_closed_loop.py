@@ -8,8 +8,10 @@ from PIL import Image
 
 from planning_helpers import IMAGE_SIZE, TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
 
-from jepa_ac import cli_args, plan
-from jepa_ac.closed_loop import PatienceStop
+from jepa_ac import plan
+from jepa_ac.cli import args as cli_args
+from jepa_ac.cli import goals
+from jepa_ac.control.closed_loop import PatienceStop
 from jepa_ac.planning.defaults import PlanningDefaults
 from jepa_ac.robot import SafetyConfig, run_episode
 
@@ -116,10 +118,10 @@ def test_opaque_rgba_and_palette_goals_are_accepted(tmp_path):
     rgba = np.full((64, 64, 4), 255, np.uint8)
     rgba[..., 0] = 10
     Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    image, note = plan.read_goal_image(tmp_path / "rgba.png", 64)
+    image, note = goals.read_goal_image(tmp_path / "rgba.png", 64)
     assert image.shape == (64, 64, 3) and image[0, 0, 0] == 10 and "alpha" in note
     Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
-    image, note = plan.read_goal_image(tmp_path / "palette.png", 64)
+    image, note = goals.read_goal_image(tmp_path / "palette.png", 64)
     assert image.shape == (64, 64, 3) and note is None
 
 
@@ -168,7 +170,7 @@ def test_planning_defaults_file_and_overrides(tmp_path):
 
 
 def test_sub_goals_advance_on_patience_or_step_cap():
-    from jepa_ac.closed_loop import GoalSchedule
+    from jepa_ac.control.closed_loop import GoalSchedule
     from jepa_ac.planning.defaults import MPCConfig
 
     schedule = GoalSchedule(MPCConfig(patience=2, subgoal_patience=1, subgoal_max_steps=3), num_goals=3)
@@ -188,7 +190,7 @@ def test_sub_goals_advance_on_patience_or_step_cap():
 
 
 def test_return_to_best_settles_each_goal_at_its_best_state():
-    from jepa_ac.closed_loop import GoalSchedule
+    from jepa_ac.control.closed_loop import GoalSchedule
     from jepa_ac.planning.defaults import MPCConfig
 
     def at(x):  # a state with the TCP at x

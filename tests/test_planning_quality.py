@@ -7,7 +7,7 @@ import pytest
 from planning_helpers import TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
 
 from jepa_ac.bench import planning_quality
-from jepa_ac.cli_args import parse_field_values
+from jepa_ac.cli.args import parse_field_values
 
 
 @pytest.fixture(scope="module")

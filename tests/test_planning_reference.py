@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, sample_noise
 from jepa_ac.planning.reference import compute_new_pose, fast_plan, reference_plan, same_elites

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 
 
 def random_states(n, seed=0):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jepa_ac.preprocess import (
+from jepa_ac.model.preprocess import (
     IMAGENET_MEAN, IMAGENET_STD, check_frames, frames_to_clip, frames_to_tubelets, load_image, resize_center_crop)
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_ac.config import MaskPredictorConfig
-from jepa_ac.nn_torch.mask_predictor import MaskPredictor
+from jepa_ac.model.config import MaskPredictorConfig
+from jepa_ac.model.nn_torch.mask_predictor import MaskPredictor
 from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer, feature_std
 from jepa_ac.pretraining.video_data import CropSpec, VideoClips, random_resized_crop
-from jepa_ac.preprocess import frames_to_clip
+from jepa_ac.model.preprocess import frames_to_clip
 
 SAMPLE = Path(__file__).parents[1] / "datasets/samples/franka_reach_64"
 TINY_ENCODER = '{"img_size": 32, "patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 2}'

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.client import PlannerClient
-from jepa_ac.pose import apply_action
+from jepa_ac.serving.client import PlannerClient
+from jepa_ac.model.pose import apply_action
 from jepa_ac.robot import DroidRobot, GymRobot, Robot, SafetyConfig, SafetyLayer, run_episode
 from jepa_ac.robot.adapters import DROID_MAX_LIN_DELTA
-from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread
 
 START = np.array([0.45, 0.0, 0.30, np.pi - 0.1, 0.05, 0.2, 0.2])
 GOAL = np.zeros((32, 32, 3), np.uint8)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.pose import apply_action
+from jepa_ac.model.pose import apply_action
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop, load_safety_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from jepa_ac.client import PlannerClient, PlannerConnectionError, PlannerError, PlannerTimeout
+from jepa_ac.serving.client import PlannerClient, PlannerConnectionError, PlannerError, PlannerTimeout
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer
-from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread, build_parser
-from jepa_ac.wire import PROTOCOL_VERSION, WireError, packb, unpackb
+from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serve import build_parser
+from jepa_ac.serving.wire import PROTOCOL_VERSION, WireError, packb, unpackb
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = np.array([0.45, 0.0, 0.3, np.pi, 0.0, 0.0, 0.0], dtype=np.float32)
@@ -333,7 +334,7 @@ def test_server_side_safety_clips_and_refuses():
 
 def test_client_imports_without_torch_or_mlx():
     code = ("import sys; sys.modules['torch'] = None; sys.modules['mlx'] = None\n"
-            "import jepa_ac.client, jepa_ac.robot, jepa_ac.wire\n"
+            "import jepa_ac.serving.client, jepa_ac.robot, jepa_ac.serving.wire\n"
             "assert sys.modules['torch'] is None\n"
             "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -358,7 +359,7 @@ TINY_CEM = dict(samples=32, iterations=2, topk=4, horizon=1, seed=0)
 
 def planning_factory(wm):
     from jepa_ac.planning import CEMConfig
-    from jepa_ac.serve import make_planning_policy_factory
+    from jepa_ac.serving.server import make_planning_policy_factory
 
     return make_planning_policy_factory(wm, CEMConfig(**TINY_CEM))
 

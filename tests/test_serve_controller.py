@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jepa_ac.client import PlannerClient, PlannerError
+from jepa_ac.serving.client import PlannerClient, PlannerError
 from jepa_ac.control import Controller
 from jepa_ac.planning.defaults import MPCConfig, PlanningDefaults
-from jepa_ac.serve import ControllerFactory, PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serving.server import ControllerFactory, PlanningServer, ServerConfig, ServerThread
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANNING = {
@@ -64,7 +64,7 @@ def test_subgoals_and_settling_through_the_server_match_in_process(tiny_wm, gold
 
 def test_unknown_task_and_plain_policies(tiny_wm, golden):
     from jepa_ac.planning import CEMConfig
-    from jepa_ac.serve import make_planning_policy_factory
+    from jepa_ac.serving.server import make_planning_policy_factory
 
     factory = ControllerFactory(tiny_wm, PlanningDefaults.from_dict(PLANNING))
     with ServerThread(PlanningServer(factory, ServerConfig(port=0))) as url, PlannerClient(url) as client:

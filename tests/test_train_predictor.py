@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_ac.checkpoints import read_checkpoint, save_checkpoint
+from jepa_ac.world_model.checkpoints import read_checkpoint, save_checkpoint
 from jepa_ac.training.clips import InMemoryClips
 from jepa_ac.training.common import WarmupConstantDecay, batch_indices
 from jepa_ac.training.predictor_loss import predictor_losses

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jepa_ac.bench import train_throughput
-from jepa_ac.checkpoints import save_checkpoint
+from jepa_ac.world_model.checkpoints import save_checkpoint
 from jepa_ac.training.clips import InMemoryClips
 from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 import jepa_ac
-from jepa_ac.checkpoints import CheckpointError
-from jepa_ac.config import ENCODER_PRESETS, EncoderConfig
+from jepa_ac.world_model.checkpoints import CheckpointError
+from jepa_ac.model.config import ENCODER_PRESETS, EncoderConfig
 
 from conftest import FIXTURES
 
@@ -150,7 +150,7 @@ def test_unsupported_2_1_values_are_refused_by_name(args):
 
 
 def test_presets_have_the_released_2_1_shapes():
-    from jepa_ac.nn_torch.layers import Block
+    from jepa_ac.model.nn_torch.layers import Block
 
     expected = {"vjepa2_1_vit_base_384": (768, 12, 12, 3072), "vjepa2_1_vit_large_384": (1024, 24, 16, 4096),
                 "vjepa2_1_vit_giant_384": (1408, 40, 22, 6144), "vjepa2_1_vit_gigantic_384": (1664, 48, 26, 8192)}
@@ -217,7 +217,7 @@ def test_reference_forward_is_the_upstream_computation(args, gold):
 
 def test_layout_and_flag_changes_are_visible(args, gold):
     """The 2.1 differences matter at the golden scale (README: ~1e-2 for RoPE, ~1 for modality embeddings)."""
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
 
     sd = clean(torch.load(V21_PT, weights_only=True)["ema_encoder"])
     plain = TorchBackend(EncoderConfig(**{**args, "interpolate_rope": False}), None, device="cpu")
@@ -247,7 +247,7 @@ def test_loading_is_strict_and_names_keys(tmp_path, args):
 def random_release(path: Path, a: dict, seed: int = 0, key: str = "target_encoder") -> dict:
     """A random 2.1 encoder saved in the released layout: {key: {"module.backbone.<name>"}, a decoy `encoder`
     (the online encoder, other weights), the 2.1 pretraining `predictor`, "epoch"}; returns its state dict."""
-    from jepa_ac.nn_torch.encoder import VisionTransformer
+    from jepa_ac.model.nn_torch.encoder import VisionTransformer
 
     torch.manual_seed(seed)
     model = VisionTransformer(EncoderConfig(**a))
@@ -270,7 +270,7 @@ def test_other_shape_in_released_layout_loads_on_both_backends(tmp_path, args):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
     clip = rng.integers(0, 256, (4, 96, 160, 3), dtype=np.uint8)
-    from jepa_ac.preprocess import frames_to_clip
+    from jepa_ac.model.preprocess import frames_to_clip
 
     with torch.no_grad():
         ref_image = reference_forward(sd, a, torch.from_numpy(frames_to_clip(image[None], 96)), True).numpy()
@@ -315,7 +315,7 @@ def test_presets_load_the_released_layout(tmp_path):
 
 @pytest.mark.parametrize("dtype, tol", [("float32", TOL), ("float16", 5e-3), ("bfloat16", 3e-2)])  # weight rounding only
 def test_convert_and_load_in_mlx_without_torch(tmp_path, args, gold, dtype, tol):
-    from jepa_ac.convert import convert
+    from jepa_ac.world_model.conversion import convert
 
     summary = convert(V21_PT, tmp_path / "v21", encoder=args, dtype=dtype)
     assert summary["parts"] == ["encoder"]
@@ -363,7 +363,7 @@ def test_errors_for_v2_and_bad_inputs(models, gold):
 def test_encode_dataset_train_predictor_and_plan(tmp_path, args):
     """Convert the tiny 2.1 checkpoint, encode the shipped 2-episode sample, train 2 steps, plan one step."""
     from jepa_ac import CEMConfig, CEMPlanner, encode_dataset, train_predictor
-    from jepa_ac.convert import convert
+    from jepa_ac.world_model.conversion import convert
     from jepa_ac.data.latent_cache import LatentCache
     from jepa_ac.data.reader import find_episodes, load_episode
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jepa_ac.config import EncoderConfig
-from jepa_ac.nn_torch.encoder import VisionTransformer
+from jepa_ac.model.config import EncoderConfig
+from jepa_ac.model.nn_torch.encoder import VisionTransformer
 from jepa_ac.pretraining.warm_start import adapt_encoder_state, resample_patch_kernel
 
 SAMPLE = Path(__file__).parents[1] / "datasets/samples/franka_reach_64"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 PY=${PY:-python}
 RUN=${RUN:-runs}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MUJOCO_GL=${MUJOCO_GL:-egl} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-MODEL=$("$PY" -c "from jepa_ac.cli_args import DEFAULT_CHECKPOINT as m; print(m)")  # the shipped default model
+MODEL=$("$PY" -c "from jepa_ac.cli.args import DEFAULT_CHECKPOINT as m; print(m)")  # the shipped default model
 ENV=hooks:FetchReachSide-v4
 
 "$PY" -m jepa_ac.collect --env $ENV --policy hooks:policy --state hooks:state --success hooks:success \

@@ -22,7 +22,7 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from jepa_ac.closed_loop import make_env  # noqa: E402
+from jepa_ac.control.closed_loop import make_env  # noqa: E402
 from jepa_ac.planning.defaults import EnvOptions  # noqa: E402
 
 SECTORS = [(-135, -45, "-y (to the right)"), (-45, 45, "+x (away from the base)"),

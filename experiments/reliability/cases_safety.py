@@ -27,7 +27,7 @@ CATEGORY = "safety limits"
 STATE = [0.5, 0.0, 0.3, math.pi, 0.1, -0.2, 0.4]  # a plausible DROID state: gripper down, half closed
 DEFAULTS = {"workspace_min": [0.20, -0.50, 0.02], "workspace_max": [0.85, 0.50, 0.75], "max_translation": 0.10,
             "max_rotation": 0.35, "max_gripper_delta": 1.0, "gripper_min": 0.0, "gripper_max": 1.0}
-MAX_POSITION = 3.0  # jepa_ac.pose.StateRanges().max_position: the workspace is cut to it
+MAX_POSITION = 3.0  # jepa_ac.model.pose.StateRanges().max_position: the workspace is cut to it
 TIGHT = {"max_translation": 0.001, "max_rotation": 0.001, "max_gripper_delta": 0.001}
 
 # -- the scripts ---------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ emit(states=[spec["state"]], actions=[safe.action], clips=safe.clips)
 """
 
 LOOP = COMMON + """
-from jepa_ac.pose import apply_action
+from jepa_ac.model.pose import apply_action
 from jepa_ac.robot import SafetyConfig, run_episode
 
 
@@ -151,7 +151,7 @@ print(json.dumps({"status": result.status, "commands": np.asarray(env.commands).
 """
 
 SERVER_CHECK = COMMON + """
-from jepa_ac.serve import RequestError, check_state_input
+from jepa_ac.serving.server import RequestError, check_state_input
 
 try:
     state = check_state_input(np.asarray(spec["state"], dtype=spec.get("dtype", "float64")))
@@ -161,9 +161,9 @@ print(json.dumps({"state": state.astype(np.float64).tolist()}))
 """
 
 SERVER = COMMON + """
-from jepa_ac.client import PlannerClient, PlannerError
+from jepa_ac.serving.client import PlannerClient, PlannerError
 from jepa_ac.robot import SafetyConfig, SafetyLayer
-from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread
 
 
 class WildPolicy:
@@ -189,7 +189,7 @@ emit(states=[np.asarray(spec["state"], np.float32)], actions=[out["action"]], cl
 
 SERVE_CLI = COMMON + """
 import subprocess
-from jepa_ac.client import PlannerClient, PlannerError
+from jepa_ac.serving.client import PlannerClient, PlannerError
 
 fixtures = spec["repo"] + "/tests/fixtures"
 server = subprocess.Popen([sys.executable, "-m", "jepa_ac.serve", "--checkpoint", fixtures + "/vjepa2_ac_tiny.pt",

@@ -33,9 +33,9 @@ from typing import Callable
 import msgpack
 import numpy as np
 
-from jepa_ac.client import PlannerClient, PlannerError
-from jepa_ac.serve import PlanningServer, ServerConfig, ServerThread
-from jepa_ac.wire import PROTOCOL_VERSION, packb, unpackb
+from jepa_ac.serving.client import PlannerClient, PlannerError
+from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread
+from jepa_ac.serving.wire import PROTOCOL_VERSION, packb, unpackb
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -553,7 +553,7 @@ def nan_weights_model() -> str:
 
     import jepa_ac
     from jepa_ac.planning import CEMConfig
-    from jepa_ac.serve import make_planning_policy_factory
+    from jepa_ac.serving.server import make_planning_policy_factory
 
     wm = jepa_ac.load_world_model(REPO / "jepa_ac/assets/default_model", device="cpu")
     with torch.no_grad():

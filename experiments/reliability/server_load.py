@@ -145,7 +145,7 @@ def plan_steps(client, n: int) -> list[float]:
 
 def fresh_connection(url: str, bound: float) -> dict:
     """Seconds until a new good client (127.0.0.1) is served, retrying refusals, and how many were refused."""
-    from jepa_ac.client import PlannerClient, PlannerError
+    from jepa_ac.serving.client import PlannerClient, PlannerError
 
     start, refused = time.perf_counter(), 0
     while time.perf_counter() - start < bound:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         attack(args.attack, args.kinds.split(","), args.seconds)
         return
 
-    from jepa_ac.client import PlannerClient
+    from jepa_ac.serving.client import PlannerClient
 
     server_cmd = [sys.executable, "-m", "jepa_ac.serve", "--checkpoint", str(REPO / "jepa_ac/assets/default_model"),
                   "--host", HOST, "--port", "0", *CEM, "--message-timeout", str(args.message_timeout),

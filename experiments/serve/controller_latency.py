@@ -40,10 +40,10 @@ def main() -> None:
     import torch
 
     import jepa_ac
-    from jepa_ac.cli_args import DEFAULT_CHECKPOINT
-    from jepa_ac.client import PlannerClient
-    from jepa_ac.closed_loop import make_env, run_closed_loop, warm_up
-    from jepa_ac.collect import episode_seed
+    from jepa_ac.cli.args import DEFAULT_CHECKPOINT
+    from jepa_ac.serving.client import PlannerClient
+    from jepa_ac.control.closed_loop import make_env, run_closed_loop, warm_up
+    from jepa_ac.data.collection import episode_seed
     from jepa_ac.control import Controller
     from jepa_ac.envs import resolve_env_id
     from jepa_ac.planning import CEMPlanner

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_ac.cli_args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
-from jepa_ac.closed_loop import make_env
-from jepa_ac.collect import episode_seed
+from jepa_ac.cli.args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
+from jepa_ac.control.closed_loop import make_env
+from jepa_ac.data.collection import episode_seed
 
 ENV_ID = "jepa_ac/FrankaPush-v0"
 FINGERS_CLOSED = 0.75  # the push's held gripper delta (planning.json)

@@ -16,9 +16,9 @@ import sys
 
 import numpy as np
 
-from jepa_ac.cli_args import load_model_from_args, planning_from_args
-from jepa_ac.closed_loop import make_env, run_closed_loop, warm_up
-from jepa_ac.collect import episode_seed
+from jepa_ac.cli.args import load_model_from_args, planning_from_args
+from jepa_ac.control.closed_loop import make_env, run_closed_loop, warm_up
+from jepa_ac.data.collection import episode_seed
 from jepa_ac.evaluate import build_parser, resolve_envs
 from jepa_ac.control import Controller
 from jepa_ac.planning import CEMPlanner

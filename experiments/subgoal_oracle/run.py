@@ -27,8 +27,8 @@ import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from jepa_ac.closed_loop import TASK_DISTANCE, make_env  # noqa: E402
-from jepa_ac.collect import episode_seed  # noqa: E402
+from jepa_ac.control.closed_loop import TASK_DISTANCE, make_env  # noqa: E402
+from jepa_ac.data.collection import episode_seed  # noqa: E402
 from jepa_ac.evaluate import wilson_interval  # noqa: E402
 from jepa_ac.planning import ActionSpec  # noqa: E402
 from jepa_ac.planning.defaults import PlanningDefaults  # noqa: E402

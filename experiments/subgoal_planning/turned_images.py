@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from jepa_ac.envs import franka_env
-from jepa_ac.pose import euler_xyz_to_matrix
+from jepa_ac.model.pose import euler_xyz_to_matrix
 
 Push = franka_env.FrankaPushEnv
 HOME_SUBGOALS, HOME_GOAL = Push._subgoal_configurations, Push._set_goal_configuration

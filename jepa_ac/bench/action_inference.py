@@ -48,7 +48,7 @@ OBJECT_BODY = {"push": "block", "pickplace": "cube"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jepa_ac.cli_args import add_env_hook_args, add_model_args
+    from jepa_ac.cli.args import add_env_hook_args, add_model_args
 
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench action_inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,7 +115,7 @@ def sample_states(env: Any, count: int, seed: int, noise: float, steps: tuple[in
 def sample_adapter_states(env: Any, adapter: Any, spec: Any, count: int, seed: int, steps: tuple[int, int],
                           max_offset: float) -> list[dict[str, Any]]:
     """`sample_states` for an env behind an `EnvAdapter`: random planned moves within `spec`'s bounds."""
-    from jepa_ac.closed_loop import RandomPolicy
+    from jepa_ac.control.closed_loop import RandomPolicy
     from jepa_ac.robot.env_adapter import snapshot
 
     rng = np.random.default_rng(seed)
@@ -243,8 +243,8 @@ def _cm(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import jepa_ac
-    from jepa_ac.closed_loop import make_env
-    from jepa_ac.cli_args import env_from_args, is_franka_env, load_model_from_args
+    from jepa_ac.control.closed_loop import make_env
+    from jepa_ac.cli.args import env_from_args, is_franka_env, load_model_from_args
     from jepa_ac.evaluate import resolve_envs
     from jepa_ac.planning.defaults import EnvOptions
 

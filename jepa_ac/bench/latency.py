@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jepa_ac.bench.parity import TINY_PT, write_atomic
-from jepa_ac.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
+from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
 SIZES = ("tiny", "mid", "giant")
 PATHS = ("torch", "torch_compiled", "mlx")
@@ -70,7 +70,7 @@ def build_model(size: str, device: str, dtype: str, seed: int):
     import torch
 
     import jepa_ac
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
     if size == "tiny":
@@ -378,6 +378,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

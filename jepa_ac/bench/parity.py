@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
+from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_PT = REPO / "tests/fixtures/vjepa2_ac_tiny.pt"
@@ -109,7 +109,7 @@ def torch_model(size: str, seed: int):
     import torch
 
     import jepa_ac
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
     if size == "tiny":
@@ -131,7 +131,7 @@ def torch_model(size: str, seed: int):
 
 def mlx_twin(torch_wm, dtype: str, compile: bool | None = None, device: str | None = None):
     """An MLX world model holding the same weights as `torch_wm` (compile None: the backend's default)."""
-    from jepa_ac.backends.mlx_backend import MLXBackend
+    from jepa_ac.world_model.backends.mlx_backend import MLXBackend
     from jepa_ac.world_model import WorldModel
 
     backend = MLXBackend(torch_wm.encoder_config, torch_wm.predictor_config, device=device, dtype=dtype, compile=compile)
@@ -142,7 +142,7 @@ def mlx_twin(torch_wm, dtype: str, compile: bool | None = None, device: str | No
 
 def torch_twin(torch_wm, dtype: str):
     """The torch model in another dtype (same weights)."""
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
     backend = TorchBackend(torch_wm.encoder_config, torch_wm.predictor_config, device="cpu", dtype=dtype)
@@ -153,7 +153,7 @@ def torch_twin(torch_wm, dtype: str):
 
 def inputs_for(size: str, wm, seed: int) -> dict[str, np.ndarray]:
     """Frames, a video clip and predictor inputs; golden fixture inputs for `tiny`."""
-    from jepa_ac.preprocess import frames_to_clip
+    from jepa_ac.model.preprocess import frames_to_clip
 
     rng = np.random.default_rng(seed)
     if size == "tiny":
@@ -297,7 +297,7 @@ def v2_1_model(size: str, seed: int):
     import torch
 
     import jepa_ac
-    from jepa_ac.backends.torch_backend import TorchBackend
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
     if size == "v2_1_tiny":
@@ -317,7 +317,7 @@ def v2_1_model(size: str, seed: int):
 
 def v2_1_inputs(size: str, wm, seed: int) -> dict[str, Any]:
     """Float model inputs (golden ones for `v2_1_tiny`) and uint8 frames for the latency rows."""
-    from jepa_ac.preprocess import frames_to_clip
+    from jepa_ac.model.preprocess import frames_to_clip
 
     rng = np.random.default_rng(seed)
     S = wm.encoder_config.img_size
@@ -546,6 +546,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

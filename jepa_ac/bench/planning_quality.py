@@ -40,7 +40,7 @@ import numpy as np
 
 from jepa_ac.bench.latency import machine_info
 from jepa_ac.bench.parity import write_atomic
-from jepa_ac.cli_args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
+from jepa_ac.cli.args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {},

@@ -76,8 +76,8 @@ def resolve_encoder(given: str, work: Path, seed: int) -> tuple[Path, str]:
         return PRETRAINED_ENCODER, "pretrained (runs/pretrain_default/final)"
     import torch
 
-    from jepa_ac.checkpoints import save_checkpoint
-    from jepa_ac.config import EncoderConfig
+    from jepa_ac.world_model.checkpoints import save_checkpoint
+    from jepa_ac.model.config import EncoderConfig
     from jepa_ac.world_model import make_backend
 
     torch.manual_seed(seed)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     results = time_modes({mode: make_trainer(mode, sources[mode], encoder, args) for mode in MODES},
                          args.warmup, args.steps)
     saved_per_step = results["video"]["step_s_mean"] - results["cache"]["step_s_mean"]
-    from jepa_ac.checkpoints import read_checkpoint
+    from jepa_ac.world_model.checkpoints import read_checkpoint
 
     result = {
         "config": {"data": str(args.data), "episodes": len(episodes), "predictor": json.loads(args.predictor),

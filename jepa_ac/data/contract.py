@@ -12,7 +12,7 @@ went (`position_min/max`), and, where commands were recorded, how the achieved s
 relates to the command (`command_to_delta`, `action_scale`). `collect` and `Recorder` store the
 contract in `dataset_info.json`; datasets without one (older ones, LeRobot, released DROID) get
 it measured on demand. Achieved moves are V-JEPA 2-AC actions between consecutive states
-(`jepa_ac.pose.action_between`), so every number is in the units the planner searches.
+(`jepa_ac.model.pose.action_between`), so every number is in the units the planner searches.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data.layout import COMMAND_SPACES, STEP_PERCENTILE, ControlContract
 
 logger = logging.getLogger(__name__)
@@ -339,6 +339,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -180,7 +180,7 @@ def observation_state(obs: Any, info: Mapping[str, Any], env: Any, hooks: GymHoo
 
 
 def _resize(frames: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    from jepa_ac.preprocess import resize_center_crop
+    from jepa_ac.model.preprocess import resize_center_crop
 
     return {cam: f if f.shape[:2] == (size, size) else resize_center_crop(f, size)[0] for cam, f in frames.items()}
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.reader import (
     EpisodeError,
@@ -43,7 +43,7 @@ from jepa_ac.data.reader import (
     open_episode,
 )
 from jepa_ac.data.video import VideoDecodeError, iter_mp4
-from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
+from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ CODEBASE_VERSION = "jepa_ac-droid-v1"
 # -- the control contract (measured by jepa_ac.data.contract) ---------------------------------
 CONTRACT_FORMAT = "jepa_ac.control_contract"
 CONTRACT_VERSION = 1
-# what a recorded command is: V-JEPA 2-AC deltas (jepa_ac.pose), or the env's / robot's own action vector
+# what a recorded command is: V-JEPA 2-AC deltas (jepa_ac.model.pose), or the env's / robot's own action vector
 COMMAND_SPACES = ("delta_pose", "env")
 STEP_PERCENTILE = 95.0  # the step bound a planner gets: this percentile of |achieved move| per dim
 

@@ -51,7 +51,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.reader import EpisodeError, EpisodeRecord
 

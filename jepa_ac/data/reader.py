@@ -7,10 +7,10 @@
 As upstream (`app/vjepa_droid/droid.py`): the left exterior camera (`metadata*.json` ->
 `left_mp4_path`), frames every `round(native_fps / fps)` video frames, states =
 `cartesian_position ++ gripper_position` at the same rows, actions = the differences of those
-states (`jepa_ac.pose.actions_from_states`). Unlike upstream, clips are an enumerable list of
+states (`jepa_ac.model.pose.actions_from_states`). Unlike upstream, clips are an enumerable list of
 windows (deterministic, shardable) and bad episodes are dropped once at indexing, each with a
 logged reason, instead of being retried at random inside `__getitem__`. Bad means: files missing,
-truncated or unreadable, or states that are NaN or physically absurd (`jepa_ac.pose.check_states`
+truncated or unreadable, or states that are NaN or physically absurd (`jepa_ac.model.pose.check_states`
 with `ClipConfig.state_ranges`). A frame that fails to decode only shows when a clip is read: that
 clip is replaced by the next decodable one (a pure function of the files, so resume stays exact)
 and the episode is named in a warning and counted in `decode_failures`.
@@ -27,10 +27,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.video import VideoDecodeError, probe_mp4, read_mp4
-from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
+from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jepa_ac import pose
+from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.video import DEFAULT_CRF, fsync_path, write_mp4
 
@@ -34,7 +34,7 @@ H5_VERSION_NUMBER = 1.3  # DROID's trajectory.h5 `version_number` attr for the l
 class EpisodeData:
     """One episode's rows (T control steps). Row t: the observation at step t and the action sent from it.
 
-    `actions` are V-JEPA 2-AC deltas (`jepa_ac.pose` convention); the last row of a finished
+    `actions` are V-JEPA 2-AC deltas (`jepa_ac.model.pose` convention); the last row of a finished
     episode has no action sent from it and holds zeros ("stay"). None: the achieved moves between
     consecutive states. DROID's absolute targets (`action/cartesian_position`,
     `action/gripper_position`) are `targets` (the command the controller received, e.g. after

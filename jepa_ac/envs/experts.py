@@ -8,7 +8,7 @@
 
 Experts read privileged state (object poses, goals) from `env.unwrapped` and the measured TCP
 state from the observation, choose a target TCP pose with a small state machine, and emit the
-DROID action that moves toward it (`jepa_ac.pose.action_between`, clipped to a step size).
+DROID action that moves toward it (`jepa_ac.model.pose.action_between`, clipped to a step size).
 `noise` adds Gaussian noise with std `noise * bound` per action dim (bound = the action space's
 high), so `noise=0.1` perturbs translation by ~1 cm per step.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from jepa_ac.envs import scene
-from jepa_ac.pose import action_between, euler_xyz_to_matrix, matrix_to_euler_xyz
+from jepa_ac.model.pose import action_between, euler_xyz_to_matrix, matrix_to_euler_xyz
 
 SAFE_Z = 0.15  # TCP height for moving above objects
 LOW_Z = 0.055  # TCP height for pushing / grasping (fingertips ~5 mm above the table)

@@ -6,7 +6,7 @@
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     goal = env.unwrapped.goal_image()    # the goal configuration seen by the same camera
 
-Action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` (DROID / V-JEPA 2-AC, see `jepa_ac.pose`):
+Action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` (DROID / V-JEPA 2-AC, see `jepa_ac.model.pose`):
 the target pose is `apply_action(state, action)` of the measured state, i.e. xyz offset in the
 base frame, rotation `R_target = R_delta @ R_state` (extrinsic xyz Euler), gripper closedness
 change. A differential-IK controller (`controller.py`) tracks the target over the control
@@ -30,7 +30,7 @@ from gymnasium import spaces
 from jepa_ac.envs import scene
 from jepa_ac.envs.controller import DiffIKController, IKConfig
 from jepa_ac.envs.rendering import make_renderer
-from jepa_ac.pose import apply_action, euler_xyz_to_matrix, matrix_to_euler_xyz
+from jepa_ac.model.pose import apply_action, euler_xyz_to_matrix, matrix_to_euler_xyz
 
 # Home: TCP above the workspace, gripper pointing down, fingers spread along the base y axis.
 HOME_TCP_POS = np.array([0.40, 0.0, 0.30])

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.array_ops import NUMPY_OPS
-from jepa_ac.pose import ACTION_NAMES, action_between
+from jepa_ac.model.array_ops import NUMPY_OPS
+from jepa_ac.model.pose import ACTION_NAMES, action_between
 
 TRANSLATION = ("dx", "dy", "dz")
 ROTATION = ("droll", "dpitch", "dyaw")

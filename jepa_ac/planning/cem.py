@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.array_ops import NUMPY_OPS, ArrayOps
+from jepa_ac.model.array_ops import NUMPY_OPS, ArrayOps
 from jepa_ac.planning.action_spec import ActionSpec
 
 

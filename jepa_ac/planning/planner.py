@@ -20,11 +20,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jepa_ac.array_ops import NUMPY_OPS
+from jepa_ac.model.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, plan_actions, sample_noise, shift_plan
-from jepa_ac.pose import check_states
-from jepa_ac.preprocess import check_frames
+from jepa_ac.model.pose import check_states
+from jepa_ac.model.preprocess import check_frames
 
 
 class NonFiniteError(ValueError):

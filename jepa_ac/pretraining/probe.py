@@ -47,7 +47,7 @@ def collect_probe_data(episodes: int, image_size: int, noise: float, seed: int,
     import gymnasium as gym
 
     import jepa_ac.envs
-    from jepa_ac.collect import episode_seed
+    from jepa_ac.data.collection import episode_seed
 
     env = gym.make(env_id, image_size=image_size)
     frames, ee, obj, ep = [], [], [], []
@@ -80,7 +80,7 @@ def encoder_features(wm, frames: np.ndarray, batch: int = 64) -> np.ndarray:
 
 def pixel_features(frames: np.ndarray, size: int) -> np.ndarray:
     """Raw pixels at the encoder's resolution (the same preprocessing), flattened: [M, size*size*3]."""
-    from jepa_ac.preprocess import normalize, resize_center_crop
+    from jepa_ac.model.preprocess import normalize, resize_center_crop
 
     return normalize(resize_center_crop(frames, size)).reshape(len(frames), -1)
 
@@ -219,6 +219,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

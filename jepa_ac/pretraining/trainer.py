@@ -24,14 +24,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import CheckpointError, match_arrays, save_checkpoint
-from jepa_ac.config import EncoderConfig, MaskPredictorConfig
-from jepa_ac.nn_torch.encoder import VisionTransformer
-from jepa_ac.nn_torch.mask_predictor import MaskPredictor
+from jepa_ac.world_model.checkpoints import CheckpointError, match_arrays, save_checkpoint
+from jepa_ac.model.config import EncoderConfig, MaskPredictorConfig
+from jepa_ac.model.nn_torch.encoder import VisionTransformer
+from jepa_ac.model.nn_torch.mask_predictor import MaskPredictor
 from jepa_ac.pretraining.ema import ema_momentum, ema_update, make_target_encoder, weight_decay_at
 from jepa_ac.pretraining.masks import LONG_RANGE, SHORT_RANGE, BlockMaskSpec, sample_batch_masks
 from jepa_ac.pretraining.video_data import CropSpec, random_resized_crop
-from jepa_ac.pose import StateRanges
+from jepa_ac.model.pose import StateRanges
 from jepa_ac.pretraining.warm_start import warm_start
 from jepa_ac.training.clips import data_report, empty_data_message, parse_state_ranges
 from jepa_ac.training.common import (
@@ -105,7 +105,7 @@ class PretrainEncoderConfig:
     # patch size may differ, see pretraining/warm_start.py); not read when the run resumes from its
     # own checkpoint (as with the predictor's init_predictor)
     init_from: str = ""
-    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # overrides of jepa_ac.model.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
     # {"max_position": 10.0}; episodes with a state outside are skipped
     state_ranges: dict[str, Any] = field(default_factory=dict)
 
@@ -252,7 +252,7 @@ class PretrainTrainer(TrainingLoop):
 
     def resume(self) -> bool:
         """Continue from `out/checkpoint` if it exists: weights, EMA, optimizer, RNG and step."""
-        from jepa_ac.checkpoints import read_checkpoint
+        from jepa_ac.world_model.checkpoints import read_checkpoint
 
         path = self.out / CHECKPOINT_DIR
         state = load_trainer_state(path, self.info)

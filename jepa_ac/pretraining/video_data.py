@@ -23,8 +23,8 @@ import numpy as np
 
 from jepa_ac.data.reader import ClipConfig, DroidClips
 from jepa_ac.data.video import VideoDecodeError, read_mp4
-from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
-from jepa_ac.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
+from jepa_ac.model.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
 

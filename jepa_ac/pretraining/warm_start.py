@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jepa_ac.checkpoints import CheckpointError, match_arrays, read_checkpoint
-from jepa_ac.config import EncoderConfig
+from jepa_ac.world_model.checkpoints import CheckpointError, match_arrays, read_checkpoint
+from jepa_ac.model.config import EncoderConfig
 from jepa_ac.training.trainer_state import STATE_TENSORS, has_trainer_state, read_trainer_state
 
 logger = logging.getLogger(__name__)

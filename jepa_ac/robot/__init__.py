@@ -1,7 +1,7 @@
 """Robot-side control: the `Robot`/`Policy` interfaces, adapters, the safety layer and the MPC loop.
 
     from jepa_ac.robot import GymRobot, SafetyLayer, load_safety_config, run_episode
-    from jepa_ac.client import PlannerClient
+    from jepa_ac.serving.client import PlannerClient
 
     robot = GymRobot(gymnasium.make("jepa_ac/FrankaReach-v0", image_size=64))
     robot.reset(seed=0)

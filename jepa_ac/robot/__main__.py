@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_goals(args: argparse.Namespace, size: int | None) -> tuple[list[np.ndarray] | None, list[float] | None]:
     """--goal images (resized like the camera's) and --goal-gripper values, or (None, None)."""
-    from jepa_ac.plan import parse_goal_grippers, read_goal_image
-    from jepa_ac.preprocess import load_image
+    from jepa_ac.cli.goals import parse_goal_grippers, read_goal_image
+    from jepa_ac.model.preprocess import load_image
 
     if not args.goal:
         if args.goal_gripper:
@@ -70,7 +70,7 @@ def read_goals(args: argparse.Namespace, size: int | None) -> tuple[list[np.ndar
 def run_sim(args: argparse.Namespace, client: Any, planning: dict[str, Any], env_id: str) -> dict[str, Any]:
     """The simulator behind the robot path: `run_closed_loop` with the client as the policy (as
     `evaluate --server` does), env options and step budget from the server's settings for the task."""
-    from jepa_ac.closed_loop import make_env, run_closed_loop
+    from jepa_ac.control.closed_loop import make_env, run_closed_loop
     from jepa_ac.planning.defaults import PlanningDefaults
     from jepa_ac.robot.safety import SafetyLayer, load_safety_config
 
@@ -115,7 +115,7 @@ def run_droid(args: argparse.Namespace, client: Any, planning: dict[str, Any]) -
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    from jepa_ac.client import PlannerClient
+    from jepa_ac.serving.client import PlannerClient
 
     kind, _, name = args.robot.partition(":")
     if kind not in ("sim", "droid") or (kind == "sim") != bool(name):
@@ -140,6 +140,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges, action_between, apply_action, check_states
+from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges, action_between, apply_action, check_states
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class GymRobot:
 
     Call `reset(seed=...)` first. After each action, `done`, `success`, `reward` and `info` hold
     what the env reported. Actions outside the env's action space are clipped to it (logged). A state
-    outside `state_ranges` (`jepa_ac.pose.StateRanges`) raises ValueError.
+    outside `state_ranges` (`jepa_ac.model.pose.StateRanges`) raises ValueError.
     """
 
     def __init__(self, env: Any, state_ranges: StateRanges = DEFAULT_STATE_RANGES, adapter: Any = None) -> None:
@@ -154,7 +154,7 @@ class DroidRobot:
     robot, which keeps the wire small; the planner would do the same resize.
 
     Every state read from DROID (observation, control steps, `stop`) is checked against
-    `state_ranges` (`jepa_ac.pose.StateRanges`): a non-finite or implausible one (a gripper width in
+    `state_ranges` (`jepa_ac.model.pose.StateRanges`): a non-finite or implausible one (a gripper width in
     mm, angles in degrees) raises ValueError and nothing is commanded from it.
     """
 
@@ -213,7 +213,7 @@ class DroidRobot:
             image = image[..., ::-1]
         image = np.ascontiguousarray(image)
         if self.image_size is not None:
-            from jepa_ac.preprocess import resize_center_crop
+            from jepa_ac.model.preprocess import resize_center_crop
 
             image = resize_center_crop(image, self.image_size)[0]
         return image

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.client import PlannerClient
-from jepa_ac.wire import packb, unpackb
+from jepa_ac.serving.client import PlannerClient
+from jepa_ac.serving.wire import packb, unpackb
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +199,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from jepa_ac.cli_errors import run_cli
+    from jepa_ac.cli.errors import run_cli
 
     run_cli(main)

@@ -155,7 +155,7 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _image(value: Any, size: int, what: str) -> np.ndarray:
-    from jepa_ac.preprocess import resize_center_crop
+    from jepa_ac.model.preprocess import resize_center_crop
 
     image = np.asarray(value)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
@@ -208,7 +208,7 @@ class EnvAdapter:
         from jepa_ac.robot.safety import SafetyConfig
 
         if self.contract is None:
-            reach = 3.0  # jepa_ac.pose.StateRanges.max_position
+            reach = 3.0  # jepa_ac.model.pose.StateRanges.max_position
             return SafetyConfig(workspace_min=(-reach,) * 3, workspace_max=(reach,) * 3, max_translation=1.0,
                                 max_rotation=float(np.pi), max_gripper_delta=1.0)
         from jepa_ac.data.contract import safety_limits

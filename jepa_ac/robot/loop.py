@@ -4,7 +4,7 @@
     result.status, result.actions      # "max_steps" | "done" | "converged" | "stopped", [T, 7] actions sent
 
 `policy` is anything with `reset()`, `set_goal(image, gripper=None)` and `infer(obs) -> {"action", ...}`:
-the closed-loop `jepa_ac.control.Controller` in-process, a `jepa_ac.client.PlannerClient` for a
+the closed-loop `jepa_ac.control.Controller` in-process, a `jepa_ac.serving.client.PlannerClient` for a
 planning server (which runs the same controller), or a baseline. `goal` may be a sequence of sub-goal
 images ending with the goal (V-JEPA 2-AC's image sub-goals), with `goal_grippers` the closedness each
 one shows; the policy gets them all at once and decides when to move on. A reply with `done` ends
@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from jepa_ac.control.controller import as_goal_list, check_goal_grippers
-from jepa_ac.pose import check_states
+from jepa_ac.model.pose import check_states
 from jepa_ac.robot.protocol import Policy, Robot
 from jepa_ac.robot.safety import SafetyConfig, SafetyLayer, SafetyStop
 

@@ -1,7 +1,7 @@
 """The two interfaces the control loop runs against: a `Robot` and a `Policy`.
 
 A `Robot` gives camera frames and states and takes 7-D DROID delta actions. A `Policy` turns an
-observation into an action: `jepa_ac.PlanningPolicy` in-process, or `jepa_ac.client.PlannerClient`
+observation into an action: `jepa_ac.PlanningPolicy` in-process, or `jepa_ac.serving.client.PlannerClient`
 talking to `python -m jepa_ac.serve` — both have the same methods.
 """
 

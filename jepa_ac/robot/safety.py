@@ -9,7 +9,7 @@ delta `[dx, dy, dz, droll, dpitch, dyaw, dgripper]` and, in float64 throughout:
 
 Refuses (`SafetyStop`, nothing may be sent) when
 1. the state or the action is not 7 finite numbers (NaN/inf, wrong shape, not numeric);
-2. the state is outside its physical range (`jepa_ac.pose.check_states` with the layer's
+2. the state is outside its physical range (`jepa_ac.model.pose.check_states` with the layer's
    `StateRanges`: |xyz| <= 3 m, |angles| <= 2 pi, gripper in [-0.05, 1.05] by default): a gripper
    width in mm or angles in degrees is a wiring error, and no limit means anything from such a state.
 
@@ -30,7 +30,7 @@ and the robot adapters send float32) and refuses if any fails; it never should.
 
 Tolerance: the per-step limits hold to `limit * (1 + 1e-6) + 1e-12` (rounding, the float32 cast),
 the workspace box and the gripper range to 1e-6 m (closedness). The resulting state is computed with
-`jepa_ac.pose.apply_action`, the composition the planner, the simulator and DROID use.
+`jepa_ac.model.pose.apply_action`, the composition the planner, the simulator and DROID use.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.pose import ACTION_NAMES, DEFAULT_STATE_RANGES, STATE_NAMES, StateRanges, apply_action, check_states
+from jepa_ac.model.pose import ACTION_NAMES, DEFAULT_STATE_RANGES, STATE_NAMES, StateRanges, apply_action, check_states
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class SafeAction:
 class SafetyLayer:
     """Clip or refuse actions against a `SafetyConfig` (stateless; safe to share).
 
-    `state_ranges` is the physically plausible state (`jepa_ac.pose.StateRanges`); a state outside it
+    `state_ranges` is the physically plausible state (`jepa_ac.model.pose.StateRanges`); a state outside it
     is refused. The workspace must overlap its position range.
     """
 

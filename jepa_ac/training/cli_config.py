@@ -91,7 +91,7 @@ def fit_or_exit(trainer: Any) -> dict[str, Any]:
     """`trainer.fit()`; the package's own errors (nothing to resume, a refused trainer state, a
     non-finite loss, damaged data) exit with a one-line `error:` message. Anything else is a bug
     and keeps its traceback."""
-    from jepa_ac.checkpoints import CheckpointError
+    from jepa_ac.world_model.checkpoints import CheckpointError
     from jepa_ac.data.latent_cache import CacheError
     from jepa_ac.data.reader import EpisodeError
     from jepa_ac.data.video import VideoDecodeError

@@ -3,7 +3,7 @@
 A clip dataset is a sequence whose items are dicts of numpy arrays:
 `{"latents": [T, N, D] float}` (from a latent cache) or `{"frames": [T, H, W, 3] uint8}` (encoded
 on the fly), plus `"states": [T, 7]` and `"actions": [T-1, 7]`. Every source checks its states
-(finite, inside `jepa_ac.pose.StateRanges`): episodes are skipped with a warning, a clips `.npz`
+(finite, inside `jepa_ac.model.pose.StateRanges`): episodes are skipped with a warning, a clips `.npz`
 with a bad clip is refused.
 """
 
@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from jepa_ac import pose
-from jepa_ac.pose import DEFAULT_STATE_RANGES, StateRanges
+from jepa_ac.model import pose
+from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 
 class InMemoryClips:

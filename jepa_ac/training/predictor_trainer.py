@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_ac.checkpoints import CONFIG_FILE, CheckpointError, match_arrays, parse_config, read_checkpoint, save_checkpoint
-from jepa_ac.config import PredictorConfig, resolve_predictor_config
-from jepa_ac.nn_torch.predictor import ACPredictor
-from jepa_ac.pose import StateRanges
+from jepa_ac.world_model.checkpoints import CONFIG_FILE, CheckpointError, match_arrays, parse_config, read_checkpoint, save_checkpoint
+from jepa_ac.model.config import PredictorConfig, resolve_predictor_config
+from jepa_ac.model.nn_torch.predictor import ACPredictor
+from jepa_ac.model.pose import StateRanges
 from jepa_ac.training.clips import collate, data_report, empty_data_message, latent_caches, parse_state_ranges
 from jepa_ac.training.common import (
     DistInfo,
@@ -81,7 +81,7 @@ class TrainPredictorConfig:
     device: str = ""
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
-    # overrides of jepa_ac.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
+    # overrides of jepa_ac.model.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
     # {"max_position": 10.0} for a large robot; episodes with a state outside are skipped
     state_ranges: dict[str, Any] = field(default_factory=dict)
 
@@ -182,7 +182,7 @@ def build_predictor(config: TrainPredictorConfig, encoder: FrozenEncoder) -> tup
     if ckpt is not None:  # else the run's own checkpoint, loaded by resume()
         if "predictor" not in ckpt.arrays:
             raise ValueError(f"init_predictor {config.init_predictor} holds no predictor")
-        from jepa_ac.checkpoints import match_arrays
+        from jepa_ac.world_model.checkpoints import match_arrays
 
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         arrays = match_arrays("predictor", ckpt.arrays["predictor"], expected, ckpt.source)

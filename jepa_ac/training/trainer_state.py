@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from jepa_ac.checkpoints import CheckpointError
+from jepa_ac.world_model.checkpoints import CheckpointError
 
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"

@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jepa_ac import pose
-from jepa_ac.checkpoints import (
+from jepa_ac.model import pose
+from jepa_ac.world_model.checkpoints import (
     UPSTREAM_DROPPED,
     CheckpointError,
     check_allocation,
@@ -31,8 +31,8 @@ from jepa_ac.checkpoints import (
     save_checkpoint,
     weights_hash,
 )
-from jepa_ac.config import EncoderConfig, PredictorConfig, resolve_encoder_config, resolve_predictor_config
-from jepa_ac.preprocess import check_frames, frames_to_clip, frames_to_tubelets
+from jepa_ac.model.config import EncoderConfig, PredictorConfig, resolve_encoder_config, resolve_predictor_config
+from jepa_ac.model.preprocess import check_frames, frames_to_clip, frames_to_tubelets
 
 BACKENDS = ("torch", "mlx")
 REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
@@ -47,12 +47,12 @@ def make_backend(
 ):
     """Instantiate a backend by name ("torch" or "mlx")."""
     if name == "torch":
-        from jepa_ac.backends.torch_backend import TorchBackend
+        from jepa_ac.world_model.backends.torch_backend import TorchBackend
 
         return TorchBackend(encoder_config, predictor_config, device=device, dtype=dtype)
     if name == "mlx":
         try:
-            from jepa_ac.backends.mlx_backend import MLXBackend
+            from jepa_ac.world_model.backends.mlx_backend import MLXBackend
         except ImportError as err:
             raise ImportError(f"backend='mlx' needs MLX (pip install 'jepa_ac[mlx]'): {err}") from err
         return MLXBackend(encoder_config, predictor_config, device=device, dtype=dtype)
@@ -163,7 +163,7 @@ class WorldModel:
 
     def encode_image_file(self, path: str | Path) -> Any:
         """An image file -> latents [1, N, D]."""
-        from jepa_ac.preprocess import load_image
+        from jepa_ac.model.preprocess import load_image
 
         return self.encode(load_image(path))
 

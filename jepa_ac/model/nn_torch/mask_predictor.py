@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from jepa_ac.config import MaskPredictorConfig
-from jepa_ac.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_cos_sin, run_blocks
+from jepa_ac.model.config import MaskPredictorConfig
+from jepa_ac.model.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_cos_sin, run_blocks
 
 
 class MaskPredictor(nn.Module):

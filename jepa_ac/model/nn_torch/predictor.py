@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from jepa_ac.config import PredictorConfig
-from jepa_ac.nn_torch.layers import Block, init_transformer_weights, rope_cos_sin, run_blocks
+from jepa_ac.model.config import PredictorConfig
+from jepa_ac.model.nn_torch.layers import Block, init_transformer_weights, rope_cos_sin, run_blocks
 
 KVCache = list  # one (keys, values) pair per block, each [B, heads, L, hd]
 

@@ -1,6 +1,6 @@
 """Transformer layers shared by the MLX encoder and predictor: RoPE, attention, MLPs, blocks.
 
-Mirrors `jepa_ac/nn_torch/layers.py` with the same parameter names (`attn.qkv`, `attn.proj`,
+Mirrors `jepa_ac/model/nn_torch/layers.py` with the same parameter names (`attn.qkv`, `attn.proj`,
 `mlp.fc1`, ...), so a torch state dict loads after the small layout change in `to_mlx_layout`
 (convolution kernels are channels-last in MLX). Inference only: no dropout or drop path.
 """
@@ -166,7 +166,7 @@ def as_numpy(value: Any) -> np.ndarray:
     if isinstance(value, mx.array):
         return np.array(value.astype(mx.float32) if value.dtype == mx.bfloat16 else value)
     if type(value).__module__.startswith("torch"):
-        from jepa_ac.array_ops import ops_for  # a torch tensor is already here: torch is importable
+        from jepa_ac.model.nn_torch.ops import TORCH_OPS  # a torch tensor is already here: torch is importable
 
-        return ops_for(value).to_numpy(value)
+        return TORCH_OPS.to_numpy(value)
     return np.asarray(value)

@@ -20,7 +20,7 @@ EXIT_INTERRUPTED = 130
 def package_errors() -> tuple[type[BaseException], ...]:
     """Exception types that carry a message meant for the user (imported lazily: light CLIs stay light)."""
     errors: list[type[BaseException]] = [ValueError, OSError, ImportError, MemoryError, KeyError]
-    for module, name in (("jepa_ac.robot.safety", "SafetyStop"), ("jepa_ac.client", "PlannerError")):
+    for module, name in (("jepa_ac.robot.safety", "SafetyStop"), ("jepa_ac.serving.client", "PlannerError")):
         mod = sys.modules.get(module)  # only if the command imported it: then it can have raised it
         if mod is not None and hasattr(mod, name):
             errors.append(getattr(mod, name))

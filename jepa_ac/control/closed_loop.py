@@ -133,7 +133,7 @@ def warm_up(wm: Any, cem_config: Any, spec: ActionSpec, frame: np.ndarray, state
 
 
 def _numpy_ops():
-    from jepa_ac.array_ops import NUMPY_OPS
+    from jepa_ac.model.array_ops import NUMPY_OPS
 
     return NUMPY_OPS
 

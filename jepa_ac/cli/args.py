@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "default_model"
+DEFAULT_CHECKPOINT = Path(__file__).parents[1] / "assets" / "default_model"
 BACKENDS = ("torch", "mlx")
 
 

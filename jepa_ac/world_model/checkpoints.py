@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from jepa_ac.config import EncoderConfig, PredictorConfig
+from jepa_ac.model.config import EncoderConfig, PredictorConfig
 
 FORMAT_NAME = "jepa_ac"
 FORMAT_VERSION = 1
@@ -304,7 +304,7 @@ _BYTES_PER_PARAMETER = 4
 def check_allocation(part: str, config: Any, arrays: Mapping[str, Any] | None, source: str) -> None:
     """Refuse, before allocating, a `config` whose model is far larger than the weights that are
     to fill it (a hostile or mismatched config.json), or larger than this machine's memory."""
-    from jepa_ac.config import estimated_parameters
+    from jepa_ac.model.config import estimated_parameters
 
     wanted = estimated_parameters(config)
     if arrays is not None:
@@ -458,7 +458,7 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     except TypeError as err:  # numpy has no bfloat16: widen BF16 tensors to float32 (exact)
         if "bfloat16" not in str(err):
             raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
-        from jepa_ac.convert import read_safetensors
+        from jepa_ac.world_model.safetensors_io import read_safetensors
 
         try:
             return read_safetensors(path)

@@ -1,11 +1,13 @@
 """The few array operations shared logic needs, one small class per array library.
 
 Planning, pose math and rollouts are written once against `ArrayOps`; numpy, torch and MLX
-each provide an implementation. `ops_for(x)` picks the one matching an array.
+each provide an implementation (`nn_torch.ops`, `nn_mlx.ops` register theirs); `ops_for(x)` picks
+the one matching an array.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Sequence
 
 import numpy as np
@@ -85,17 +87,22 @@ class ArrayOps:
 
 
 NUMPY_OPS = ArrayOps()
+_OPS_BY_LIBRARY: dict[str, ArrayOps] = {"numpy": NUMPY_OPS}
+_WHERE = {"torch": "jepa_ac.model.nn_torch.ops", "mlx": "jepa_ac.model.nn_mlx.ops"}
+
+
+def register_ops(library: str, ops: ArrayOps) -> None:
+    """Make `ops` the `ArrayOps` of arrays whose type lives in module `library` (torch, mlx)."""
+    _OPS_BY_LIBRARY[library] = ops
 
 
 def ops_for(x: Any) -> ArrayOps:
-    """The `ArrayOps` for an array of numpy, torch or MLX."""
-    module = type(x).__module__
-    if module.startswith("torch"):
-        from jepa_ac.backends.torch_backend import TORCH_OPS
+    """The registered `ArrayOps` for an array of numpy, torch or MLX (anything else: numpy's).
 
-        return TORCH_OPS
-    if module.startswith("mlx"):
-        from jepa_ac.backends.mlx_backend import MLX_OPS
-
-        return MLX_OPS
-    return NUMPY_OPS
+    torch's and MLX's register when their module (`_WHERE`) is imported: every backend imports it,
+    and the first torch or MLX array seen without one loads it (that library is importable then).
+    """
+    library = type(x).__module__.split(".")[0]
+    if library not in _OPS_BY_LIBRARY and library in _WHERE:
+        importlib.import_module(_WHERE[library])
+    return _OPS_BY_LIBRARY.get(library, NUMPY_OPS)

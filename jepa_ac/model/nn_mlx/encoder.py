@@ -1,6 +1,6 @@
 """V-JEPA 2 / 2.1 video encoder (MLX): tubelet patch embedding, 3D-RoPE ViT blocks, output norm(s).
 
-Same computation and parameter names as `jepa_ac/nn_torch/encoder.py` (V-JEPA 2.1: image patch
+Same computation and parameter names as `jepa_ac/model/nn_torch/encoder.py` (V-JEPA 2.1: image patch
 embedding, modality embeddings, pairwise and interpolated RoPE, `norms_block`); inputs stay in the
 torch layout `[B, C, T, H, W]` so both backends take the same preprocessed clips.
 """
@@ -11,8 +11,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from jepa_ac.config import V2_1_PRETRAINED_GRID, EncoderConfig
-from jepa_ac.nn_mlx.layers import Block, grid_positions, rope_cos_sin
+from jepa_ac.model.config import V2_1_PRETRAINED_GRID, EncoderConfig
+from jepa_ac.model.nn_mlx.layers import Block, grid_positions, rope_cos_sin
 
 
 class PatchEmbed(nn.Module):

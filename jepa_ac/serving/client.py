@@ -1,6 +1,6 @@
 """`PlannerClient`: the robot-side client of `python -m jepa_ac.serve` (numpy, msgpack, websockets only).
 
-    from jepa_ac.client import PlannerClient
+    from jepa_ac.serving.client import PlannerClient
 
     with PlannerClient("ws://127.0.0.1:8765", token=None, timeout=30.0) as planner:
         planner.reset(task="push", seed=0)                              # the server's push settings
@@ -27,7 +27,7 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from jepa_ac.wire import DEFAULT_LIMITS, PROTOCOL_VERSION, WireError, packb, unpackb
+from jepa_ac.serving.wire import DEFAULT_LIMITS, PROTOCOL_VERSION, WireError, packb, unpackb
 
 # error codes after which reconnecting cannot help
 _FATAL_ON_CONNECT = ("unauthorized", "too_many_connections", "protocol_mismatch")

@@ -1,6 +1,6 @@
 """V-JEPA 2-AC action-conditioned predictor (MLX).
 
-Same computation and parameter names as `jepa_ac/nn_torch/predictor.py`. Per frame the token
+Same computation and parameter names as `jepa_ac/model/nn_torch/predictor.py`. Per frame the token
 sequence is `[action, state, (extrinsics), N patch tokens]`; attention is block-causal over
 frames. RoPE tables and the mask depend only on the number of frames and are cached.
 """
@@ -11,8 +11,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from jepa_ac.config import PredictorConfig
-from jepa_ac.nn_mlx.layers import Block, rope_cos_sin
+from jepa_ac.model.config import PredictorConfig
+from jepa_ac.model.nn_mlx.layers import Block, rope_cos_sin
 
 
 def block_causal_mask(frames: int, tokens_per_frame: int) -> mx.array:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.array_ops import ops_for
+from jepa_ac.model.array_ops import ops_for
 
 STATE_DIM = 7
 STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")

@@ -1,0 +1,2 @@
+"""Planning over a websocket: the server (`server`), its client (`client`) and the message
+format they share (`wire`)."""

@@ -1,0 +1,10 @@
+"""The world model: an encoder and an action-conditioned predictor behind one backend.
+
+`model` holds `WorldModel` and `load_world_model`; `checkpoints` reads and writes every
+checkpoint layout (upstream .pt, Hugging Face folders, our own folder); `conversion` turns one
+into our folder; `backends` run the networks in torch or MLX.
+"""
+
+from jepa_ac.world_model.model import REPS_LAYER_NORM_EPS, WorldModel, load_world_model, make_backend
+
+__all__ = ["REPS_LAYER_NORM_EPS", "WorldModel", "load_world_model", "make_backend"]
