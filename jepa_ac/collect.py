@@ -31,6 +31,7 @@ import numpy as np
 
 from jepa_ac.data import layout
 from jepa_ac.data.collection import CollectConfig, collect
+from jepa_ac.model.pose import POSITION
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  throughput    {summary['steps_per_second']:.1f} steps/s over {summary['seconds']:.1f} s")
     control = summary["control"]
     print(f"  control       {control['control_hz']:g} Hz, step p95 xyz "
-          f"{', '.join(f'{v:.4f}' for v in control['step_p95'][:3])} m"
+          f"{', '.join(f'{v:.4f}' for v in control['step_p95'][POSITION])} m"
           + (f", command fit R^2 {_mean_r2(control['fit_r2']):.2f}" if control["fit_r2"] else ""))
     print(f"  summary       {config.out / layout.SUMMARY_FILE}")
     return 0

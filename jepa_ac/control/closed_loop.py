@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from jepa_ac.control.controller import GoalSchedule, PatienceStop, as_goal_list  # noqa: F401 - re-exported
+from jepa_ac.model.pose import GRIPPER, POSITION, ROTATION
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.defaults import EnvOptions, MPCConfig
 from jepa_ac.robot.adapters import GymRobot
@@ -69,9 +70,9 @@ def sim_safety(env: Any, adapter: Any = None) -> SafetyLayer:
     if adapter is not None:
         return SafetyLayer(adapter.safety())
     high = np.asarray(env.action_space.high, dtype=np.float64)
-    return SafetyLayer(SafetyConfig(max_translation=float(np.linalg.norm(high[:3])),
-                                    max_rotation=float(min(np.linalg.norm(high[3:6]), math.pi)),
-                                    max_gripper_delta=float(high[6])))
+    return SafetyLayer(SafetyConfig(max_translation=float(np.linalg.norm(high[POSITION])),
+                                    max_rotation=float(min(np.linalg.norm(high[ROTATION]), math.pi)),
+                                    max_gripper_delta=float(high[GRIPPER])))
 
 
 class RandomPolicy:

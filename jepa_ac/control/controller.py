@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from jepa_ac.model.pose import POSITION
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.defaults import MPCConfig
 
@@ -105,8 +106,10 @@ class GoalSchedule:
         return self._finish(reason)
 
     def _near_target(self, state: np.ndarray | None) -> bool:
-        return state is not None and bool(
-            np.linalg.norm(np.asarray(state, np.float64)[:3] - self.return_target[:3]) <= self.mpc.return_tolerance)
+        if state is None:
+            return False
+        position = np.asarray(state, np.float64)[POSITION]
+        return bool(np.linalg.norm(position - self.return_target[POSITION]) <= self.mpc.return_tolerance)
 
     def _finish(self, reason: str | None) -> str | None:
         """The current goal is done (and settled): stop on the last goal, else move on at `advance()`."""

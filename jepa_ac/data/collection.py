@@ -35,6 +35,7 @@ from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.reader import read_metadata, write_trajectory_list
 from jepa_ac.data.recorder import command_fields
 from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode, write_json_atomic
+from jepa_ac.model import pose
 
 EnvFactory = Callable[["CollectConfig"], Any]
 HOOK_NAMES = ("policy", "state", "frame", "success", "goal")  # module:function hooks, stored in env_options
@@ -200,8 +201,8 @@ def rollout(env: Any, expert: Any, seed: int, max_steps: int, cameras: tuple[str
     frames = [_camera_frames(r[0], cameras) for r in rows]
     episode = EpisodeData(
         frames={cam: np.stack([f[cam] for f in frames]) for cam in frames[0]},
-        cartesian_position=states[:, :6],
-        gripper_position=states[:, 6],
+        cartesian_position=states[:, pose.CARTESIAN],
+        gripper_position=states[:, pose.GRIPPER],
         joint_positions=np.stack([np.asarray(r[1]["joint_positions"], np.float64) for r in rows]),
         camera_extrinsics={cam: np.stack([np.asarray(r[1]["camera_extrinsics"][cam], np.float64) for r in rows])
                            for cam in frames[0]},

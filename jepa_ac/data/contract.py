@@ -64,8 +64,8 @@ def measure_contract(
     for states, commands in episodes:
         states = pose.check_states(states, "episode states")  # [T, 7]
         count += 1
-        positions.append(states[:, :3])
-        grippers.append(states[:, 6])
+        positions.append(states[:, pose.POSITION])
+        grippers.append(states[:, pose.GRIPPER])
         if len(states) > stride:
             moves.append(pose.actions_from_states(states[::stride]))  # [T', 7]
         if command_space is not None and commands is not None and len(states) > 1:
@@ -80,14 +80,14 @@ def measure_contract(
         raise ValueError(f"no episode has more than {stride} rows: no moves to measure")
     move = np.concatenate(moves)  # [M, 7]
     magnitude = np.abs(move)
-    rotation = np.linalg.norm(move[:, 3:6], axis=1)  # small-angle proxy of the rotation angle (rad)
+    rotation = np.linalg.norm(move[:, pose.ROTATION], axis=1)  # small-angle proxy of the rotation angle (rad)
     position = np.concatenate(positions)  # [R, 3]
     gripper = np.concatenate(grippers)
     fit = _fit_commands(fit_states, fit_commands, command_space) if fit_states else {}
     return ControlContract(
         control_hz=float(control_hz), step_hz=float(control_hz) / stride, episodes=count, transitions=len(move),
         step_p95=tuple(np.percentile(magnitude, STEP_PERCENTILE, axis=0)), step_max=tuple(magnitude.max(axis=0)),
-        translation_max=float(np.linalg.norm(move[:, :3], axis=1).max()), rotation_max=float(rotation.max()),
+        translation_max=float(np.linalg.norm(move[:, pose.POSITION], axis=1).max()), rotation_max=float(rotation.max()),
         position_min=tuple(position.min(axis=0)), position_max=tuple(position.max(axis=0)),
         gripper_min=float(gripper.min()), gripper_max=float(gripper.max()),
         command_space=command_space if fit else None, command_source=command_source if fit else None, **fit,
@@ -243,17 +243,17 @@ def planning_defaults(contract: ControlContract, env_id: str, image_size: int | 
     if workspace_margin < 0:
         raise ValueError(f"workspace_margin must be >= 0, got {workspace_margin}")
     p95 = contract.step_p95
-    action: dict[str, Any] = {"max_translation": max(_round_up(max(p95[:3]), 0.001), 0.001),
+    action: dict[str, Any] = {"max_translation": max(_round_up(max(p95[pose.POSITION]), 0.001), 0.001),
                               "translation_constraint": "box"}
     frozen: dict[str, float] = {}
-    if max(p95[3:6]) < STILL_ROTATION:
+    if max(p95[pose.ROTATION]) < STILL_ROTATION:
         frozen.update(droll=0.0, dpitch=0.0, dyaw=0.0)
     else:
-        action["max_rotation"] = _round_up(max(p95[3:6]), 0.005)
+        action["max_rotation"] = _round_up(max(p95[pose.ROTATION]), 0.005)
     if contract.gripper_max - contract.gripper_min < STILL_GRIPPER:
         frozen["dgripper"] = 0.0
     else:
-        action["max_gripper_delta"] = min(_round_up(contract.step_max[6], 0.05), 1.0)
+        action["max_gripper_delta"] = min(_round_up(contract.step_max[pose.GRIPPER], 0.05), 1.0)
     action["frozen"] = frozen
     action["workspace_min"] = [round(v - workspace_margin, 4) for v in contract.position_min]
     action["workspace_max"] = [round(v + workspace_margin, 4) for v in contract.position_max]

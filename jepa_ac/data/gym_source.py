@@ -34,6 +34,7 @@ import numpy as np
 from jepa_ac.data.hooks import load_hook, takes_env
 from jepa_ac.data.recorder import DEFAULT_CAMERA, EpisodeBuffer
 from jepa_ac.data.writer import EpisodeData
+from jepa_ac.model.pose import check_shape
 
 IMAGE_KEYS = ("image", "pixels", "rgb")  # observation entries taken as the camera frame
 
@@ -170,9 +171,7 @@ def observation_state(obs: Any, info: Mapping[str, Any], env: Any, hooks: GymHoo
     """The 7-D state of an observation, from the state hook or the env's info (jepa_ac envs)."""
     if hooks.state is not None:
         state = np.asarray(hooks.call("state", obs, env), np.float64).reshape(-1)
-        if state.shape != (7,):
-            raise ValueError(f"--state hook returned {state.shape[0]} numbers; expected 7: x, y, z, roll, pitch, yaw, gripper")
-        return state
+        return check_shape(state, "the --state hook's state")
     if "cartesian_position" in info and "gripper_position" in info:
         return np.concatenate([np.asarray(info["cartesian_position"], np.float64), [float(info["gripper_position"])]])
     raise ValueError("this env reports no DROID state: pass --state module:function mapping an observation to "

@@ -148,7 +148,7 @@ class EpisodeBuffer:
             times = np.arange(t) / fps
         return EpisodeData(
             frames={cam: np.stack([r.frames[cam] for r in self.rows]) for cam in self.cameras},
-            cartesian_position=states[:, :6], gripper_position=states[:, 6],
+            cartesian_position=states[:, pose.CARTESIAN], gripper_position=states[:, pose.GRIPPER],
             joint_positions=None if self.rows[0].joints is None else np.stack([r.joints for r in self.rows]),
             camera_extrinsics=None if self.rows[0].extrinsics is None else
             {cam: np.stack([r.extrinsics[cam] for r in self.rows]) for cam in self.cameras},

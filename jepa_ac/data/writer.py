@@ -218,8 +218,8 @@ def _write_h5(path: Path, episode: EpisodeData, meta: EpisodeMeta) -> None:
     arrays: dict[str, np.ndarray] = {
         layout.CARTESIAN_POSITION: np.asarray(episode.cartesian_position, np.float64),
         layout.GRIPPER_POSITION: np.asarray(episode.gripper_position, np.float64),
-        layout.ACTION_CARTESIAN_POSITION: targets[:, :6],
-        layout.ACTION_GRIPPER_POSITION: targets[:, 6],
+        layout.ACTION_CARTESIAN_POSITION: targets[:, pose.CARTESIAN],
+        layout.ACTION_GRIPPER_POSITION: targets[:, pose.GRIPPER],
         layout.ACTION_DELTA: actions,
         f"{layout.TIMESTAMP_ROBOT}/robot_timestamp_seconds": sim_ns // 1_000_000_000,
         f"{layout.TIMESTAMP_ROBOT}/robot_timestamp_nanos": sim_ns % 1_000_000_000,

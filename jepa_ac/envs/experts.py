@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from jepa_ac.envs import scene
-from jepa_ac.model.pose import action_between, euler_xyz_to_matrix, matrix_to_euler_xyz
+from jepa_ac.model.pose import GRIPPER, POSITION, ROTATION, action_between, euler_xyz_to_matrix, matrix_to_euler_xyz
 
 SAFE_Z = 0.15  # TCP height for moving above objects
 LOW_Z = 0.055  # TCP height for pushing / grasping (fingertips ~5 mm above the table)
@@ -77,16 +77,16 @@ class ScriptedExpert:
             np.array([np.pi, 0.0, 0.0]))  # top-down grasp turned by `yaw`
         target = np.concatenate([pos, matrix_to_euler_xyz(rot), [grip]])
         action = action_between(state, target)
-        norm = np.max(np.abs(action[:3]))
+        norm = np.max(np.abs(action[POSITION]))
         if norm > step:
-            action[:3] *= step / norm
-        action[3:6] = np.clip(action[3:6], -MAX_TURN, MAX_TURN)
+            action[POSITION] *= step / norm
+        action[ROTATION] = np.clip(action[ROTATION], -MAX_TURN, MAX_TURN)
         return action
 
     @staticmethod
     def yaw_of(state: np.ndarray) -> float:
         """The gripper's yaw about base z relative to the top-down home orientation."""
-        rot = euler_xyz_to_matrix(state[3:6]) @ euler_xyz_to_matrix(np.array([np.pi, 0.0, 0.0])).T
+        rot = euler_xyz_to_matrix(state[ROTATION]) @ euler_xyz_to_matrix(np.array([np.pi, 0.0, 0.0])).T
         return float(np.arctan2(rot[1, 0], rot[0, 0]))
 
 
@@ -116,7 +116,7 @@ class PushExpert(ScriptedExpert):
         to_target = env.target_pos - block[:2]
         dist = float(np.linalg.norm(to_target))
         _, yaw = env.push_pose(block[:2], env.target_pos)
-        tcp = state[:3]
+        tcp = state[POSITION]
         if dist < 0.012 or (self.phase == "done" and dist < 0.03):  # done: back off to the goal pose
             self.set_phase("done")
             if tcp[2] < LOW_Z + 0.03:  # first straight up, clear of the block
@@ -165,7 +165,7 @@ class PickPlaceExpert(ScriptedExpert):
         env = self.env
         cube, cube_yaw = env.object_pose("cube")
         bowl = env.bowl_pos
-        tcp, grip = state[:3], state[6]
+        tcp, grip = state[POSITION], state[GRIPPER]
         grasp_yaw = _wrap(cube_yaw, np.pi / 2)  # the cube looks the same every quarter turn
         held = cube[2] > scene.PICK_CUBE_HALF + 0.015 and np.linalg.norm(cube[:2] - tcp[:2]) < 0.03
         xy_err = float(np.linalg.norm(tcp[:2] - cube[:2]))

@@ -30,7 +30,8 @@ from gymnasium import spaces
 from jepa_ac.envs import scene
 from jepa_ac.envs.controller import DiffIKController, IKConfig
 from jepa_ac.envs.rendering import make_renderer
-from jepa_ac.model.pose import apply_action, euler_xyz_to_matrix, matrix_to_euler_xyz
+from jepa_ac.model.pose import (CARTESIAN, GRIPPER, POSITION, ROTATION, apply_action, check_action, euler_xyz_to_matrix,
+                                matrix_to_euler_xyz)
 
 # Home: TCP above the workspace, gripper pointing down, fingers spread along the base y axis.
 HOME_TCP_POS = np.array([0.40, 0.0, 0.30])
@@ -207,23 +208,19 @@ class FrankaEnv(gym.Env):
 
     def step(self, action):
         self._require_reset("step()")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (7,):
-            raise ValueError(f"action must have shape [7] = [dx,dy,dz,droll,dpitch,dyaw,dgripper], got {list(action.shape)}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action must be finite, got {action.tolist()}")
+        action = check_action(action)
         action = np.clip(action, self.action_space.low, self.action_space.high)
         state = self.state()
         target = apply_action(state, action)  # [7] target TCP pose + gripper
-        target[:3] = np.clip(target[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
-        grip = float(target[6])
-        if action[6] >= -GRIPPER_HOLD_EPS:
+        target[POSITION] = np.clip(target[POSITION], WORKSPACE_LOW, WORKSPACE_HIGH)
+        grip = float(target[GRIPPER])
+        if action[GRIPPER] >= -GRIPPER_HOLD_EPS:
             grip = max(grip, self._gripper_cmd)
         self._gripper_cmd = grip
-        target[6] = grip
+        target[GRIPPER] = grip
         self._commanded_state = target
         self.data.ctrl[self._finger_act] = scene.FINGER_OPEN * (1.0 - grip)
-        self.controller.run(self.data, target[:3], euler_xyz_to_matrix(target[3:6]), 1.0 / self.control_hz)
+        self.controller.run(self.data, target[POSITION], euler_xyz_to_matrix(target[ROTATION]), 1.0 / self.control_hz)
         obs, info = self._observation(), self._info()
         return obs, float(info["success"]), False, False, info
 
@@ -281,8 +278,8 @@ class FrankaEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         state = self.state()
         info = {
-            "cartesian_position": state[:6].copy(),
-            "gripper_position": float(state[6]),
+            "cartesian_position": state[CARTESIAN].copy(),
+            "gripper_position": float(state[GRIPPER]),
             "joint_positions": self.data.qpos[self._arm_qpos].copy(),
             "commanded_state": self._commanded_state.copy(),
             "camera_extrinsics": self.camera_extrinsics(),

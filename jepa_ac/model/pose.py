@@ -6,6 +6,15 @@ Action `[dx, dy, dz, droll, dpitch, dyaw, dgripper]`: xyz difference, the rotati
 `R_next @ R_prev^T` as xyz Euler angles, gripper difference.
 
 Every function works on numpy, torch or MLX arrays of shape [..., 7] (no per-sample loop).
+
+This module owns the layout: index the last axis with its names instead of raw numbers, and check
+shapes with `check_shape` (states' values with `check_states`, actions' with `check_action`):
+
+    state[..., POSITION]    # [..., 3] x, y, z          (actions: dx, dy, dz)
+    state[..., ROTATION]    # [..., 3] roll, pitch, yaw (actions: droll, dpitch, dyaw)
+    state[..., CARTESIAN]   # [..., 6] both: DROID's `cartesian_position`
+    state[..., GRIPPER]     # [...]    closedness       (actions: dgripper)
+    state[..., GRIPPER_COLUMN]  # [..., 1] the same, kept as a column to concatenate
 """
 
 from __future__ import annotations
@@ -21,6 +30,11 @@ from jepa_ac.model.array_ops import ops_for
 STATE_DIM = 7
 STATE_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
 ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
+POSITION = slice(0, 3)  # x, y, z (m, robot base frame) | dx, dy, dz
+ROTATION = slice(3, 6)  # roll, pitch, yaw (rad, extrinsic xyz Euler) | droll, dpitch, dyaw
+CARTESIAN = slice(0, 6)  # POSITION + ROTATION, DROID's `cartesian_position`
+GRIPPER = 6  # closedness, 0 open .. 1 closed | dgripper
+GRIPPER_COLUMN = slice(6, 7)  # GRIPPER keeping the axis: [..., 7] -> [..., 1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +69,30 @@ class StateRanges:
 DEFAULT_STATE_RANGES = StateRanges()
 
 
+def check_shape(x: Any, name: str = "state", *, batch: bool = False, names: tuple[str, ...] = STATE_NAMES) -> Any:
+    """`x` (any array) unchanged if its shape is [7] (with `batch`: [..., 7]), else a ValueError naming
+    `name`, the expected shape and its fields (`names`: STATE_NAMES or ACTION_NAMES) and the shape got."""
+    shape = list(x.shape) if hasattr(x, "shape") else list(np.shape(x))
+    if shape[-1:] != [STATE_DIM] or (len(shape) != 1 and not batch):
+        expected = f"[..., {STATE_DIM}]" if batch else f"[{STATE_DIM}]"
+        raise ValueError(f"{name} must have shape {expected} = [{', '.join(names)}], got {shape}")
+    return x
+
+
+def check_action(action: Any, name: str = "action") -> np.ndarray:
+    """`action` as float64 numpy [7] if it has that shape and is finite, else a ValueError naming `name`
+    and the first non-finite field."""
+    arr = check_shape(np.asarray(action, dtype=np.float64), name, names=ACTION_NAMES)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"{name}: {ACTION_NAMES[bad[0]]} = {float(arr[bad[0]])!r} is not finite, got {arr.tolist()}")
+    return arr
+
+
 def check_states(states: Any, source: str = "state", ranges: StateRanges = DEFAULT_STATE_RANGES) -> np.ndarray:
     """`states` [..., 7] as float64 numpy if every entry is finite and inside `ranges`, else a
     ValueError naming `source`, the first bad row and field, and the expected range."""
-    arr = np.asarray(states, dtype=np.float64)
-    if arr.ndim == 0 or arr.shape[-1] != STATE_DIM:
-        raise ValueError(f"{source} must have shape [..., {STATE_DIM}] = {list(STATE_NAMES)}, got {list(arr.shape)}")
+    arr = check_shape(np.asarray(states, dtype=np.float64), source, batch=True)
     flat = arr.reshape(-1, STATE_DIM)  # [rows, 7]
     limit_lo = np.array([-ranges.max_position] * 3 + [-ranges.max_angle] * 3 + [ranges.gripper_min])
     limit_hi = np.array([ranges.max_position] * 3 + [ranges.max_angle] * 3 + [ranges.gripper_max])
@@ -99,17 +131,17 @@ def matrix_to_euler_xyz(matrix: Any) -> Any:
 
 def action_between(state: Any, next_state: Any) -> Any:
     """The action that takes `state` to `next_state`: [..., 7], [..., 7] -> [..., 7]."""
-    _check_last_dim(state, "state")
-    _check_last_dim(next_state, "next_state")
+    check_shape(state, "state", batch=True)
+    check_shape(next_state, "next_state", batch=True)
     ops = ops_for(state)
-    rot = euler_xyz_to_matrix(state[..., 3:6])
-    rot_next = euler_xyz_to_matrix(next_state[..., 3:6])
+    rot = euler_xyz_to_matrix(state[..., ROTATION])
+    rot_next = euler_xyz_to_matrix(next_state[..., ROTATION])
     delta_rot = rot_next @ rot.swapaxes(-1, -2)
     return ops.concat(
         [
-            next_state[..., :3] - state[..., :3],
+            next_state[..., POSITION] - state[..., POSITION],
             matrix_to_euler_xyz(delta_rot),
-            next_state[..., 6:7] - state[..., 6:7],
+            next_state[..., GRIPPER_COLUMN] - state[..., GRIPPER_COLUMN],
         ],
         axis=-1,
     )
@@ -117,16 +149,16 @@ def action_between(state: Any, next_state: Any) -> Any:
 
 def apply_action(state: Any, action: Any) -> Any:
     """The state reached from `state` by `action` (gripper clipped to [0, 1]): [..., 7] -> [..., 7]."""
-    _check_last_dim(state, "state")
-    _check_last_dim(action, "action")
+    check_shape(state, "state", batch=True)
+    check_shape(action, "action", batch=True, names=ACTION_NAMES)
     ops = ops_for(state)
-    rot = euler_xyz_to_matrix(state[..., 3:6])
-    delta_rot = euler_xyz_to_matrix(action[..., 3:6])
+    rot = euler_xyz_to_matrix(state[..., ROTATION])
+    delta_rot = euler_xyz_to_matrix(action[..., ROTATION])
     return ops.concat(
         [
-            state[..., :3] + action[..., :3],
+            state[..., POSITION] + action[..., POSITION],
             matrix_to_euler_xyz(delta_rot @ rot),
-            ops.clip(state[..., 6:7] + action[..., 6:7], 0.0, 1.0),
+            ops.clip(state[..., GRIPPER_COLUMN] + action[..., GRIPPER_COLUMN], 0.0, 1.0),
         ],
         axis=-1,
     )
@@ -135,9 +167,3 @@ def apply_action(state: Any, action: Any) -> Any:
 def actions_from_states(states: Any) -> Any:
     """[..., T, 7] consecutive states -> [..., T-1, 7] actions between them."""
     return action_between(states[..., :-1, :], states[..., 1:, :])
-
-
-
-def _check_last_dim(x: Any, name: str) -> None:
-    if x.shape[-1] != STATE_DIM:
-        raise ValueError(f"{name} must have shape [..., {STATE_DIM}], got {list(x.shape)}")

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.model.array_ops import NUMPY_OPS
+from jepa_ac.model import pose
 from jepa_ac.model.pose import ACTION_NAMES, action_between
 
-TRANSLATION = ("dx", "dy", "dz")
-ROTATION = ("droll", "dpitch", "dyaw")
-GRIPPER = ("dgripper",)
+TRANSLATION = ACTION_NAMES[pose.POSITION]  # ("dx", "dy", "dz")
+ROTATION = ACTION_NAMES[pose.ROTATION]  # ("droll", "dpitch", "dyaw")
+GRIPPER = (ACTION_NAMES[pose.GRIPPER],)  # ("dgripper",)
 TRANSLATION_CONSTRAINTS = ("box", "l1", "l2")
 GRIPPER_CLOSED_ABOVE = 0.25  # a goal's gripper closedness above this is held closed (`holding_gripper`)
 
@@ -184,8 +185,8 @@ class ActionSpec:
         and a planned gripper is left as it is (opening it again could drop what it holds)."""
         action = np.asarray(action_between(np.asarray(state, np.float64), np.asarray(target, np.float64)),
                             np.float64)  # [7]
-        action[6] = 0.0
-        xyz = action[:3]
+        action[pose.GRIPPER] = 0.0
+        xyz = action[pose.POSITION]
         if self.translation_constraint == "l1":
             size = np.abs(xyz).sum()
         elif self.translation_constraint == "l2":
@@ -193,7 +194,7 @@ class ActionSpec:
         else:  # box
             size = np.abs(xyz).max()
         if size > self.max_translation:
-            action[:3] = xyz * (self.max_translation / size)
+            action[pose.POSITION] = xyz * (self.max_translation / size)
         return self.clip_full(action)
 
     def clip_full(self, action: np.ndarray) -> np.ndarray:

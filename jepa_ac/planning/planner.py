@@ -23,7 +23,7 @@ import numpy as np
 from jepa_ac.model.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, plan_actions, sample_noise, shift_plan
-from jepa_ac.model.pose import check_states
+from jepa_ac.model.pose import POSITION, check_shape, check_states
 from jepa_ac.model.preprocess import check_frames
 
 
@@ -35,9 +35,7 @@ class NonFiniteError(ValueError):
 def check_state(state: Any) -> np.ndarray:
     """A robot state as float32 [7]; a clear error for wrong shapes, NaN/inf or physically absurd
     values (`pose.StateRanges`)."""
-    state = np.asarray(state, dtype=np.float64)
-    if state.shape != (7,):
-        raise ValueError(f"state must have shape [7] ([x, y, z, roll, pitch, yaw, gripper]), got {list(state.shape)}")
+    state = check_shape(np.asarray(state, dtype=np.float64), "state")
     return check_states(state, "state").astype(np.float32)
 
 
@@ -156,7 +154,7 @@ class CEMPlanner:
         gate = self.config.surprise_gate
         if (gate is not None and surprise is not None and surprise < gate and self._skips < self.config.max_skips
                 and self.last_result is not None):
-            result = self._reuse_previous_plan(surprise, state[:3])
+            result = self._reuse_previous_plan(surprise, state[POSITION])
             self._skips += 1
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
@@ -166,7 +164,7 @@ class CEMPlanner:
             noise = sample_noise(self.config, self.spec, self.rng)
             result = cem(cost, self.config, self.spec, noise, self.wm.ops,
                          init_mean=self._previous_mean if warm else None,
-                         init_elites=self._previous_elites if warm else None, position=state[:3])
+                         init_elites=self._previous_elites if warm else None, position=state[POSITION])
             result.surprise = surprise
             self._skips = 0
         self._previous_mean = shift_plan(result.mean)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
+from jepa_ac.model.pose import GRIPPER, GRIPPER_COLUMN, POSITION, ROTATION
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem
 from jepa_ac.world_model import REPS_LAYER_NORM_EPS
@@ -53,11 +54,11 @@ def compute_new_pose(pose: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """Upstream `compute_new_pose`: pose/action [S, 1, 7] -> [S, 1, 7], one sample at a time on the host."""
     device, dtype = pose.device, pose.dtype
     pose_np, action_np = pose[:, 0].cpu().numpy(), action[:, 0].cpu().numpy()  # host sync
-    new_xyz = pose_np[:, :3] + action_np[:, :3]
-    matrices = [Rotation.from_euler("xyz", theta).as_matrix() for theta in pose_np[:, 3:6]]
-    deltas = [Rotation.from_euler("xyz", theta).as_matrix() for theta in action_np[:, 3:6]]
+    new_xyz = pose_np[:, POSITION] + action_np[:, POSITION]
+    matrices = [Rotation.from_euler("xyz", theta).as_matrix() for theta in pose_np[:, ROTATION]]
+    deltas = [Rotation.from_euler("xyz", theta).as_matrix() for theta in action_np[:, ROTATION]]
     angles = np.stack([Rotation.from_matrix(d @ m).as_euler("xyz") for d, m in zip(deltas, matrices)])  # [S, 3]
-    closedness = np.clip(pose_np[:, -1:] + action_np[:, -1:], 0, 1)
+    closedness = np.clip(pose_np[:, GRIPPER_COLUMN] + action_np[:, GRIPPER_COLUMN], 0, 1)
     new_pose = np.concatenate([new_xyz, angles, closedness], axis=-1)  # [S, 7]
     return torch.from_numpy(new_pose).to(device).to(dtype)[:, None]
 
@@ -117,12 +118,12 @@ def reference_plan(
         for i in range(config.iterations):
             action_traj, frame_traj, pose_traj = None, context_frame, context_pose
             for h in range(H):
-                samples = noise_t[i, :, h] * std[h] + mean[h]  # [S, 4]
+                samples = noise_t[i, :, h] * std[h] + mean[h]  # [S, 4] upstream's free dims: dx, dy, dz, dgripper
                 samples[:, :3] = torch.clip(samples[:, :3], min=-maxnorm, max=maxnorm)
                 samples[:, -1:] = torch.clip(samples[:, -1:], min=-max_gripper, max=max_gripper)
                 samples = torch.cat([samples[:, :3], torch.zeros(S, 3, device=device), samples[:, -1:]], dim=-1)[:, None]
                 if config.close_gripper_after is not None and h >= config.close_gripper_after:
-                    samples[:, :, -1] = 1.0
+                    samples[:, :, GRIPPER] = 1.0
                 action_traj = samples if action_traj is None else torch.cat([action_traj, samples], dim=1)
                 next_frame, next_pose = step_predictor(frame_traj, action_traj, pose_traj)
                 frame_traj = torch.cat([frame_traj, next_frame], dim=1)  # [S, h+2, N, D]
@@ -133,7 +134,7 @@ def reference_plan(
             elite_costs.append(top.values.cpu().numpy())
             selected = action_traj[top.indices]  # [k, H, 7]
             elite_actions.append(selected.cpu().numpy())
-            sel = torch.cat([selected[..., :3], selected[..., -1:]], dim=-1)  # [k, H, 4]
+            sel = torch.cat([selected[..., POSITION], selected[..., GRIPPER_COLUMN]], dim=-1)  # [k, H, 4]
             m_mean = torch.tensor([config.momentum_mean] * 3 + [config.momentum_mean_gripper], device=device)
             m_std = torch.tensor([config.momentum_std] * 3 + [config.momentum_std_gripper], device=device)
             mean = sel.mean(dim=0) * (1.0 - m_mean) + mean * m_mean

@@ -48,6 +48,7 @@ def collect_probe_data(episodes: int, image_size: int, noise: float, seed: int,
 
     import jepa_ac.envs
     from jepa_ac.data.collection import episode_seed
+    from jepa_ac.model.pose import POSITION
 
     env = gym.make(env_id, image_size=image_size)
     frames, ee, obj, ep = [], [], [], []
@@ -59,7 +60,7 @@ def collect_probe_data(episodes: int, image_size: int, noise: float, seed: int,
         while not done:
             if t % frame_stride == 0:
                 frames.append(obs["image"])
-                ee.append(obs["state"][:3].copy())
+                ee.append(obs["state"][POSITION].copy())
                 obj.append(env.unwrapped.object_pose("block")[0].copy())
                 ep.append(i)
             t += 1

@@ -20,16 +20,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges, action_between, apply_action, check_states
+from jepa_ac.model.pose import (CARTESIAN, DEFAULT_STATE_RANGES, GRIPPER, POSITION, ROTATION, StateRanges,
+                                action_between, apply_action, check_action, check_states)
 
 logger = logging.getLogger(__name__)
-
-
-def _check_action(action: Any) -> np.ndarray:
-    action = np.asarray(action, dtype=np.float64)
-    if action.shape != (7,) or not np.all(np.isfinite(action)):
-        raise ValueError(f"action must be 7 finite numbers [dx, dy, dz, droll, dpitch, dyaw, dgripper], got {action!r}")
-    return action
 
 
 class GymRobot:
@@ -81,12 +75,12 @@ class GymRobot:
             raise RuntimeError("GymRobot: call reset() before apply_action()")
         if self.adapter is not None:
             self._obs, self.reward, terminated, truncated, self.info, self.last_commands = self.adapter.step(
-                self.env, _check_action(action), self._obs)
+                self.env, check_action(action), self._obs)
             self.success = self._success()
             self.done = terminated or truncated
             return
         space = self.env.action_space
-        action = _check_action(action).astype(space.dtype)
+        action = check_action(action).astype(space.dtype)
         if hasattr(space, "low") and not space.contains(action):
             clipped = np.clip(action, space.low, space.high).astype(space.dtype)
             logger.warning("GymRobot: action %s outside the env's action space, clipped to %s", action, clipped)
@@ -117,7 +111,7 @@ class GymRobot:
             return [None] * (len(self.subgoal_images()) if subgoals else 1)
         env = self.env.unwrapped
         states = env.subgoal_states() if subgoals else env.goal_state()[None]  # [K, 7]
-        return [float(g) for g in states[:, 6]]
+        return [float(g) for g in states[:, GRIPPER]]
 
     def stop(self) -> None:
         """Nothing moves between steps in simulation; kept so the loop can call it on any robot."""
@@ -229,7 +223,7 @@ class DroidRobot:
     def apply_action(self, action: np.ndarray) -> None:
         if self._state is None:
             raise RuntimeError("DroidRobot: call get_observation() before apply_action()")
-        target = np.asarray(apply_action(self._state, _check_action(action)), dtype=np.float64)  # [7]
+        target = np.asarray(apply_action(self._state, check_action(action)), dtype=np.float64)  # [7]
         self.last_commands = []
         tick = self._clock()
         for _ in range(self.steps_per_action):
@@ -243,15 +237,16 @@ class DroidRobot:
         if self.action_space == "cartesian_position":
             if self.gripper_velocity:
                 current = self._state_from(self.env.get_state()[0])
-                return np.concatenate([target[:6], [self._gripper_velocity(target[6] - current[6])]])
+                return np.concatenate([target[CARTESIAN],
+                                       [self._gripper_velocity(target[GRIPPER] - current[GRIPPER])]])
             return target.copy()
         current = self._state_from(self.env.get_state()[0])
         delta = np.asarray(action_between(current, target), dtype=np.float64)  # remaining [7]
-        linear = delta[:3] / DROID_MAX_LIN_DELTA
-        angular = delta[3:6] / DROID_MAX_ROT_DELTA
+        linear = delta[POSITION] / DROID_MAX_LIN_DELTA
+        angular = delta[ROTATION] / DROID_MAX_ROT_DELTA
         linear /= max(1.0, float(np.linalg.norm(linear)))
         angular /= max(1.0, float(np.linalg.norm(angular)))
-        gripper = self._gripper_velocity(delta[6]) if self.gripper_velocity else target[6]
+        gripper = self._gripper_velocity(delta[GRIPPER]) if self.gripper_velocity else target[GRIPPER]
         return np.clip(np.concatenate([linear, angular, [gripper]]), -1.0, 1.0)
 
     @staticmethod
@@ -273,9 +268,9 @@ class DroidRobot:
         if self.action_space == "cartesian_velocity":
             command = np.zeros(7)
             if not self.gripper_velocity:
-                command[6] = state[6]
+                command[GRIPPER] = state[GRIPPER]
         elif self.gripper_velocity:
-            command = np.concatenate([state[:6], [0.0]])
+            command = np.concatenate([state[CARTESIAN], [0.0]])
         else:
             command = state
         self.env.step(command)

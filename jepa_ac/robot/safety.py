@@ -46,7 +46,8 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.model.pose import ACTION_NAMES, DEFAULT_STATE_RANGES, STATE_NAMES, StateRanges, apply_action, check_states
+from jepa_ac.model.pose import (ACTION_NAMES, DEFAULT_STATE_RANGES, GRIPPER, POSITION, ROTATION, STATE_NAMES,
+                                StateRanges, apply_action, check_shape, check_states)
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +180,9 @@ class SafetyLayer:
         except ValueError as err:
             raise SafetyStop(f"{err}; refusing to move (check the robot's units and wiring)") from None
         clips: list[str] = []
-        translation = self._translation(state[:3], requested[:3], clips)
-        rotation = self._rotation(requested[3:6], clips)
-        gripper = self._gripper(float(state[6]), float(requested[6]), clips)
+        translation = self._translation(state[POSITION], requested[POSITION], clips)
+        rotation = self._rotation(requested[ROTATION], clips)
+        gripper = self._gripper(float(state[GRIPPER]), float(requested[GRIPPER]), clips)
         safe = np.concatenate([translation, rotation, [gripper]])  # [7] float64
 
         next_state = np.asarray(apply_action(state, safe), dtype=np.float64)
@@ -258,20 +259,20 @@ class SafetyLayer:
             if not np.all(np.isfinite(a)):
                 problems.append(f"action{kind} is not finite")
                 continue
-            position, reach = state[:3], state[:3] + a[:3]
+            position, reach = state[POSITION], state[POSITION] + a[POSITION]
             lo, hi = np.minimum(self._lo, position), np.maximum(self._hi, position)
             if np.any(reach < lo - _BOX_TOLERANCE) or np.any(reach > hi + _BOX_TOLERANCE):
                 problems.append(f"resulting position{kind} {_fmt(reach)} is outside the workspace")
-            if _norm(a[:3]) > _limit(cfg.max_translation):
+            if _norm(a[POSITION]) > _limit(cfg.max_translation):
                 problems.append(f"translation limit exceeded{kind}")
-            if np.any(np.abs(a[3:6]) > _CANONICAL_EULER + _BOX_TOLERANCE) \
-                    or Rotation.from_euler("xyz", a[3:6]).magnitude() > _limit(cfg.max_rotation):
+            if np.any(np.abs(a[ROTATION]) > _CANONICAL_EULER + _BOX_TOLERANCE) \
+                    or Rotation.from_euler("xyz", a[ROTATION]).magnitude() > _limit(cfg.max_rotation):
                 problems.append(f"rotation limit exceeded{kind}")
-            closedness = state[6] + a[6]
-            if abs(a[6]) > _limit(cfg.max_gripper_delta):
+            closedness = state[GRIPPER] + a[GRIPPER]
+            if abs(a[GRIPPER]) > _limit(cfg.max_gripper_delta):
                 problems.append(f"gripper delta limit exceeded{kind}")
-            if not (min(cfg.gripper_min, state[6]) - _BOX_TOLERANCE <= closedness
-                    <= max(cfg.gripper_max, state[6]) + _BOX_TOLERANCE):
+            if not (min(cfg.gripper_min, state[GRIPPER]) - _BOX_TOLERANCE <= closedness
+                    <= max(cfg.gripper_max, state[GRIPPER]) + _BOX_TOLERANCE):
                 problems.append(f"gripper range exceeded{kind}")
         return problems
 
@@ -292,8 +293,10 @@ def _vector(x: Any, name: str, names: tuple[str, ...]) -> np.ndarray:
         v = None
     if v is None or v.dtype.kind not in "iuf":  # not bool, str, object (Python ints beyond int64), complex
         raise SafetyStop(f"{name} must be {len(names)} numbers [{', '.join(names)}], got {x!r}")
-    if v.shape != (len(names),):
-        raise SafetyStop(f"{name} must have shape [{len(names)}] ({', '.join(names)}), got {list(v.shape)}")
+    try:
+        check_shape(v, name, names=names)
+    except ValueError as err:
+        raise SafetyStop(str(err)) from None
     v = v.astype(np.float64)  # a float128 beyond float64 becomes inf here and is refused below
     if not np.all(np.isfinite(v)):
         bad = [n for n, value in zip(names, v) if not math.isfinite(value)]

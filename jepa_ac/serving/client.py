@@ -27,6 +27,7 @@ import numpy as np
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from jepa_ac.model.pose import check_shape
 from jepa_ac.serving.wire import DEFAULT_LIMITS, PROTOCOL_VERSION, WireError, packb, unpackb
 
 # error codes after which reconnecting cannot help
@@ -243,9 +244,7 @@ class PlannerClient:
         for key in ("image", "state"):
             if key not in obs:
                 raise ValueError(f"observation is missing {key!r}; expected 'image' (uint8 [H,W,3]) and 'state' ([7])")
-        state = np.asarray(obs["state"], dtype=np.float32)
-        if state.shape != (7,):
-            raise ValueError(f"state must have shape [7], got {list(state.shape)}")
+        state = check_shape(np.asarray(obs["state"], dtype=np.float32), "state")
         start = time.perf_counter()
         reply = self._request({"type": kind, "image": _image(obs["image"], "image"), "state": state})
         reply.pop("type", None)

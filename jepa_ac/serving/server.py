@@ -53,6 +53,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from jepa_ac.model.pose import ACTION_NAMES, check_shape, check_states
 from jepa_ac.planning.planner import NonFiniteError
 from jepa_ac.robot.protocol import Policy
 from jepa_ac.robot.safety import SafetyLayer, SafetyStop
@@ -186,16 +187,12 @@ def check_goals(request: dict[str, Any], max_side: int) -> tuple[np.ndarray | li
 
 def check_state_input(value: Any) -> np.ndarray:
     """A finite, physically plausible state [7] (float32; `jepa_ac.model.pose.check_states`), or `RequestError`."""
-    from jepa_ac.model.pose import check_states
-
     if isinstance(value, list):
         value = np.asarray(value) if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) else None
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
         raise RequestError("bad_input", "'state' must be a float array [7] = [x, y, z, roll, pitch, yaw, gripper]")
-    if value.shape != (7,):
-        raise RequestError("bad_input", f"'state' must have shape [7], got {list(value.shape)}")
     try:  # NaN/inf and absurd values, before the float32 cast: 1e39 would become inf; a gripper width in mm is a wiring error
-        state = check_states(value, "'state'")
+        state = check_states(check_shape(value, "'state'"), "'state'")
     except ValueError as err:
         raise RequestError("bad_input", f"{err}; check the robot's units and wiring") from None
     return state.astype(np.float32)
@@ -621,9 +618,10 @@ class PlanningServer:
                     **{k: _plain(out.get(k)) for k in CONTROLLER_FIELDS if k in out}}
         if not isinstance(out, dict) or "action" not in out:
             raise RequestError("policy_error", "the policy returned no 'action'")
-        action = np.asarray(out["action"], dtype=np.float32)
-        if action.shape != (7,):
-            raise RequestError("policy_error", f"the policy returned an action of shape {list(action.shape)}, not [7]")
+        try:
+            action = check_shape(np.asarray(out["action"], dtype=np.float32), "the policy's action", names=ACTION_NAMES)
+        except ValueError as err:
+            raise RequestError("policy_error", str(err)) from None
         energy = None if out.get("energy") is None else float(out["energy"])
         plan = None if out.get("plan") is None else np.asarray(out["plan"], dtype=np.float32)
         # checked before the safety layer: NaN is a broken model, not an action to clip
