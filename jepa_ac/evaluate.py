@@ -47,8 +47,6 @@ from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
 POLICY_ORDER = ("planner", "random", "expert")
 RESULTS_FORMAT = "jepa_ac.evaluate/1"
-PLANNING_FLAGS = ("planning", "samples", "iterations", "topk", "horizon", "cem", "image_size", "exterior_view",
-                  "max_steps", "patience", "min_improvement", "subgoals", "mpc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", nargs="+", default=["planner"], choices=POLICY_ORDER)
     parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
     parser.add_argument("--expert-noise", type=float, default=0.0, help="action noise of the scripted expert")
-    parser.add_argument("--out", type=Path, default=Path("experiments/evaluate"))
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluate"))
     parser.add_argument("--workers", type=int, default=1,
                         help="episodes run in this many processes at once, each with its own env and model (use "
                              "with --threads 1 on a CPU; planning latencies are then those of one thread)")
@@ -371,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     envs = resolve_envs(args.env)
     policies = [p for p in POLICY_ORDER if p in args.policy]
     wm = None
-    if args.server and any(v is not None for k, v in vars(args).items() if k in PLANNING_FLAGS):
+    if args.server and (args.config is not None or args.overrides):
         raise SystemExit("error: with --server the planning settings are the server's: give the planning flags to "
                          "`python -m jepa_ac.serve`")
     if "planner" in policies and not args.server:
