@@ -3,7 +3,7 @@ any gymnasium env through an adapter.
 
     python -m jepa_ac.evaluate --env jepa_ac/FrankaReach-v0 --episodes 50                # the shipped default model
     python -m jepa_ac.evaluate --env all --episodes 50 --policy random expert            # baselines, same seeds
-    python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out experiments/evaluate
+    python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out runs/eval_push
     python -m jepa_ac.evaluate --env my_hooks:FetchReach-v4 --checkpoint runs/fetch/final --policy planner random
 
 Any other env is named `module:EnvId` (or a registered id) and planned through
@@ -17,9 +17,9 @@ closed-loop MPC with the planning defaults of the checkpoint (planning.json; fla
 stops on the patience rule or the step budget; the baselines run the step budget. Success is the
 simulator's at the end of the episode.
 
-Writes to `--out`: `results.json` (one row per (env, policy); a new run replaces its row and keeps
-the others, so several runs build one table), `results.md` (the table) and
-`episodes/<task>_<policy>.json` (per-episode records).
+Writes to `--out` (default runs/evaluate): `results.json` (one row per (env, policy); a new run
+replaces its row and keeps the others, so several runs build one table), `results.md` (the table)
+and `episodes/<task>_<policy>.json` (per-episode records).
 """
 
 from __future__ import annotations

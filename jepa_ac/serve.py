@@ -16,7 +16,7 @@ override flags as `plan` and `evaluate` (`--samples`, `--cem FIELD=VALUE`, `--mp
 a client picks a task's settings by the name its robot uses (`reset` with `"task": "push"`: an
 `env_overrides` key or its short name).
 
-Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json,md}):
+Measure the wire's latency overhead (writes runs/bench/wire/wire_latency.{json,md}; `--out DIR` elsewhere):
 
     python -m jepa_ac.serve --bench
 
