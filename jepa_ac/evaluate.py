@@ -13,7 +13,7 @@ hooks (success and the goal image usually need theirs: `--success-hook`, `--goal
 
 Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.data.collection.episode_seed`),
 so the planner, the random policy and the scripted expert face the same scenes. The planner runs
-closed-loop MPC with the planning defaults of the checkpoint (planning.json; flags override) and
+closed-loop MPC with the planning defaults of the checkpoint (planning.json; `--set` and its shortcut flags override) and
 stops on the patience rule or the step budget; the baselines run the step budget. Success is the
 simulator's at the end of the episode.
 

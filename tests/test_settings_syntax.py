@@ -65,8 +65,9 @@ def test_a_malformed_assignment_is_a_usage_error(capsys):
 
 
 def test_set_reaches_the_training_config(tmp_path):
-    config = parse_config(TrainPredictorConfig, ["--set", "lr=3e-4", "predictor.depth=6", "state_ranges.max_position=10",
-                                                 "--stop-after", "5", "--resume", "true", "--encoder", ""])
+    config = parse_config(TrainPredictorConfig, ["--set", "lr=3e-4", "predictor.depth=6",
+                                                 "state_ranges.max_position=10", "--stop-after", "5",
+                                                 "--resume", "true", "--encoder", ""])
     assert config.lr == 3e-4 and config.predictor == {"predictor_embed_dim": 192, "depth": 6, "num_heads": 4}
     assert config.state_ranges == {"max_position": 10} and config.stop_after == 5 and config.resume is True
     assert config.encoder == ""  # a string field takes the text as written

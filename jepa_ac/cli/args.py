@@ -103,7 +103,7 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
                        help="the Franka envs' exterior camera view: side or front (default: planning.json's "
                             "env.exterior_view, the view the model was trained on)")
     group.add_argument("--max-steps", action=Set, key="mpc.max_steps", help="MPC step budget per episode")
-    group.add_argument("--patience", action=Set, key="mpc.patience", convert=lambda text: "null" if text == "0" else text,
+    group.add_argument("--patience", action=Set, key="mpc.patience", convert=lambda t: "null" if t == "0" else t,
                        help="stop after this many steps without a lower latent distance (0 = never)")
     group.add_argument("--min-improvement", action=Set, key="mpc.min_improvement",
                        help="a drop smaller than this does not count as improving")
