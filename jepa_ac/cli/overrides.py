@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections.abc
+import copy
 import dataclasses
 import re
 import types
@@ -38,14 +39,14 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9
                               list("-+0123456789"))
 
 
-def read_yaml(text: str) -> Any:
+def _read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-def scalar(text: str) -> Any:
+def _scalar(text: str) -> Any:
     """A `--set` value: a YAML scalar or flow collection; the text itself if it is empty or not YAML."""
     try:
-        return read_yaml(text) if text.strip() else text
+        return _read_yaml(text) if text.strip() else text
     except yaml.YAMLError:
         return text
 
@@ -56,7 +57,7 @@ def load_settings(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"settings file not found: {path}")
     try:
-        data = read_yaml(path.read_text())
+        data = _read_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML or JSON: {err}") from None
     if data is None:
@@ -100,8 +101,8 @@ def add_settings_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     """`--config FILE` (and `aliases`, e.g. --planning) and `--set KEY=VALUE ...`."""
     parser.add_argument("--config", *aliases, type=Path, metavar="FILE", help=config_help)
     parser.add_argument("--set", action=Set, nargs="+",
-                        help="override settings by dotted key, values as YAML (e.g. --set cem.samples=64 "
-                             "mpc.max_steps=30; lr=3e-4 predictor.depth=6); later ones win")
+                        help="override settings by dotted key, values as YAML; later ones win (planning: "
+                             "cem.samples=64 mpc.max_steps=30; training: lr=3e-4 predictor.depth=6)")
 
 
 # -- applying -------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def apply_settings(values: dict[str, Any], items: Iterable[tuple[str, Any]], sch
     Every name is checked against `schema` (a dataclass, or names -> dataclasses): a field, then the
     fields of a dataclass-typed field; a dict-typed field takes any key. A str value is read as a YAML
     scalar unless its field is a `str`. Errors name `source` and the key."""
-    out = _copy(values)
+    out = copy.deepcopy(values)
     for key, value in items:
         names, node, cls = key.split("."), out, schema
         for i, name in enumerate(names):
@@ -125,7 +126,7 @@ def apply_settings(values: dict[str, Any], items: Iterable[tuple[str, Any]], sch
                     raise ValueError(f"{source}: unknown key {where!r}; known keys{under}: {', '.join(fields)}")
                 hint = fields[name]
             if i == len(names) - 1:
-                node[name] = scalar(value) if isinstance(value, str) and hint is not str else value
+                node[name] = _scalar(value) if isinstance(value, str) and hint is not str else value
                 if dataclasses.is_dataclass(hint) and not isinstance(node[name], dict):
                     raise ValueError(f"{source}: {where!r} is a group of keys: set {where}.KEY=VALUE")
             else:
@@ -147,7 +148,3 @@ def _takes_keys(hint: Any) -> bool:
     if dataclasses.is_dataclass(hint) or hint is dict or origin in (dict, collections.abc.Mapping):
         return True
     return origin in (typing.Union, types.UnionType) and any(_takes_keys(arg) for arg in typing.get_args(hint))
-
-
-def _copy(value: Any) -> Any:
-    return {k: _copy(v) for k, v in value.items()} if isinstance(value, dict) else value
