@@ -22,6 +22,7 @@ import argparse
 import collections.abc
 import copy
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -52,14 +53,14 @@ def _scalar(text: str) -> Any:
 
 
 def load_settings(path: str | Path) -> dict[str, Any]:
-    """A settings file (YAML or JSON) as a dict; a clear error if it is missing or not a mapping."""
+    """A settings file (.json: JSON, else YAML) as a dict; a clear error if it is missing or not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"settings file not found: {path}")
-    try:
-        data = _read_yaml(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML or JSON: {err}") from None
+    try:  # JSON read as JSON: PyYAML refuses some valid JSON (tab indents)
+        data = json.loads(path.read_text()) if path.suffix == ".json" else _read_yaml(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
