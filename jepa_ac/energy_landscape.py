@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.cli.args import add_env_hook_args, add_model_args, load_model_from_args
+from jepa_ac.cli.overrides import Set, add_settings_args
 
 AXES = {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}
 AXIS_NAMES = ("dx", "dy", "dz")
@@ -47,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="npz with observations [1,T,H,W,3] uint8 and states [1,T,7] (DROID convention)")
     source.add_argument("--env", help="take the pair from this env instead: reach, push, pickplace, or module:EnvId")
     parser.add_argument("--seed", type=int, default=0, help="--env: the reset seed and the random move's")
-    parser.add_argument("--planning", type=Path, help="--env: planning defaults JSON (default: planning.json beside "
-                                                      "the checkpoint, else derived from its control.json)")
-    parser.add_argument("--image-size", type=int, help="--env: render size (default: the planning defaults')")
+    add_settings_args(parser, "--env: planning settings, YAML or JSON (default: planning.json beside the checkpoint, "
+                              "else derived from its control.json)", "--planning")
+    parser.add_argument("--image-size", action=Set, key="env.image_size",
+                        help="--env: render size (default: the planning settings'); --set env.image_size")
     parser.add_argument("--pair", type=int, nargs=2, default=(0, 1), metavar=("I", "J"),
                         help="context frame I and goal frame J")
     parser.add_argument("--axes", choices=sorted(AXES), default="xy", help="the two translation axes of the grid")

@@ -3,7 +3,7 @@ any gymnasium env through an adapter.
 
     python -m jepa_ac.evaluate --env jepa_ac/FrankaReach-v0 --episodes 50                # the shipped default model
     python -m jepa_ac.evaluate --env all --episodes 50 --policy random expert            # baselines, same seeds
-    python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out experiments/evaluate
+    python -m jepa_ac.evaluate --env push --episodes 20 --checkpoint runs/predictor/final --out runs/eval_push
     python -m jepa_ac.evaluate --env my_hooks:FetchReach-v4 --checkpoint runs/fetch/final --policy planner random
 
 Any other env is named `module:EnvId` (or a registered id) and planned through
@@ -13,13 +13,13 @@ hooks (success and the goal image usually need theirs: `--success-hook`, `--goal
 
 Episode i of every run uses the env seed derived from (`--seed`, i) (`jepa_ac.data.collection.episode_seed`),
 so the planner, the random policy and the scripted expert face the same scenes. The planner runs
-closed-loop MPC with the planning defaults of the checkpoint (planning.json; flags override) and
+closed-loop MPC with the planning defaults of the checkpoint (planning.json; `--set` and its shortcut flags override) and
 stops on the patience rule or the step budget; the baselines run the step budget. Success is the
 simulator's at the end of the episode.
 
-Writes to `--out`: `results.json` (one row per (env, policy); a new run replaces its row and keeps
-the others, so several runs build one table), `results.md` (the table) and
-`episodes/<task>_<policy>.json` (per-episode records).
+Writes to `--out` (default runs/evaluate): `results.json` (one row per (env, policy); a new run
+replaces its row and keeps the others, so several runs build one table), `results.md` (the table)
+and `episodes/<task>_<policy>.json` (per-episode records).
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
 POLICY_ORDER = ("planner", "random", "expert")
 RESULTS_FORMAT = "jepa_ac.evaluate/1"
-PLANNING_FLAGS = ("planning", "samples", "iterations", "topk", "horizon", "cem", "image_size", "exterior_view",
-                  "max_steps", "patience", "min_improvement", "subgoals", "mpc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", nargs="+", default=["planner"], choices=POLICY_ORDER)
     parser.add_argument("--seed", type=int, default=0, help="base seed; episode i uses a seed derived from (seed, i)")
     parser.add_argument("--expert-noise", type=float, default=0.0, help="action noise of the scripted expert")
-    parser.add_argument("--out", type=Path, default=Path("experiments/evaluate"))
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluate"))
     parser.add_argument("--workers", type=int, default=1,
                         help="episodes run in this many processes at once, each with its own env and model (use "
                              "with --threads 1 on a CPU; planning latencies are then those of one thread)")
@@ -371,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     envs = resolve_envs(args.env)
     policies = [p for p in POLICY_ORDER if p in args.policy]
     wm = None
-    if args.server and any(v is not None for k, v in vars(args).items() if k in PLANNING_FLAGS):
+    if args.server and (args.config is not None or args.overrides):
         raise SystemExit("error: with --server the planning settings are the server's: give the planning flags to "
                          "`python -m jepa_ac.serve`")
     if "planner" in policies and not args.server:

@@ -18,7 +18,8 @@ and it is saved as goal.png. Several `--goal` images (or `--subgoals`: the env's
 subgoal_1.png, ...) are aimed at in order: the planner moves on from a sub-goal once its latent
 distance has not improved for `subgoal_patience` steps (or after `subgoal_max_steps`). Writes `rollout.gif` (+ `rollout.mp4`; each frame beside the goal),
 `energy.png`, `metrics.json` and `goal.png` to `--out`. Settings come from `planning.json` beside
-the checkpoint (`--planning` to pick another); flags override them.
+the checkpoint (`--config FILE` to pick another); `--set cem.samples=64 ...` and its shortcut flags
+(`--samples`, `--cem F=V`, `--mpc F=V`, ...) override them (`jepa_ac.cli.overrides`).
 
 One planning step from a frame + state to a goal image (no env):
 

@@ -8,15 +8,15 @@ Serve the shipped default model with its own planning.json on loopback (port 876
 A real upstream checkpoint, reachable from the robot's network, with a shared token and limits:
 
     JEPA_AC_TOKEN=secret python -m jepa_ac.serve --checkpoint vjepa2-ac-vitg.pt \
-        --encoder vit_giant --predictor vit_ac_giant --planning my_planning.json --host 0.0.0.0 \
+        --encoder vit_giant --predictor vit_ac_giant --config my_planning.json --host 0.0.0.0 \
         --safety jepa_ac/robot/safety_default.yaml
 
-The planning settings are the checkpoint's `planning.json` (or `--planning FILE`) with the same
-override flags as `plan` and `evaluate` (`--samples`, `--cem FIELD=VALUE`, `--mpc FIELD=VALUE`, ...);
+The planning settings are the checkpoint's `planning.json` (or `--config FILE`) with the same
+overrides as `plan` and `evaluate` (`--set cem.samples=64 ...`, or its shortcuts `--samples`, `--cem F=V`, ...);
 a client picks a task's settings by the name its robot uses (`reset` with `"task": "push"`: an
 `env_overrides` key or its short name).
 
-Measure the wire's latency overhead (writes experiments/serve/wire_latency.{json,md}):
+Measure the wire's latency overhead (writes runs/bench/wire/wire_latency.{json,md}; `--out DIR` elsewhere):
 
     python -m jepa_ac.serve --bench
 

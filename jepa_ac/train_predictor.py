@@ -6,8 +6,9 @@
     torchrun --nproc_per_node 4 -m jepa_ac.train_predictor --config ... # DDP, data sharded by rank
 
 `--data` is a latent cache (`python -m jepa_ac.encode_dataset`), a DROID-layout episode folder or
-trajectory list, a LeRobot dataset folder or spec file (encoded on the fly), or a clips `.npz`. Options come from a YAML `--config`
-overlaid with command-line flags; the resolved config is saved into every checkpoint. Outputs
+trajectory list, a LeRobot dataset folder or spec file (encoded on the fly), or a clips `.npz`.
+Options come from a YAML `--config` overlaid with `--set KEY=VALUE` and the `--field-name VALUE`
+shortcuts (`jepa_ac.cli.overrides`); the resolved config is saved into every checkpoint. Outputs
 under `--out`: `checkpoint/` (latest, atomic; `--resume true` continues from it exactly),
 `final/`, `metrics.jsonl`, `loss_curves.png`, `summary.json`. Every checkpoint also holds the
 training data's control contract at the clip rate `--fps`, with the env and hooks it was recorded

@@ -49,6 +49,7 @@ OBJECT_BODY = {"push": "block", "pickplace": "cube"}
 
 def build_parser() -> argparse.ArgumentParser:
     from jepa_ac.cli.args import add_env_hook_args, add_model_args
+    from jepa_ac.cli.overrides import add_settings_args
 
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench action_inference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None,
                         help="rendered frame size (the model resizes; default 128, or the training data's for any "
                              "other env)")
-    parser.add_argument("--planning", type=Path, help="any other env: planning defaults JSON (default: planning.json "
-                                                      "beside the checkpoint, else derived from its control.json)")
-    parser.add_argument("--out", type=Path, default=Path("experiments/action_inference"))
+    add_settings_args(parser, "any other env: planning settings, YAML or JSON (default: planning.json beside the "
+                              "checkpoint, else derived from its control.json)", "--planning")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/action_inference"))
     add_model_args(parser, checkpoint_help="world model (default: the shipped jepa_ac/assets/default_model)")
     add_env_hook_args(parser)
     return parser
@@ -264,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         cases = sample_states(env, args.states, args.seed, args.expert_noise, (args.min_steps, args.max_steps),
                               args.max_offset)
     else:  # --max-steps here counts random moves, not an MPC budget
-        defaults, adapter = env_from_args(argparse.Namespace(**{**vars(args), "max_steps": None}), env_id, args.seed)
+        if args.image_size:
+            args.overrides = [*args.overrides, ("env.image_size", args.image_size)]
+        defaults, adapter = env_from_args(args, env_id, args.seed)
         args.image_size = adapter.image_size
         env = adapter.make_env(step_budget=10**6)  # the moves tried from each state must not hit a time limit
         cases = sample_adapter_states(env, adapter, defaults.action, args.states, args.seed,

@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s for MFU (e.g. 989 for H100 bf16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny, 32 samples x 2 iterations, 1 round (tests)")
-    parser.add_argument("--out", default="experiments/latency", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default="runs/bench/latency", help="output folder (default: %(default)s)")
     args = parser.parse_args(argv)
 
     import torch

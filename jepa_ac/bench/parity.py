@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench parity", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="experiments/parity", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default="runs/bench/parity", help="output folder (default: %(default)s)")
     parser.add_argument("--sizes", default="tiny,mid", help=f"comma-separated, from {SIZES} (default: %(default)s)")
     parser.add_argument("--dtypes", default=",".join(MLX_DTYPES), help="MLX dtypes to check (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per op (default: %(default)s)")

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--surprise-gate", type=float, default=None, help="gate threshold (default: calibrated)")
     parser.add_argument("--gate-quantile", type=float, default=0.25,
                         help="calibrated gate: this quantile of the baseline's per-step surprises")
-    parser.add_argument("--out", type=Path, default=Path("experiments/planning_quality"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/planning_quality"))
     parser.add_argument("--no-progress", action="store_true")
     add_model_args(parser, checkpoint_help="world model (default: the shipped jepa_ac/assets/default_model)")
     add_planning_args(parser)
@@ -108,7 +108,7 @@ def run_variant(name: str, fields: dict[str, Any], env_id: str, args: argparse.N
     from jepa_ac.evaluate import evaluate
 
     run_args = copy.copy(args)
-    run_args.cem = [f"{k}={json.dumps(v)}" for k, v in fields.items()]
+    run_args.overrides = [*args.overrides, *((f"cem.{k}", v) for k, v in fields.items())]
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     row, records = evaluate(env_id, "planner", args.episodes, args.seed, run_args, wm=wm,
                             progress=not args.no_progress)

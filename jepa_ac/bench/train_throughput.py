@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=REPO / "experiments/predictor_training/throughput")
+    p.add_argument("--out", type=Path, default=REPO / "runs/bench/train_throughput")
     p.add_argument("--work", type=Path, default=REPO / "runs/bench_train_throughput")
     return p
 

@@ -2,11 +2,11 @@
 
     parser = argparse.ArgumentParser()
     add_model_args(parser)                       # --checkpoint --encoder --predictor --arch --backend --device
-    add_planning_args(parser)                    # --planning, CEM sizes, env image size, MPC stop rule
+    add_planning_args(parser)                    # --config/--planning FILE, --set KEY=VALUE and its shortcuts
     add_env_hook_args(parser)                    # --state-hook --frame-hook --success-hook --goal-hook --action-hook
     args = parser.parse_args()
     wm = load_model_from_args(args)              # --checkpoint omitted -> the shipped default model
-    defaults = planning_from_args(args, "jepa_ac/FrankaPush-v0", seed=0)  # planning.json + overrides + flags
+    defaults = planning_from_args(args, "jepa_ac/FrankaPush-v0", seed=0)  # planning.json + env overrides + --set
     defaults, adapter = env_from_args(args, "my_hooks:FetchReach-v4", seed=0)  # any env: + its EnvAdapter
 
 Upstream `.pt` files carry no architecture: pass `--encoder vit_giant --predictor vit_ac_giant`, or
@@ -19,6 +19,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from jepa_ac.cli.overrides import Set, add_settings_args, apply_settings, load_settings
 
 DEFAULT_CHECKPOINT = Path(__file__).parents[1] / "assets" / "default_model"
 BACKENDS = ("torch", "mlx")
@@ -87,35 +89,36 @@ def load_model_from_args(args: argparse.Namespace):
 
 
 def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """CEM / env / MPC flags; each defaults to None = take the value from planning.json."""
+    """`--config`/`--planning FILE`, `--set KEY=VALUE ...` and its shortcut flags (`jepa_ac.cli.overrides`)."""
     group = parser.add_argument_group(
-        "planning (defaults: planning.json beside the checkpoint, else V-JEPA 2-AC's CEM settings)")
-    group.add_argument("--planning", type=Path, help="planning defaults JSON (default: <checkpoint>/planning.json)")
-    group.add_argument("--samples", type=int)
-    group.add_argument("--iterations", type=int)
-    group.add_argument("--topk", type=int)
-    group.add_argument("--horizon", type=int)
-    group.add_argument("--cem", nargs="+", metavar="FIELD=VALUE", default=None,
-                       help="any CEMConfig field, value as JSON (e.g. warm_start=true keep_elites=0.3 "
-                            "min_samples=32 surprise_gate=0.2)")
-    group.add_argument("--image-size", type=int, help="env render size in px")
-    group.add_argument("--exterior-view", help="the Franka envs' exterior camera view: side or front (default: "
-                                               "planning.json's env.exterior_view, the view the model was trained on)")
-    group.add_argument("--max-steps", type=int, help="MPC step budget per episode")
-    group.add_argument("--patience", type=int, help="stop after this many steps without a lower latent distance "
-                                                    "(0 = never)")
-    group.add_argument("--min-improvement", type=float, help="a drop smaller than this does not count as improving")
-    group.add_argument("--subgoals", action=argparse.BooleanOptionalAction, default=None,
+        "planning settings (planning.json beside the checkpoint, else V-JEPA 2-AC's CEM settings); each flag "
+        "below is a shortcut for --set, e.g. --samples 64 is --set cem.samples=64")
+    add_settings_args(group, "planning settings, YAML or JSON (default: <checkpoint>/planning.json)", "--planning")
+    for name in ("samples", "iterations", "topk", "horizon"):
+        group.add_argument(f"--{name}", action=Set, key=f"cem.{name}", help=f"--set cem.{name}")
+    group.add_argument("--cem", action=Set, prefix="cem.", nargs="+", metavar="FIELD=VALUE",
+                       help="--set cem.FIELD=VALUE: any CEMConfig field (e.g. warm_start=true keep_elites=0.3)")
+    group.add_argument("--image-size", action=Set, key="env.image_size", help="env render size in px")
+    group.add_argument("--exterior-view", action=Set, key="env.exterior_view",
+                       help="the Franka envs' exterior camera view: side or front (default: planning.json's "
+                            "env.exterior_view, the view the model was trained on)")
+    group.add_argument("--max-steps", action=Set, key="mpc.max_steps", help="MPC step budget per episode")
+    group.add_argument("--patience", action=Set, key="mpc.patience", convert=lambda t: "null" if t == "0" else t,
+                       help="stop after this many steps without a lower latent distance (0 = never)")
+    group.add_argument("--min-improvement", action=Set, key="mpc.min_improvement",
+                       help="a drop smaller than this does not count as improving")
+    group.add_argument("--subgoals", action=Set, key="mpc.subgoals", nargs=0, const="true",
                        help="aim at the env's sub-goal images (e.g. above the cube, grasped, lifted) one after "
                             "another before the goal (default: planning.json's mpc.subgoals)")
-    group.add_argument("--mpc", nargs="+", metavar="FIELD=VALUE", default=None,
-                       help="any MPCConfig field, value as JSON (e.g. subgoal_patience=2 subgoal_max_steps=12)")
+    group.add_argument("--no-subgoals", action=Set, key="mpc.subgoals", nargs=0, const="false")
+    group.add_argument("--mpc", action=Set, prefix="mpc.", nargs="+", metavar="FIELD=VALUE",
+                       help="--set mpc.FIELD=VALUE: any MPCConfig field (e.g. subgoal_patience=2 subgoal_max_steps=12)")
     return group
 
 
 def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool = True):
-    """planning.json (--planning, or beside the checkpoint / the shipped default) with `env_id`'s
-    overrides (None: its default env; `for_env=False`: none), then the flags of `add_planning_args`.
+    """The planning file (--config, or beside the checkpoint / the shipped default) with `env_id`'s
+    overrides (None: its default env; `for_env=False`: none), then `--set` and its shortcuts.
     `seed` is the CEM seed. A bad flag value or planning file exits with a message (SystemExit)."""
     try:
         return _planning_from_args(args, env_id, seed, for_env)
@@ -124,35 +127,26 @@ def planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, 
 
 
 def base_planning(args: argparse.Namespace):
-    """planning.json (--planning, or beside the checkpoint / the shipped default), before any env's overrides."""
+    """The planning file (--config, or beside the checkpoint / the shipped default), before any env's overrides."""
     from jepa_ac.planning.defaults import PlanningDefaults
 
-    if getattr(args, "planning", None) is not None:
-        return PlanningDefaults.from_json(args.planning)
+    if getattr(args, "config", None) is not None:
+        return PlanningDefaults.from_dict(load_settings(args.config), source=str(args.config))
     return PlanningDefaults.for_checkpoint(args.checkpoint if args.checkpoint is not None else DEFAULT_CHECKPOINT)
 
 
-def flag_overrides(args: argparse.Namespace, seed: int, topk_default: int | None = None) -> dict[str, dict[str, Any]]:
-    """The planning flags of `add_planning_args` as `PlanningDefaults.replace` sections; `seed` is the
-    CEM seed; `topk_default` caps top-k when only --samples is given."""
-    cem: dict[str, Any] = {k: getattr(args, k) for k in ("samples", "iterations", "topk", "horizon")
-                           if getattr(args, k, None) is not None}
-    cem.update(parse_field_values(getattr(args, "cem", None) or [], "--cem"))
-    cem["seed"] = seed
-    if "samples" in cem and "topk" not in cem and topk_default is not None:
-        cem["topk"] = min(topk_default, cem["samples"])
-    mpc: dict[str, Any] = {k: getattr(args, k) for k in ("max_steps", "min_improvement", "subgoals")
-                           if getattr(args, k, None) is not None}
-    if getattr(args, "patience", None) is not None:
-        mpc["patience"] = args.patience or None
-    mpc.update(parse_field_values(getattr(args, "mpc", None) or [], "--mpc"))
-    env = {k: getattr(args, k) for k in ("image_size", "exterior_view") if getattr(args, k, None) is not None}
-    return {"cem": cem, "mpc": mpc, "env": env}
-
-
 def apply_flags(defaults, args: argparse.Namespace, seed: int):
-    """`defaults` (one env's or task's) with the command-line flags on top, the view checked."""
-    defaults = defaults.replace("command-line flags", **flag_overrides(args, seed, defaults.cem.topk))
+    """`defaults` (one env's or task's) with `--set` and its shortcuts on top, `seed` as the CEM seed and
+    the view checked. `--samples` without `--topk` caps top-k at the samples."""
+    from jepa_ac.planning.defaults import SECTIONS
+
+    schema = {name: type(getattr(defaults, name)) for name in SECTIONS}
+    sections = apply_settings({}, getattr(args, "overrides", None) or [], schema)
+    cem = sections.setdefault("cem", {})
+    cem["seed"] = seed
+    if isinstance(cem.get("samples"), int) and "topk" not in cem:
+        cem["topk"] = min(defaults.cem.topk, cem["samples"])
+    defaults = defaults.replace("command line", **sections)
     if defaults.env.exterior_view is not None:  # an unknown view: this message, not a traceback from the env
         from jepa_ac.envs import FrankaEnvConfig
 
@@ -163,21 +157,6 @@ def apply_flags(defaults, args: argparse.Namespace, seed: int):
 def _planning_from_args(args: argparse.Namespace, env_id: str | None, seed: int, for_env: bool):
     base = base_planning(args)
     return apply_flags(base.for_env(env_id) if for_env else base, args, seed)
-
-
-def parse_field_values(items: list[str], flag: str) -> dict[str, Any]:
-    """["warm_start=true", "keep_elites=0.3"] -> {"warm_start": True, "keep_elites": 0.3} (values as JSON,
-    bare words as strings)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"{flag}: expected FIELD=VALUE, got {item!r}")
-        try:
-            out[name] = json.loads(text)
-        except json.JSONDecodeError:
-            out[name] = text
-    return out
 
 
 # -- any env: hooks and planning derived from the training data ------------------------------------
@@ -261,7 +240,7 @@ def _env_from_args(args: argparse.Namespace, env_id: str, seed: int):
     from jepa_ac.robot.env_adapter import HOOKS, AdapterSpec, EnvAdapter
 
     base = base_planning(args)
-    from_file = getattr(args, "planning", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    from_file = getattr(args, "config", None) is not None or (Path(args.checkpoint or DEFAULT_CHECKPOINT)
                                                                / PLANNING_FILE).is_file()
     named = from_file and (env_id == base.env_id or env_id in base.env_overrides)
     control = checkpoint_control(args)

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="keep every k-th frame of each episode (more episodes per frame: more block positions)")
     parser.add_argument("--noise", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--out", type=Path, default=Path("experiments/pretraining"))
+    parser.add_argument("--out", type=Path, default=Path("runs/probe"))
     args = parser.parse_args(argv)
     names = args.names or (["pretrained"] if len(args.encoder) == 1 else [str(e) for e in args.encoder])
     if len(names) != len(args.encoder):

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frame sizes to send")
     parser.add_argument("--requests", type=int, default=30, help="timed infer requests per size")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("experiments/serve"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/wire"))
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     return parser
 

@@ -1,76 +1,45 @@
-"""One dataclass config per training job: a YAML file, then command-line overrides.
+"""One dataclass config per training job: a YAML or JSON `--config`, then `--set` overrides.
 
-    cfg = parse_config(TrainPredictorConfig, ["--config", "exp.yaml", "--lr", "3e-4"])
+    cfg = parse_config(TrainPredictorConfig, ["--config", "exp.yaml", "--set", "lr=3e-4", "predictor.depth=6"])
 
-Every dataclass field becomes `--field-name`; dict-valued fields take JSON. Unknown YAML keys
-are an error that names them.
+Every dataclass field also has a shortcut flag, `--field-name VALUE` (= `--set field_name=VALUE`);
+the syntax is `jepa_ac.cli.overrides`'. Unknown keys, in the file or on the command line, are an
+error that names them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import typing
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import yaml
 
+from jepa_ac.cli.overrides import Set, add_settings_args, apply_settings, load_settings
+
 C = TypeVar("C")
 T = TypeVar("T")
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-def _converter(annotation: Any):
-    hints = {int: int, float: float, str: str, bool: _parse_bool}
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
-        if all(a in (dict, str) or typing.get_origin(a) is dict for a in args):
-            return lambda text: json.loads(text) if text.strip().startswith("{") else text
-        return _converter(args[0])
-    if annotation is dict or origin is dict:
-        return json.loads
-    return hints.get(annotation, str)
 
 
 def build_parser(cls: type, description: str, prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help="YAML file with any of the options below")
-    hints = typing.get_type_hints(cls)
+    add_settings_args(parser, "YAML or JSON file with any of the settings below")
     for field in dataclasses.fields(cls):
-        default = field.default if field.default is not dataclasses.MISSING else None
-        parser.add_argument(
-            "--" + field.name.replace("_", "-"), dest=field.name, type=_converter(hints[field.name]),
-            default=argparse.SUPPRESS, help=f"(default: {default!r})",
-        )
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        parser.add_argument("--" + field.name.replace("_", "-"), action=Set, key=field.name,
+                            help=f"(default: {default!r})")
     return parser
 
 
 def parse_config(cls: type[C], argv: list[str] | None, description: str = "", prog: str = "") -> C:
-    """YAML (if --config) overlaid with explicit command-line options -> a validated `cls`."""
-    args = vars(build_parser(cls, description, prog).parse_args(argv))
-    values: dict[str, Any] = {}
-    config_path = args.pop("config", None)
-    if config_path is not None:
-        loaded = yaml.safe_load(Path(config_path).read_text()) or {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(loaded) - names)
-        if unknown:
-            raise SystemExit(f"error: {config_path}: unknown option(s) {unknown}; known: {sorted(names)}")
-        values.update(loaded)
-    values.update(args)
-    return cls(**values)
+    """The defaults of `cls`, the --config file's values, then `--set` and the shortcut flags -> a validated `cls`."""
+    args = build_parser(cls, description, prog).parse_args(argv)
+    values = dataclasses.asdict(cls())
+    if args.config is not None:
+        values = apply_settings(values, load_settings(args.config).items(), cls, source=str(args.config))
+    return cls(**apply_settings(values, args.overrides, cls))
 
 
 def save_config(config: Any, path: Path) -> None:
