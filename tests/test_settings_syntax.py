@@ -91,6 +91,17 @@ def test_unknown_training_keys_are_named(tmp_path):
         parse_config(TrainPredictorConfig, ["--config", str(tmp_path / "run.yaml")])
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--resume", "maybe"], "resume must be true or false, got 'maybe'"),
+    (["--lr", "fast"], "lr must be a number, got 'fast'"),
+    (["--set", "steps=2.5"], "steps must be an integer, got 2.5"),
+])
+def test_training_values_of_the_wrong_type_are_refused(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_config(TrainPredictorConfig, argv)
+    assert parse_config(TrainPredictorConfig, ["--resume", "1"]).resume is True  # 1/0 read as a bool
+
+
 # -- default outputs -------------------------------------------------------------------------------
 
 COMMANDS = ["plan", "evaluate", "serve", "collect", "encode_dataset", "convert", "energy_landscape", "robot.__main__",

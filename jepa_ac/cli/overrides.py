@@ -127,7 +127,8 @@ def apply_settings(values: dict[str, Any], items: Iterable[tuple[str, Any]], sch
                     raise ValueError(f"{source}: unknown key {where!r}; known keys{under}: {', '.join(fields)}")
                 hint = fields[name]
             if i == len(names) - 1:
-                node[name] = _scalar(value) if isinstance(value, str) and hint is not str else value
+                node[name] = _typed(_scalar(value) if isinstance(value, str) and hint is not str else value,
+                                    hint, where, source)
                 if dataclasses.is_dataclass(hint) and not isinstance(node[name], dict):
                     raise ValueError(f"{source}: {where!r} is a group of keys: set {where}.KEY=VALUE")
             else:
@@ -136,6 +137,28 @@ def apply_settings(values: dict[str, Any], items: Iterable[tuple[str, Any]], sch
                     raise ValueError(f"{source}: {where!r} is one value, not a group of keys; set {where}=VALUE")
                 node, cls = child, hint if dataclasses.is_dataclass(hint) else None
     return out
+
+
+_PLAIN_TYPES = {bool: "true or false", int: "an integer", float: "a number", str: "a text"}
+
+
+def _typed(value: Any, hint: Any, where: str, source: str) -> Any:
+    """`value` checked against a plain field type (bool, int, float, str, or one of them or None):
+    `--resume maybe` is an error, not a truthy string; 1 / 0 are accepted for a bool field."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
+    kind = args[0] if optional else hint
+    if kind not in _PLAIN_TYPES or (optional and value is None):
+        return value
+    if kind is bool and not isinstance(value, bool) and value in (0, 1):
+        return bool(value)
+    ok = {bool: isinstance(value, bool), int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}[kind]
+    if not ok:
+        expected = _PLAIN_TYPES[kind] + (" or null" if optional else "")
+        raise ValueError(f"{source}: {where} must be {expected}, got {value!r}")
+    return float(value) if kind is float else value
 
 
 def _fields(cls: type) -> dict[str, Any]:
