@@ -97,7 +97,7 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
     group.add_argument("--horizon", type=int)
     group.add_argument("--cem", nargs="+", metavar="FIELD=VALUE", default=None,
                        help="any CEMConfig field, value as JSON (e.g. warm_start=true keep_elites=0.3 "
-                            "min_samples=32 surprise_gate=0.2)")
+                            "surprise_gate=0.2)")
     group.add_argument("--image-size", type=int, help="env render size in px")
     group.add_argument("--exterior-view", help="the Franka envs' exterior camera view: side or front (default: "
                                                "planning.json's env.exterior_view, the view the model was trained on)")
