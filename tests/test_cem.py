@@ -60,27 +60,6 @@ def test_samples_respect_bounds_and_frozen_dims():
     assert np.abs(acts[..., 6]).max() <= 0.75 + 1e-7
 
 
-def test_l1_constraint():
-    spec = ActionSpec(translation_constraint="l1")
-    free = np.array([[0.05, 0.05, 0.05, 0.0], [0.01, 0.0, 0.0, 2.0]], dtype=np.float32)
-    out = spec.constrain(free, NUMPY_OPS)
-    assert np.abs(out[0, :3]).sum() == pytest.approx(0.05)
-    np.testing.assert_allclose(out[1], [0.01, 0, 0, 0.75])
-
-
-@pytest.mark.parametrize("ops", [NUMPY_OPS, TORCH_OPS], ids=["numpy", "torch"])
-def test_l2_constraint_moves_as_far_in_every_direction(ops):
-    spec = ActionSpec(translation_constraint="l2")
-    free = np.array([[0.05, 0.05, 0.05, 0.0], [0.01, 0.0, 0.0, 2.0], [0.2, -0.1, 0.0, 0.0]], dtype=np.float32)
-    out = ops.to_numpy(spec.constrain(ops.asarray(free), ops))
-    np.testing.assert_allclose(np.linalg.norm(out[[0, 2], :3], axis=1), 0.05, rtol=1e-5)  # onto the ball
-    np.testing.assert_allclose(out[0, :3], 0.05 / np.sqrt(3), rtol=1e-5)  # direction kept
-    np.testing.assert_allclose(out[2, :2] / np.linalg.norm(out[2, :2]), [2 / np.sqrt(5), -1 / np.sqrt(5)], rtol=1e-5)
-    np.testing.assert_allclose(out[1], [0.01, 0, 0, 0.75])  # inside: unchanged; gripper clipped
-    move = spec.move_toward(np.zeros(7), np.array([0.1, 0.1, 0.0, 0, 0, 0, 0.0]))
-    assert np.linalg.norm(move[:3]) == pytest.approx(0.05, rel=1e-5) and move[0] == pytest.approx(move[1])
-
-
 WORKSPACE = dict(workspace_min=(0.3, -0.2, 0.05), workspace_max=(0.7, 0.2, 0.4))
 
 
@@ -126,8 +105,6 @@ def test_cem_with_a_workspace_stops_at_the_wall():
 def test_action_spec_validation():
     with pytest.raises(ValueError, match="unknown action dim"):
         ActionSpec(frozen=(("yaw", 0.0),))
-    with pytest.raises(ValueError, match="translation_constraint"):
-        ActionSpec(translation_constraint="ball")
     with pytest.raises(ValueError, match="topk"):
         CEMConfig(samples=5, topk=10)
     with pytest.raises(ValueError, match="given together"):

@@ -48,6 +48,8 @@ REMOVED: dict[tuple[str, str], tuple[Any, str]] = {
                                  f"{_PLANNING_QUALITY}"),
     ("cem", "min_samples"): (None, f"adaptive sample counts (no gain measured) are the AdaptiveSamples sampler of "
                                    f"{_PLANNING_QUALITY}"),
+    ("action", "translation_constraint"): ("box", "every step bound is the box; the L1 / Euclidean ball (no gain "
+                                                  "measured) is BallStepSpec in experiments/push_directions/ball_step.py"),
 }
 
 

@@ -63,11 +63,11 @@ def compute_new_pose(pose: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
 
 
 def check_upstream_layout(spec: ActionSpec) -> None:
-    if spec.free_names != UPSTREAM_FREE or spec.translation_constraint != "box" or any(v for _, v in spec.frozen):
+    if type(spec) is not ActionSpec or spec.free_names != UPSTREAM_FREE or any(v for _, v in spec.frozen):
         raise ValueError(
-            "the reference planner supports upstream's action layout only (free dims dx, dy, dz, dgripper; "
-            f"rotation frozen at 0; box constraint), got free={spec.free_names}, frozen={dict(spec.frozen)}, "
-            f"translation_constraint={spec.translation_constraint!r}"
+            "the reference planner supports upstream's action layout only (an ActionSpec with free dims dx, dy, "
+            f"dz, dgripper and rotation frozen at 0), got a {type(spec).__name__} with free={spec.free_names}, "
+            f"frozen={dict(spec.frozen)}"
         )
 
 
