@@ -410,7 +410,5 @@ def test_straight_line_options_are_validated():
         CEMConfig(horizon_energy="mean")
     with pytest.raises(ValueError, match="repeat_action"):
         CEMConfig(repeat_action=1)
-    with pytest.raises(ValueError, match="close_gripper_after"):
-        CEMConfig(horizon=3, repeat_action=True, close_gripper_after=1)
     assert CEMConfig().search_horizon == 1 and CEMConfig(horizon=4).search_horizon == 4
     assert CEMConfig(horizon=4, repeat_action=True).search_horizon == 1

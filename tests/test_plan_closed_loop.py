@@ -172,6 +172,7 @@ def test_planning_defaults_file_and_overrides(tmp_path):
 @pytest.mark.parametrize("section, field, value, where", [
     ("cem", "noise_beta", 2.0, "ColouredNoise sampler of experiments/planning_quality/run.py"),
     ("cem", "min_samples", 32, "AdaptiveSamples sampler of experiments/planning_quality/run.py"),
+    ("cem", "close_gripper_after", 1, "mpc.goal_gripper"),
     ("action", "translation_constraint", "l2", "BallStepSpec in experiments/push_directions/ball_step.py"),
 ])
 def test_options_that_left_the_planner_say_where_they_went(section, field, value, where):

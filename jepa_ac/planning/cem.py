@@ -50,7 +50,6 @@ class CEMConfig:
     momentum_std_gripper: float = 0.15
     init_std_gripper: float = 1.0
     gripper_deadband: float = 0.25  # final gripper deltas smaller than this become 0
-    close_gripper_after: int | None = None  # from this horizon step on, force gripper delta 1.0
     warm_start: bool = False  # MPC: start from the previous plan shifted by one step
     keep_elites: float = 0.0  # iCEM: fraction of the top-k carried into the next iteration's samples
     surprise_gate: float | None = None  # skip CEM when the observed latent is this close to the predicted one
@@ -79,9 +78,6 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
         if not isinstance(self.repeat_action, bool):
             raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
-        if self.repeat_action and self.close_gripper_after is not None:
-            raise ValueError("CEMConfig.repeat_action holds one action for the horizon, so close_gripper_after "
-                             "(a gripper change part-way) cannot apply; set one of them")
         if self.horizon_energy not in ("last", "min"):
             raise ValueError(f"CEMConfig.horizon_energy must be 'last' or 'min', got {self.horizon_energy!r}")
 
@@ -168,7 +164,6 @@ def cem(
     if noise.shape != (config.iterations, config.samples, H, F):
         raise ValueError(f"noise has shape {noise.shape}, expected {(config.iterations, config.samples, H, F)}")
     is_gripper = spec.is_gripper()
-    grip = [i for i in range(F) if is_gripper[i]]
     m_mean = np.where(is_gripper, config.momentum_mean_gripper, config.momentum_mean).astype(np.float32)
     m_std = np.where(is_gripper, config.momentum_std_gripper, config.momentum_std).astype(np.float32)
 
@@ -183,8 +178,6 @@ def cem(
     elite_costs, evaluated = [], 0
     for i in range(config.iterations):
         free = spec.constrain(sampler.propose(i, noise_x[i], mean, std, ops), ops, position)  # [n, Hs, F]
-        if config.close_gripper_after is not None and grip:
-            free = _force_gripper(free, grip[0], config.close_gripper_after, ops)
         if carried is not None:  # elite reuse: the carried elites take the first fresh samples' places
             free = ops.concat([carried, free[carried.shape[0]:]], axis=0)
         costs = cost_fn(spec.expand(_sequences(free, config, spec, ops, position), ops))  # [n]
@@ -231,13 +224,4 @@ def shift_plan(mean: np.ndarray) -> np.ndarray:
     """Warm start for the next MPC step: drop the executed step, repeat the last one.
     [H, F] -> [H, F], or per sequence [n, H, F] -> [n, H, F]."""
     return np.concatenate([mean[..., 1:, :], mean[..., -1:, :]], axis=-2)
-
-
-def _force_gripper(free: Any, g: int, after: int, ops: ArrayOps) -> Any:
-    H = free.shape[1]
-    if after >= H:
-        return free
-    head, tail = free[:, :after], free[:, after:]
-    forced = ops.concat([tail[..., :g], ops.zeros(tail[..., g : g + 1].shape, like=tail) + 1.0, tail[..., g + 1 :]], axis=-1)
-    return ops.concat([head, forced], axis=1)
 

@@ -48,6 +48,8 @@ REMOVED: dict[tuple[str, str], tuple[Any, str]] = {
                                  f"{_PLANNING_QUALITY}"),
     ("cem", "min_samples"): (None, f"adaptive sample counts (no gain measured) are the AdaptiveSamples sampler of "
                                    f"{_PLANNING_QUALITY}"),
+    ("cem", "close_gripper_after"): (None, "upstream's forced gripper close is gone; hold the gripper as each goal "
+                                           "shows it (mpc.goal_gripper) or freeze action.frozen.dgripper"),
     ("action", "translation_constraint"): ("box", "every step bound is the box; the L1 / Euclidean ball (no gain "
                                                   "measured) is BallStepSpec in experiments/push_directions/ball_step.py"),
 }

@@ -121,8 +121,6 @@ def reference_plan(
                 samples[:, :3] = torch.clip(samples[:, :3], min=-maxnorm, max=maxnorm)
                 samples[:, -1:] = torch.clip(samples[:, -1:], min=-max_gripper, max=max_gripper)
                 samples = torch.cat([samples[:, :3], torch.zeros(S, 3, device=device), samples[:, -1:]], dim=-1)[:, None]
-                if config.close_gripper_after is not None and h >= config.close_gripper_after:
-                    samples[:, :, -1] = 1.0
                 action_traj = samples if action_traj is None else torch.cat([action_traj, samples], dim=1)
                 next_frame, next_pose = step_predictor(frame_traj, action_traj, pose_traj)
                 frame_traj = torch.cat([frame_traj, next_frame], dim=1)  # [S, h+2, N, D]
