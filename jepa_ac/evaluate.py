@@ -36,7 +36,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -119,13 +119,17 @@ def policy_defaults(env_id: str, policy: str, seed: int, args: argparse.Namespac
 
 class EpisodeRunner:
     """Everything one process needs to run seeded episodes of one (env, policy): the env, the
-    planning defaults and (planner) the world model, made once and reused for every episode."""
+    planning defaults and (planner) the world model, made once and reused for every episode.
+    `make_planner(wm, cem, spec)` makes each episode's planner (default `CEMPlanner`; an experiment
+    passes its own, e.g. with another `Sampler`)."""
 
     def __init__(self, env_id: str, policy: str, seed: int, defaults: Any, args: argparse.Namespace,
-                 wm: Any = None, adapter: Any = None) -> None:
+                 wm: Any = None, adapter: Any = None, make_planner: Callable[..., Any] | None = None) -> None:
         from jepa_ac.control.closed_loop import make_env, warm_up
+        from jepa_ac.planning import CEMPlanner
 
         self.policy, self.seed, self.defaults, self.args, self.adapter = policy, seed, defaults, args, adapter
+        self.make_planner = make_planner or CEMPlanner
         self.client = connect(args, env_id) if policy == "planner" and getattr(args, "server", None) else None
         if policy == "planner" and wm is None and self.client is None:
             wm = load_model_from_args(args)
@@ -141,13 +145,12 @@ class EpisodeRunner:
         from jepa_ac.control.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
         from jepa_ac.data.collection import episode_seed
         from jepa_ac.control import Controller
-        from jepa_ac.planning import CEMPlanner
 
         s, defaults = episode_seed(self.seed, index), self.defaults
         if self.client is not None:  # the server's controller, reseeded for this episode
             agent, self.client.seed = self.client, s
         elif self.policy == "planner":
-            agent = Controller(CEMPlanner(self.wm, defaults.cem.replace(seed=s), defaults.action), defaults.mpc)
+            agent = Controller(self.make_planner(self.wm, defaults.cem.replace(seed=s), defaults.action), defaults.mpc)
         elif self.policy == "random":
             agent = RandomPolicy(defaults.action, seed=s)
         else:
@@ -168,12 +171,13 @@ class EpisodeRunner:
 _RUNNER: dict[str, EpisodeRunner] = {}  # the runner of a worker process
 
 
-def _init_worker(env_id: str, policy: str, seed: int, args: argparse.Namespace) -> None:
+def _init_worker(env_id: str, policy: str, seed: int, args: argparse.Namespace,
+                 make_planner: Callable[..., Any] | None) -> None:
     # the defaults are read again from `args` here (PlanningDefaults holds read-only mappings, which
     # do not pickle); the parent has read them already, so a bad setting never reaches this point
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
     defaults, adapter = policy_defaults(env_id, policy, seed, args)
-    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, defaults, args, adapter=adapter)
+    _RUNNER["runner"] = EpisodeRunner(env_id, policy, seed, defaults, args, adapter=adapter, make_planner=make_planner)
 
 
 def _run_in_worker(index: int) -> dict[str, Any]:
@@ -181,9 +185,12 @@ def _run_in_worker(index: int) -> dict[str, Any]:
 
 
 def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.Namespace, wm: Any = None,
-             progress: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             progress: bool = True, make_planner: Callable[..., Any] | None = None
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run `episodes` seeded episodes (in `args.workers` processes); returns (summary row, per-episode
-    records, in episode order). Each worker process makes its own env and loads its own model."""
+    records, in episode order). Each worker process makes its own env and loads its own model.
+    `make_planner`: see `EpisodeRunner` (with workers it must pickle: a module-level function or class);
+    the row records its repr."""
     from tqdm import tqdm
 
     defaults, adapter = policy_defaults(env_id, policy, seed, args)  # here: bad settings stop before any worker starts
@@ -199,7 +206,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
 
     try:
         if workers == 1:
-            runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm, adapter=adapter)
+            runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm, adapter=adapter,
+                                   make_planner=make_planner)
             try:
                 for i in range(episodes):
                     done(runner.run(i))
@@ -207,13 +215,15 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
                 runner.close()
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                     initargs=(env_id, policy, seed, args)) as pool:
+                                     initargs=(env_id, policy, seed, args, make_planner)) as pool:
                 for future in as_completed([pool.submit(_run_in_worker, i) for i in range(episodes)]):
                     done(future.result())
     finally:
         bar.close()
     records.sort(key=lambda r: r["index"])
     row = summarize(env_id, policy, seed, records, defaults, args)
+    if make_planner is not None and policy == "planner":
+        row["make_planner"] = repr(make_planner)
     if adapter is not None:
         row["adapter"] = adapter.describe()
     return row, records
@@ -358,7 +368,8 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, make_planner: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """The command; `make_planner` (see `EpisodeRunner`) lets an experiment evaluate its own planner."""
     args = build_parser().parse_args(argv)
     # sim episodes clip often (e.g. opening an open gripper); clips are counted per episode instead
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)
@@ -372,6 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.server and (args.config is not None or args.overrides):
         raise SystemExit("error: with --server the planning settings are the server's: give the planning flags to "
                          "`python -m jepa_ac.serve`")
+    if args.server and make_planner is not None:
+        raise SystemExit("error: with --server the server's planner plans; an experiment's planner runs in-process")
     if "planner" in policies and not args.server:
         try:
             wm = load_model_from_args(args)
@@ -382,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for policy in policies:
             start = time.perf_counter()
             row, records = evaluate(env_id, policy, args.episodes, args.seed, args, wm=wm,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, make_planner=make_planner)
             row["wall_s"] = time.perf_counter() - start
             rows.append(row)
             name = policy + ("_subgoals" if row["subgoals"] else "")

@@ -9,6 +9,21 @@ import numpy as np
 import pytest
 
 IMAGE_SIZE = 64  # the env renders at the model's size in these tests
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def load_experiment(path: str):
+    """An experiment's script (`experiments/<path>`) as a module; experiments are scripts, not a package."""
+    import importlib.util
+    import sys
+
+    name = "experiment_" + path.removesuffix(".py").replace("/", "_")
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def write_tiny_model(path: Path, planning: dict | None = None, seed: int = 0) -> Path:

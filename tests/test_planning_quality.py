@@ -1,12 +1,17 @@
-"""`python -m jepa_ac.bench planning_quality`: variants on the same seeds, gate calibrated from the baseline."""
+"""`experiments/planning_quality/run.py`: variants on the same seeds, gate calibrated from the baseline; the
+samplers that did not ship (coloured noise, adaptive sample counts) plugged into the planner."""
 
 import json
 
+import numpy as np
 import pytest
 
-from planning_helpers import TINY_PLANNING, restore_torch_threads, write_tiny_model  # noqa: F401
+from planning_helpers import TINY_PLANNING, load_experiment, restore_torch_threads, write_tiny_model  # noqa: F401
 
-from jepa_ac.bench import planning_quality
+from jepa_ac.model.array_ops import NUMPY_OPS
+from jepa_ac.planning import ActionSpec, CEMConfig, cem, sample_noise
+
+planning_quality = load_experiment("planning_quality/run.py")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,9 @@ def test_variants_share_seeds_and_report_compute(tiny_folder, tmp_path):
     assert all(r["episode_seeds"] == seeds for r in rows.values())
     assert rows["baseline"]["samples_per_step"] == 16 * 2 and rows["baseline"]["replan_fraction"] == 1.0
     assert rows["icem"]["samples_per_step"] == 32 and rows["icem"]["cem"]["keep_elites"] == 0.3
-    assert rows["adaptive_samples"]["cem"]["min_samples"] == 4  # a quarter of 16
+    assert rows["adaptive_samples"]["overrides"]["min_samples"] == 4  # a quarter of 16
+    assert "AdaptiveSamples(min_samples=4)" in rows["adaptive_samples"]["make_planner"]
+    assert "ColouredNoise(beta=2.0)" in rows["icem"]["make_planner"] and "make_planner" not in rows["baseline"]
     assert 16 + 4 <= rows["adaptive_samples"]["samples_per_step"] <= 32
     # the gate is a quantile of the baseline's surprises, and it skips some re-plans
     assert result["surprise_gate"] == pytest.approx(rows["surprise_gate"]["cem"]["surprise_gate"])
@@ -68,3 +75,49 @@ def test_bad_planning_flags_exit_with_a_message(tiny_folder, tmp_path, flags, me
     with pytest.raises(SystemExit, match="settings file not found"):
         evaluate.main(["--env", "reach", "--episodes", "1", "--planning", str(tmp_path / "missing.json"),
                        "--out", str(tmp_path)])
+
+
+# -- the samplers -------------------------------------------------------------------------------------
+def test_coloured_noise_is_white_at_beta_zero_and_horizon_one():
+    coloured_noise = planning_quality.coloured_noise
+    white = np.random.default_rng(0).standard_normal((4, 50, 1, 3)).astype(np.float32)
+    np.testing.assert_array_equal(coloured_noise(white, 2.0, axis=2), white)  # H = 1: nothing to correlate
+    white = np.random.default_rng(0).standard_normal((4, 50, 8, 3)).astype(np.float32)
+    np.testing.assert_array_equal(coloured_noise(white, 0.0, axis=2), white)
+
+
+def test_coloured_noise_is_correlated_in_time_with_unit_variance():
+    coloured_noise = planning_quality.coloured_noise
+    white = np.random.default_rng(1).standard_normal((20000, 16)).astype(np.float32)
+    brown = coloured_noise(white, 2.0, axis=1)
+    assert brown.dtype == np.float32 and brown.shape == white.shape
+    assert abs(brown.var() - 1.0) < 0.05
+    lag1 = np.mean(brown[:, 1:] * brown[:, :-1]) / brown.var()
+    assert lag1 > 0.6  # neighbouring steps move together
+    assert abs(np.mean(white[:, 1:] * white[:, :-1])) < 0.02
+    np.testing.assert_array_equal(coloured_noise(white, 2.0, axis=1), brown)  # deterministic
+
+
+def test_the_coloured_noise_sampler_filters_the_planners_white_noise():
+    config, spec = CEMConfig(samples=32, iterations=2, topk=4, horizon=6), ActionSpec()
+    white = sample_noise(config, spec, np.random.default_rng(5))
+    coloured = planning_quality.ColouredNoise(2.0).noise(config, spec, np.random.default_rng(5))
+    np.testing.assert_array_equal(coloured, planning_quality.coloured_noise(white, 2.0, axis=2))
+    with pytest.raises(ValueError, match="beta"):
+        planning_quality.ColouredNoise(-1.0)
+
+
+def test_adaptive_samples_shrink_with_the_spread():
+    from test_cem import TARGET, quadratic_cost, recording
+
+    config, spec = CEMConfig(samples=200, iterations=6, topk=10), ActionSpec()
+    cost, seen = recording(quadratic_cost(NUMPY_OPS))
+    result = cem(cost, config, spec, sample_noise(config, spec, np.random.default_rng(0)), NUMPY_OPS,
+                 sampler=planning_quality.AdaptiveSamples(min_samples=20))
+    sizes = [len(a) for a in seen]
+    assert sizes[0] == 200 and sizes[-1] < 200 and min(sizes) >= 20
+    assert sizes == sorted(sizes, reverse=True)
+    assert result.evaluated == sum(sizes)
+    np.testing.assert_allclose(result.actions[0, :3], TARGET, atol=0.01)
+    with pytest.raises(ValueError, match="min_samples"):
+        planning_quality.AdaptiveSamples(min_samples=1)

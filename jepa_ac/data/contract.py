@@ -243,8 +243,7 @@ def planning_defaults(contract: ControlContract, env_id: str, image_size: int | 
     if workspace_margin < 0:
         raise ValueError(f"workspace_margin must be >= 0, got {workspace_margin}")
     p95 = contract.step_p95
-    action: dict[str, Any] = {"max_translation": max(_round_up(max(p95[pose.POSITION]), 0.001), 0.001),
-                              "translation_constraint": "box"}
+    action: dict[str, Any] = {"max_translation": max(_round_up(max(p95[pose.POSITION]), 0.001), 0.001)}
     frozen: dict[str, float] = {}
     if max(p95[pose.ROTATION]) < STILL_ROTATION:
         frozen.update(droll=0.0, dpitch=0.0, dyaw=0.0)

@@ -15,7 +15,6 @@ from jepa_ac.model.pose import ACTION_NAMES, action_between
 TRANSLATION = ACTION_NAMES[pose.POSITION]  # ("dx", "dy", "dz")
 ROTATION = ACTION_NAMES[pose.ROTATION]  # ("droll", "dpitch", "dyaw")
 GRIPPER = (ACTION_NAMES[pose.GRIPPER],)  # ("dgripper",)
-TRANSLATION_CONSTRAINTS = ("box", "l1", "l2")
 GRIPPER_CLOSED_ABOVE = 0.25  # a goal's gripper closedness above this is held closed (`holding_gripper`)
 
 
@@ -25,18 +24,17 @@ class ActionSpec:
 
     Defaults are V-JEPA 2-AC's planning setup: translation per axis in [-0.05, 0.05] m, rotation
     held at 0, gripper change in [-0.75, 0.75]. `frozen` pins dims to values (upstream's `axis`).
-    `translation_constraint`: "box" clips each axis (upstream); "l1" / "l2" rescale xyz onto the L1 /
-    Euclidean ball of radius `max_translation` when outside it. The box lets a diagonal move go
-    sqrt(2)-sqrt(3) times further than an axis-aligned one; the Euclidean ball moves as far either way. `workspace_min` / `workspace_max` (m, xyz; both or
-    neither) bound the TCP positions a plan may reach from the current state (`constrain(...,
-    position=)`), e.g. the predictor's training support, so CEM cannot exploit a model where it
-    never saw data; a state already outside the box may stay where it is but not move further out.
+    Each bound clips its own axis (upstream's box; a step bounded by the L1 or Euclidean ball instead
+    was measured and did not ship: `experiments/push_directions/ball_step.py` subclasses this spec).
+    `workspace_min` / `workspace_max` (m, xyz; both or neither) bound the TCP positions a plan may
+    reach from the current state (`constrain(..., position=)`), e.g. the predictor's training
+    support, so CEM cannot exploit a model where it never saw data; a state already outside the box
+    may stay where it is but not move further out.
     """
 
     max_translation: float = 0.05
     max_rotation: float = 0.25
     max_gripper_delta: float = 0.75
-    translation_constraint: str = "box"
     frozen: tuple[tuple[str, float], ...] = (("droll", 0.0), ("dpitch", 0.0), ("dyaw", 0.0))
     workspace_min: tuple[float, float, float] | None = None
     workspace_max: tuple[float, float, float] | None = None
@@ -46,11 +44,6 @@ class ActionSpec:
         for name in ("max_translation", "max_rotation", "max_gripper_delta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ActionSpec.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.translation_constraint not in TRANSLATION_CONSTRAINTS:
-            raise ValueError(
-                f"ActionSpec.translation_constraint must be one of {TRANSLATION_CONSTRAINTS}, "
-                f"got {self.translation_constraint!r}"
-            )
         object.__setattr__(self, "frozen", tuple((str(n), float(v)) for n, v in dict(self.frozen).items()))
         for name, value in self.frozen:
             if name not in ACTION_NAMES:
@@ -123,18 +116,7 @@ class ActionSpec:
         and the current TCP `position` [3], also keep every step's position inside the workspace."""
         bounds = ops.asarray(self.free_bounds, like=free)
         clipped = ops.clip(free, -bounds, bounds)
-        trans = [i for i, n in enumerate(self.free_names) if n in TRANSLATION]
-        if self.translation_constraint in ("l1", "l2") and trans:
-            # L1 / L2 ball: rescale the (unclipped) xyz part radially if its norm exceeds the radius
-            lo, hi = trans[0], trans[-1] + 1  # translation dims are contiguous in ACTION_NAMES
-            xyz = free[..., lo:hi]
-            if self.translation_constraint == "l1":
-                norm = ops.sum(ops.abs(xyz), axis=-1)[..., None]
-            else:
-                norm = ops.sqrt(ops.sum(xyz * xyz, axis=-1))[..., None]
-            scale = self.max_translation / ops.clip(norm, self.max_translation, float("inf"))
-            clipped = ops.concat([clipped[..., :lo], xyz * scale, clipped[..., hi:]], axis=-1)
-        if self.has_workspace and position is not None and trans:
+        if self.has_workspace and position is not None and any(n in TRANSLATION for n in self.free_names):
             clipped = self._inside_workspace(clipped, np.asarray(position, np.float64).reshape(3), ops)
         return clipped
 
@@ -187,12 +169,7 @@ class ActionSpec:
                             np.float64)  # [7]
         action[pose.GRIPPER] = 0.0
         xyz = action[pose.POSITION]
-        if self.translation_constraint == "l1":
-            size = np.abs(xyz).sum()
-        elif self.translation_constraint == "l2":
-            size = np.linalg.norm(xyz)
-        else:  # box
-            size = np.abs(xyz).max()
+        size = np.abs(xyz).max()  # the box's measure of a step
         if size > self.max_translation:
             action[pose.POSITION] = xyz * (self.max_translation / size)
         return self.clip_full(action)

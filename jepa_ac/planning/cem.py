@@ -4,12 +4,10 @@
 logging or I/O. Noise for all iterations is drawn up front on the host from a seeded numpy
 generator, so every backend sees identical samples and the loop has no host-device sync.
 
-Planning-quality options (all off by default, which is upstream's CEM):
+Options beyond upstream (all off by default, which is upstream's CEM):
 - `keep_elites` (iCEM elite reuse): a fraction of each iteration's elites replaces as many fresh
   samples in the next iteration; with `warm_start`, the previous MPC step's final elites (shifted
   by one step) enter the first iteration too. The number of evaluated samples is unchanged.
-- `noise_beta` (iCEM coloured noise): sample noise with a 1/f^beta power spectrum along the
-  horizon (temporally correlated action sequences); a no-op at horizon 1.
 - `hold_unless_better` (CEMPlanner): execute the zero action when the model predicts that holding
   still ends at least as close to the goal as the plan (no drifting away once at the goal).
 - `repeat_action` (straight-line plans): each candidate is one action held for all `horizon`
@@ -18,9 +16,11 @@ Planning-quality options (all off by default, which is upstream's CEM):
 - `horizon_energy="min"`: a candidate's energy is the lowest over its imagined steps (the closest
   it comes to the goal) instead of its last step's. With `repeat_action` this lets one plan
   cover a goal anywhere from one to `horizon` steps away.
-- `min_samples` (adaptive sample counts): iteration i evaluates only
-  `samples * mean(std_i / std_0)` samples (at least `min_samples`): fewer as the distribution
-  narrows. This syncs one small array with the host per iteration.
+
+How CEM draws its candidates is the one extension point of the loop: a `Sampler` (`cem(...,
+sampler=)`, `CEMPlanner(..., sampler=)`). The default is upstream's Gaussian; variants that were
+measured and did not ship (iCEM's coloured noise, adaptive sample counts) are samplers in
+`experiments/planning_quality/run.py`.
 """
 
 from __future__ import annotations
@@ -50,11 +50,8 @@ class CEMConfig:
     momentum_std_gripper: float = 0.15
     init_std_gripper: float = 1.0
     gripper_deadband: float = 0.25  # final gripper deltas smaller than this become 0
-    close_gripper_after: int | None = None  # from this horizon step on, force gripper delta 1.0
     warm_start: bool = False  # MPC: start from the previous plan shifted by one step
     keep_elites: float = 0.0  # iCEM: fraction of the top-k carried into the next iteration's samples
-    noise_beta: float = 0.0  # iCEM: coloured-noise exponent along the horizon (0 = white)
-    min_samples: int | None = None  # adaptive sample counts (None = always `samples`)
     surprise_gate: float | None = None  # skip CEM when the observed latent is this close to the predicted one
     max_skips: int = 2  # at most this many skipped re-plans in a row
     hold_unless_better: bool = False  # send the zero action unless the plan is predicted to end closer to the goal
@@ -75,21 +72,12 @@ class CEMConfig:
             raise ValueError("CEMConfig.init_std_gripper must be > 0 and gripper_deadband >= 0")
         if not 0.0 <= self.keep_elites <= 1.0:
             raise ValueError(f"CEMConfig.keep_elites must be in [0, 1], got {self.keep_elites!r}")
-        if not 0.0 <= self.noise_beta <= 4.0:
-            raise ValueError(f"CEMConfig.noise_beta must be in [0, 4], got {self.noise_beta!r}")
-        if self.min_samples is not None and not (isinstance(self.min_samples, int)
-                                                 and self.topk <= self.min_samples <= self.samples):
-            raise ValueError(f"CEMConfig.min_samples must be an int in [topk={self.topk}, samples={self.samples}] "
-                             f"or null, got {self.min_samples!r}")
         if self.surprise_gate is not None and not self.surprise_gate > 0:
             raise ValueError(f"CEMConfig.surprise_gate must be > 0 or null, got {self.surprise_gate!r}")
         if not isinstance(self.max_skips, int) or self.max_skips < 1:
             raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
         if not isinstance(self.repeat_action, bool):
             raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
-        if self.repeat_action and self.close_gripper_after is not None:
-            raise ValueError("CEMConfig.repeat_action holds one action for the horizon, so close_gripper_after "
-                             "(a gripper change part-way) cannot apply; set one of them")
         if self.horizon_energy not in ("last", "min"):
             raise ValueError(f"CEMConfig.horizon_energy must be 'last' or 'min', got {self.horizon_energy!r}")
 
@@ -122,38 +110,32 @@ class CEMResult:
     held: bool = False  # True when `hold_unless_better` replaced the plan by holding still
 
 
-def sample_noise(config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
-    """Standard normal noise for a whole CEM run: [iterations, S, Hs, F] float32, Hs = `config.search_horizon`
-    (coloured along Hs when `config.noise_beta` > 0)."""
-    shape = (config.iterations, config.samples, config.search_horizon, len(spec.free_names))
-    white = rng.standard_normal(shape, dtype=np.float32)
-    return coloured_noise(white, config.noise_beta, axis=2)
+class Sampler:
+    """How CEM draws its candidates: the one extension point of the loop. This base class is upstream's
+    Gaussian sampling; a variant subclasses it and overrides one or both steps.
 
-
-def coloured_noise(white: np.ndarray, beta: float, axis: int) -> np.ndarray:
-    """Filter white noise to a 1/f^beta power spectrum along `axis`, rescaled to unit variance.
-
-    iCEM's coloured noise (beta 0: white, 2: brown): the amplitude of frequency f is scaled by
-    f^(-beta/2), the zero frequency as the lowest non-zero one. A deterministic transform, so
-    identical white noise gives identical coloured noise on every backend.
+    `noise` draws the standard normal noise of a whole run up front, on the host from the planner's
+    seeded generator, so every backend sees identical samples. `propose` turns iteration i's noise
+    into candidates around the current mean and std; the action spec's bounds apply after it.
     """
-    n = white.shape[axis]
-    if beta == 0.0 or n < 2:
-        return white
-    freqs = np.fft.rfftfreq(n)  # [n // 2 + 1]
-    freqs[0] = freqs[1]
-    scale = freqs ** (-beta / 2.0)
-    shape = [1] * white.ndim
-    shape[axis] = scale.size
-    spectrum = np.fft.rfft(white.astype(np.float64), axis=axis) * scale.reshape(shape)
-    coloured = np.fft.irfft(spectrum, n=n, axis=axis)
-    # each frequency bin's variance is known, so normalise by the expected (not sampled) variance
-    weights = np.full(scale.size, 2.0)
-    weights[0] = 1.0
-    if n % 2 == 0:
-        weights[-1] = 1.0
-    expected_var = float(np.sum(weights * scale**2)) / n
-    return (coloured / np.sqrt(expected_var)).astype(np.float32)
+
+    def noise(self, config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
+        """[iterations, S, Hs, F] float32 standard normal noise, Hs = `config.search_horizon`."""
+        shape = (config.iterations, config.samples, config.search_horizon, len(spec.free_names))
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def propose(self, i: int, noise: Any, mean: Any, std: Any, ops: ArrayOps) -> Any:
+        """Iteration `i`'s candidates [n, Hs, F] from its noise [S, Hs, F] (backend array) and the
+        distribution's `mean`, `std` [Hs, F]: `mean + std * noise`, all S of them."""
+        return noise * std + mean
+
+
+GAUSSIAN = Sampler()
+
+
+def sample_noise(config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
+    """Upstream's noise for a whole CEM run: [iterations, S, Hs, F] float32 (`Sampler.noise`)."""
+    return GAUSSIAN.noise(config, spec, rng)
 
 
 def cem(
@@ -165,12 +147,13 @@ def cem(
     init_mean: np.ndarray | None = None,
     init_elites: np.ndarray | None = None,
     position: np.ndarray | None = None,
+    sampler: Sampler = GAUSSIAN,
 ) -> CEMResult:
     """Minimise `cost_fn(actions [S, H, 7]) -> [S]` over action sequences.
 
-    Each iteration: sample `mean + std * noise`, project into the bounds, evaluate, keep the
-    top-k, and move mean/std towards the elites' with momentum (separate for the gripper).
-    The result is the final mean (gripper deltas under the deadband zeroed). `init_elites`
+    Each iteration: draw candidates (`sampler.propose`: `mean + std * noise`), project them into the
+    bounds, evaluate, keep the top-k, and move mean/std towards the elites' with momentum (separate
+    for the gripper). The result is the final mean (gripper deltas under the deadband zeroed). `init_elites`
     [n, Hs, F] (the previous MPC step's shifted elites) replace the first fresh samples of the
     first iteration when `config.keep_elites` > 0. `position` [3]: the current TCP position, for
     an action spec with a workspace (samples and the final mean keep the TCP inside it).
@@ -181,7 +164,6 @@ def cem(
     if noise.shape != (config.iterations, config.samples, H, F):
         raise ValueError(f"noise has shape {noise.shape}, expected {(config.iterations, config.samples, H, F)}")
     is_gripper = spec.is_gripper()
-    grip = [i for i in range(F) if is_gripper[i]]
     m_mean = np.where(is_gripper, config.momentum_mean_gripper, config.momentum_mean).astype(np.float32)
     m_std = np.where(is_gripper, config.momentum_std_gripper, config.momentum_std).astype(np.float32)
 
@@ -189,23 +171,17 @@ def cem(
     mean = ops.asarray(np.zeros((H, F), np.float32) if init_mean is None else init_mean)
     std = ops.asarray(np.broadcast_to(spec.initial_std(config.init_std_gripper), (H, F)).copy())
     m_mean_x, m_std_x = ops.asarray(m_mean), ops.asarray(m_std)
-    std0 = ops.to_numpy(std).mean() if config.min_samples is not None else None
     keep = config.kept_elites
     carried = None  # [n, Hs, F] elites that replace fresh samples this iteration
     if keep and init_elites is not None and len(init_elites):
         carried = ops.asarray(np.asarray(init_elites, np.float32)[:keep])
     elite_costs, evaluated = [], 0
     for i in range(config.iterations):
-        n = config.samples
-        if std0 is not None and i > 0:  # adaptive: as many samples as the spread left warrants
-            n = int(np.clip(np.ceil(config.samples * ops.to_numpy(std).mean() / std0), config.min_samples, n))
-        free = spec.constrain(noise_x[i][:n] * std + mean, ops, position)  # [n, Hs, F]
-        if config.close_gripper_after is not None and grip:
-            free = _force_gripper(free, grip[0], config.close_gripper_after, ops)
+        free = spec.constrain(sampler.propose(i, noise_x[i], mean, std, ops), ops, position)  # [n, Hs, F]
         if carried is not None:  # elite reuse: the carried elites take the first fresh samples' places
             free = ops.concat([carried, free[carried.shape[0]:]], axis=0)
         costs = cost_fn(spec.expand(_sequences(free, config, spec, ops, position), ops))  # [n]
-        evaluated += n
+        evaluated += int(free.shape[0])
         idx = ops.smallest_k(costs, config.topk)  # [k]
         elites = free[idx]  # [k, Hs, F]
         mean = ops.mean(elites, axis=0) * (1.0 - m_mean_x) + mean * m_mean_x
@@ -248,13 +224,4 @@ def shift_plan(mean: np.ndarray) -> np.ndarray:
     """Warm start for the next MPC step: drop the executed step, repeat the last one.
     [H, F] -> [H, F], or per sequence [n, H, F] -> [n, H, F]."""
     return np.concatenate([mean[..., 1:, :], mean[..., -1:, :]], axis=-2)
-
-
-def _force_gripper(free: Any, g: int, after: int, ops: ArrayOps) -> Any:
-    H = free.shape[1]
-    if after >= H:
-        return free
-    head, tail = free[:, :after], free[:, after:]
-    forced = ops.concat([tail[..., :g], ops.zeros(tail[..., g : g + 1].shape, like=tail) + 1.0, tail[..., g + 1 :]], axis=-1)
-    return ops.concat([head, forced], axis=1)
 

@@ -17,7 +17,9 @@
      "env_overrides": {"jepa_ac/FrankaPickPlace-v0": {"mpc": {"max_steps": 60}, "action": {...}}}}
 
 An override replaces the named fields of its sections (a section's `frozen` is replaced as a
-whole). Command-line flags override whatever `for_env` returns.
+whole). Command-line flags override whatever `for_env` returns. Options that left the planner
+(`REMOVED`) are accepted only at the value that asks for what the planner does now, so files
+written before still load; any other value is an error that says where the option went.
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ FORMAT_NAME = "jepa_ac.planning"
 FORMAT_VERSION = 1
 PLANNING_FILE = "planning.json"
 SECTIONS = ("cem", "action", "env", "mpc")
+_PLANNING_QUALITY = "experiments/planning_quality/run.py"
+# Options that did not ship and left the planner's loop: (section, field) -> (the value that asks for
+# what the planner does now, where the option went). The experiments that measured them keep them.
+REMOVED: dict[tuple[str, str], tuple[Any, str]] = {
+    ("cem", "noise_beta"): (0.0, f"iCEM's coloured noise (no gain measured) is the ColouredNoise sampler of "
+                                 f"{_PLANNING_QUALITY}"),
+    ("cem", "min_samples"): (None, f"adaptive sample counts (no gain measured) are the AdaptiveSamples sampler of "
+                                   f"{_PLANNING_QUALITY}"),
+    ("cem", "close_gripper_after"): (None, "upstream's forced gripper close is gone; hold the gripper as each goal "
+                                           "shows it (mpc.goal_gripper) or freeze action.frozen.dgripper"),
+    ("action", "translation_constraint"): ("box", "every step bound is the box; the L1 / Euclidean ball (no gain "
+                                                  "measured) is BallStepSpec in experiments/push_directions/ball_step.py"),
+}
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,7 @@ class PlanningDefaults:
         frozen = {}
         for env_id, override in self.env_overrides.items():
             _check_sections(override, f"env_overrides[{env_id!r}]")
-            frozen[str(env_id)] = MappingProxyType({k: MappingProxyType(dict(v)) for k, v in override.items()})
+            frozen[str(env_id)] = MappingProxyType({k: MappingProxyType(_current(k, v)) for k, v in override.items()})
         object.__setattr__(self, "env_overrides", MappingProxyType(frozen))
         for env_id in frozen:  # every override must build valid configs now, not at planning time
             self.for_env(env_id)
@@ -234,8 +249,12 @@ def _check_sections(sections: Any, source: str) -> None:
             raise ValueError(f"{source}: unknown section {name!r}; sections are {SECTIONS}")
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}.{name}: expected an object of fields, got {type(values).__name__}")
+        for field_name, value in values.items():
+            kept, where = REMOVED.get((name, field_name), (value, ""))
+            if value != kept:
+                raise ValueError(f"{source}.{name}: {field_name}={value!r} is no longer a planner option: {where}")
         fields = {f.name for f in dataclasses.fields(_SECTION_TYPES[name])}
-        unknown = sorted(set(values) - fields)
+        unknown = sorted(set(_current(name, values)) - fields)
         if unknown:
             raise ValueError(f"{source}.{name}: unknown fields {unknown}; valid fields are {sorted(fields)}")
 
@@ -244,7 +263,7 @@ def _build_sections(base: PlanningDefaults, sections: Mapping[str, Mapping[str, 
     """New section dataclasses: `base`'s with the given fields replaced (validated by their __post_init__)."""
     out = {}
     for name, values in sections.items():
-        values = dict(values)
+        values = _current(name, values)
         if name == "action" and "frozen" in values and isinstance(values["frozen"], Mapping):
             values["frozen"] = tuple(values["frozen"].items())
         try:
@@ -252,3 +271,8 @@ def _build_sections(base: PlanningDefaults, sections: Mapping[str, Mapping[str, 
         except (TypeError, ValueError) as err:
             raise ValueError(f"{source}.{name}: {err}") from None
     return out
+
+
+def _current(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A section's fields without the `REMOVED` options (checked by `_check_sections`)."""
+    return {k: v for k, v in values.items() if (section, k) not in REMOVED}

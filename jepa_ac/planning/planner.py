@@ -22,7 +22,7 @@ import numpy as np
 
 from jepa_ac.model.array_ops import NUMPY_OPS
 from jepa_ac.planning.action_spec import ActionSpec
-from jepa_ac.planning.cem import CEMConfig, CEMResult, cem, plan_actions, sample_noise, shift_plan
+from jepa_ac.planning.cem import GAUSSIAN, CEMConfig, CEMResult, Sampler, cem, plan_actions, shift_plan
 from jepa_ac.model.pose import POSITION, check_shape, check_states
 from jepa_ac.model.preprocess import check_frames
 
@@ -65,12 +65,15 @@ def plan_reply(result: CEMResult) -> dict[str, Any]:
 
 
 class CEMPlanner:
-    """CEM over the world model's imagined rollouts, minimising L1 distance to the goal latent."""
+    """CEM over the world model's imagined rollouts, minimising L1 distance to the goal latent.
+    `sampler`: how CEM draws its candidates (`cem.Sampler`; default upstream's Gaussian)."""
 
-    def __init__(self, world_model: Any, config: CEMConfig | None = None, spec: ActionSpec | None = None) -> None:
+    def __init__(self, world_model: Any, config: CEMConfig | None = None, spec: ActionSpec | None = None,
+                 sampler: Sampler = GAUSSIAN) -> None:
         self.wm = world_model
         self.config = config or CEMConfig()
         self.base_spec = spec or ActionSpec()
+        self.sampler = sampler
         self.spec = self.base_spec  # the base spec, or it with the gripper held for the current goal
         self.rng = np.random.default_rng(self.config.seed)
         self._goal_latent: Any = None
@@ -161,10 +164,11 @@ class CEMPlanner:
                 return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy)
 
             warm = self.config.warm_start
-            noise = sample_noise(self.config, self.spec, self.rng)
+            noise = self.sampler.noise(self.config, self.spec, self.rng)
             result = cem(cost, self.config, self.spec, noise, self.wm.ops,
                          init_mean=self._previous_mean if warm else None,
-                         init_elites=self._previous_elites if warm else None, position=state[POSITION])
+                         init_elites=self._previous_elites if warm else None, position=state[POSITION],
+                         sampler=self.sampler)
             result.surprise = surprise
             self._skips = 0
         self._previous_mean = shift_plan(result.mean)

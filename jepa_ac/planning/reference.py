@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from jepa_ac.model.pose import GRIPPER, GRIPPER_COLUMN, POSITION, ROTATION
+from jepa_ac.model.pose import GRIPPER_COLUMN, POSITION, ROTATION
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import CEMConfig, CEMResult, cem
 from jepa_ac.world_model import REPS_LAYER_NORM_EPS
@@ -64,11 +64,11 @@ def compute_new_pose(pose: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
 
 
 def check_upstream_layout(spec: ActionSpec) -> None:
-    if spec.free_names != UPSTREAM_FREE or spec.translation_constraint != "box" or any(v for _, v in spec.frozen):
+    if type(spec) is not ActionSpec or spec.free_names != UPSTREAM_FREE or any(v for _, v in spec.frozen):
         raise ValueError(
-            "the reference planner supports upstream's action layout only (free dims dx, dy, dz, dgripper; "
-            f"rotation frozen at 0; box constraint), got free={spec.free_names}, frozen={dict(spec.frozen)}, "
-            f"translation_constraint={spec.translation_constraint!r}"
+            "the reference planner supports upstream's action layout only (an ActionSpec with free dims dx, dy, "
+            f"dz, dgripper and rotation frozen at 0), got a {type(spec).__name__} with free={spec.free_names}, "
+            f"frozen={dict(spec.frozen)}"
         )
 
 
@@ -122,8 +122,6 @@ def reference_plan(
                 samples[:, :3] = torch.clip(samples[:, :3], min=-maxnorm, max=maxnorm)
                 samples[:, -1:] = torch.clip(samples[:, -1:], min=-max_gripper, max=max_gripper)
                 samples = torch.cat([samples[:, :3], torch.zeros(S, 3, device=device), samples[:, -1:]], dim=-1)[:, None]
-                if config.close_gripper_after is not None and h >= config.close_gripper_after:
-                    samples[:, :, GRIPPER] = 1.0
                 action_traj = samples if action_traj is None else torch.cat([action_traj, samples], dim=1)
                 next_frame, next_pose = step_predictor(frame_traj, action_traj, pose_traj)
                 frame_traj = torch.cat([frame_traj, next_frame], dim=1)  # [S, h+2, N, D]

@@ -1,10 +1,11 @@
 """Planning-quality variants (warm start, iCEM, adaptive samples, surprise gate), each on/off on the same seeds.
 
-    python -m jepa_ac.bench planning_quality --env reach --episodes 30 --out experiments/planning_quality
-    python -m jepa_ac.bench planning_quality --variants baseline,warm_start --episodes 5 --out /tmp/pq
+    .venv/bin/python experiments/planning_quality/run.py --env reach --episodes 30 --threads 1 \
+        --out experiments/planning_quality
+    .venv/bin/python experiments/planning_quality/run.py --variants baseline,warm_start --episodes 5 --out /tmp/pq
 
-Every variant is the checkpoint's planning defaults (planning.json) with a few `CEMConfig` fields
-changed, run closed-loop by `jepa_ac.evaluate` on the same seeded episodes:
+Every variant is the checkpoint's planning defaults (planning.json) with a few changes, run closed-loop
+by `jepa_ac.evaluate` on the same seeded episodes:
 
 - `baseline`: the defaults (upstream CEM);
 - `warm_start`: start each MPC step's CEM from the previous plan shifted by one step;
@@ -17,6 +18,12 @@ changed, run closed-loop by `jepa_ac.evaluate` on the same seeded episodes:
 - `hold`: send the zero action when the model predicts holding still ends at least as close to the
   goal as the plan (two extra imagined rollouts per step).
 
+Warm start, elite reuse, the surprise gate and hold are `CEMConfig` options of the library. Coloured
+noise and adaptive sample counts measured no gain and did not ship: they live here, as the samplers
+`ColouredNoise` and `AdaptiveSamples`, plugged into the planner through its one extension point
+(`jepa_ac.planning.Sampler`, `CEMPlanner(..., sampler=)`). A row names them by the `CEMConfig` fields
+they once were (`noise_beta`, `min_samples`), so the rows recorded before read the same.
+
 Warm start, elite reuse, iCEM and hold keep the compute (samples x iterations per step); adaptive
 samples and the gate trade it for latency, which the table shows as samples evaluated per step and
 planning seconds per step. Writes `planning_quality.json`, `planning_quality.md` and
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import logging
 import math
@@ -41,7 +49,78 @@ import numpy as np
 from jepa_ac.bench.latency import machine_info
 from jepa_ac.bench.parity import write_atomic
 from jepa_ac.cli.args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
+from jepa_ac.model.array_ops import ArrayOps
+from jepa_ac.planning import ActionSpec, CEMConfig, CEMPlanner, Sampler
 
+
+# -- the samplers that did not ship ------------------------------------------------------------------
+class ColouredNoise(Sampler):
+    """iCEM's coloured noise: the run's white noise filtered to a 1/f^beta power spectrum along the
+    horizon (temporally correlated action sequences; beta 0: white, 2: brown); white at horizon 1."""
+
+    def __init__(self, beta: float = 2.0) -> None:
+        if not 0.0 <= beta <= 4.0:
+            raise ValueError(f"ColouredNoise.beta must be in [0, 4], got {beta!r}")
+        self.beta = beta
+
+    def noise(self, config: CEMConfig, spec: ActionSpec, rng: np.random.Generator) -> np.ndarray:
+        return coloured_noise(super().noise(config, spec, rng), self.beta, axis=2)  # [I, S, Hs, F]
+
+    def __repr__(self) -> str:
+        return f"ColouredNoise(beta={self.beta})"
+
+
+def coloured_noise(white: np.ndarray, beta: float, axis: int) -> np.ndarray:
+    """Filter white noise to a 1/f^beta power spectrum along `axis`, rescaled to unit variance.
+
+    The amplitude of frequency f is scaled by f^(-beta/2), the zero frequency as the lowest non-zero
+    one. A deterministic transform, so identical white noise gives identical coloured noise on every
+    backend.
+    """
+    n = white.shape[axis]
+    if beta == 0.0 or n < 2:
+        return white
+    freqs = np.fft.rfftfreq(n)  # [n // 2 + 1]
+    freqs[0] = freqs[1]
+    scale = freqs ** (-beta / 2.0)
+    shape = [1] * white.ndim
+    shape[axis] = scale.size
+    spectrum = np.fft.rfft(white.astype(np.float64), axis=axis) * scale.reshape(shape)
+    coloured = np.fft.irfft(spectrum, n=n, axis=axis)
+    # each frequency bin's variance is known, so normalise by the expected (not sampled) variance
+    weights = np.full(scale.size, 2.0)
+    weights[0] = 1.0
+    if n % 2 == 0:
+        weights[-1] = 1.0
+    expected_var = float(np.sum(weights * scale**2)) / n
+    return (coloured / np.sqrt(expected_var)).astype(np.float32)
+
+
+class AdaptiveSamples(Sampler):
+    """Adaptive sample counts: iteration i > 0 proposes only `S * mean(std_i) / mean(std_0)` of its S
+    samples (at least `min_samples`, which must be >= top-k): fewer as the distribution narrows.
+    Syncs the std with the host once per iteration."""
+
+    def __init__(self, min_samples: int) -> None:
+        if isinstance(min_samples, bool) or not isinstance(min_samples, int) or min_samples < 2:
+            raise ValueError(f"AdaptiveSamples.min_samples must be an int >= 2, got {min_samples!r}")
+        self.min_samples = min_samples
+        self._spread0: Any = None  # mean of the first iteration's std, this run's reference
+
+    def propose(self, i: int, noise: Any, mean: Any, std: Any, ops: ArrayOps) -> Any:
+        spread = ops.to_numpy(std).mean()
+        if i == 0:
+            self._spread0 = spread
+            return super().propose(i, noise, mean, std, ops)
+        n = int(np.clip(np.ceil(len(noise) * spread / self._spread0), self.min_samples, len(noise)))
+        return super().propose(i, noise[:n], mean, std, ops)
+
+    def __repr__(self) -> str:
+        return f"AdaptiveSamples(min_samples={self.min_samples})"
+
+
+# the variants' changes: CEMConfig fields, and the former CEMConfig fields that are samplers now
+SAMPLERS = {"noise_beta": ColouredNoise, "min_samples": AdaptiveSamples}
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "warm_start": {"warm_start": True},
@@ -67,7 +146,7 @@ def load_previous(path: Path, setup: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jepa_ac.bench planning_quality", description=__doc__,
+    parser = argparse.ArgumentParser(prog="experiments/planning_quality/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="reach", help="env id or short name (reach, push, pickplace)")
     parser.add_argument("--episodes", type=int, default=30)
@@ -76,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--surprise-gate", type=float, default=None, help="gate threshold (default: calibrated)")
     parser.add_argument("--gate-quantile", type=float, default=0.25,
                         help="calibrated gate: this quantile of the baseline's per-step surprises")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/planning_quality"))
+    parser.add_argument("--out", type=Path, default=Path("runs/planning_quality"),
+                        help="results folder (the recorded results: experiments/planning_quality)")
     parser.add_argument("--no-progress", action="store_true")
     add_model_args(parser, checkpoint_help="world model (default: the shipped jepa_ac/assets/default_model)")
     add_planning_args(parser)
@@ -104,14 +184,24 @@ def calibrate_gate(records: list[dict[str, Any]], quantile: float) -> float:
     return float(np.quantile(surprises, quantile))
 
 
+def variant_sampler(fields: dict[str, Any]) -> Sampler | None:
+    """The sampler a variant's changes ask for (None: the planner's own Gaussian)."""
+    named = [(k, v) for k, v in fields.items() if k in SAMPLERS]
+    if len(named) > 1:
+        raise ValueError(f"one sampler per variant, got {dict(named)}")
+    return SAMPLERS[named[0][0]](named[0][1]) if named else None
+
+
 def run_variant(name: str, fields: dict[str, Any], env_id: str, args: argparse.Namespace, wm: Any) -> tuple[dict, list]:
     from jepa_ac.evaluate import evaluate
 
     run_args = copy.copy(args)
-    run_args.overrides = [*args.overrides, *((f"cem.{k}", v) for k, v in fields.items())]
+    run_args.overrides = [*args.overrides, *((f"cem.{k}", v) for k, v in fields.items() if k not in SAMPLERS)]
+    sampler = variant_sampler(fields)
+    make_planner = functools.partial(CEMPlanner, sampler=sampler) if sampler is not None else None
     start, load_start = time.perf_counter(), os.getloadavg()[0]
     row, records = evaluate(env_id, "planner", args.episodes, args.seed, run_args, wm=wm,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, make_planner=make_planner)
     row.update(variant=name, overrides=fields, wall_s=time.perf_counter() - start,
                load_average=[round(load_start, 2), round(os.getloadavg()[0], 2)])
     return row, records
@@ -135,9 +225,10 @@ def markdown(result: dict[str, Any]) -> str:
         "fraction of steps that ran CEM, `held` of those that sent the zero action; latency ratios are "
         "against the baseline row. Wall-clock latency depends on what else the CPU was running (`load` is the "
         "1-minute load average at the start and end of each row); `samples/step` is the load-free measure of "
-        "compute.",
+        "compute. The changes are `CEMConfig` fields, except `noise_beta` and `min_samples`: the `ColouredNoise` "
+        "and `AdaptiveSamples` samplers of `experiments/planning_quality/run.py`.",
         "",
-        "| variant | CEM changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | held | "
+        "| variant | changes | success | 95% CI | final distance (m) | steps | samples/step | re-planned | held | "
         "plan s/step | latency vs baseline | load |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -219,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         row, records = run_variant(name, fields, env_id, args, wm)
         if name == "baseline" and args.surprise_gate is None:
             gate = calibrate_gate(records, args.gate_quantile)
-        row["command"] = "python -m jepa_ac.bench planning_quality " + " ".join(sys.argv[1:] if argv is None else argv)
+        row["command"] = "experiments/planning_quality/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
         rows.append(row)
         print(f"{name}: success {row['successes']}/{row['episodes']}, {row['plan_s_mean']:.3f} s/step, "
               f"{row['samples_per_step']:.0f} samples/step, re-planned {row['replan_fraction']:.2f}", flush=True)
@@ -236,3 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(result))
     print(f"wrote {args.out}/planning_quality.{{json,md,png}}")
     return 0
+
+
+if __name__ == "__main__":
+    from jepa_ac.cli.errors import run_cli
+
+    run_cli(main)
