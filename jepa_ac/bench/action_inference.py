@@ -42,6 +42,7 @@ import numpy as np
 
 from jepa_ac.bench.latency import machine_info
 from jepa_ac.bench.parity import write_atomic
+from jepa_ac.world_model.precision import dtype_name, host_isa
 
 FORMAT = "jepa_ac.bench.action_inference/1"
 OBJECT_BODY = {"push": "block", "pickplace": "cube"}
@@ -210,8 +211,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Action inference: does the energy pick the action that was taken?",
         "",
-        f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores), "
-        f"{result['machine']['date']}. Command: `{result['command']}`",
+        f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores, ISA "
+        f"{result['machine'].get('isa', {}).get('label', '?')}), {result['machine']['date']}; networks in "
+        f"{', '.join(sorted({r.get('dtype', 'float32') for r in result['rows']}))}. Command: `{result['command']}`",
         "",
         f"{setup['env_id']}: {setup['states']} states from "
         + (f"the scripted expert (noise {setup['expert_noise']}, " if not setup.get("adapter") else
@@ -245,7 +247,7 @@ def _cm(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     import jepa_ac
     from jepa_ac.control.closed_loop import make_env
-    from jepa_ac.cli.args import env_from_args, is_franka_env, load_model_from_args
+    from jepa_ac.cli.args import env_from_args, is_franka_env, load_model_from_args, planning_dtype
     from jepa_ac.evaluate import resolve_envs
     from jepa_ac.planning.defaults import EnvOptions
 
@@ -277,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, true_by_encoder = [], {}
     for name, path in models:
         try:
-            wm = load_model_from_args(args) if path is None else jepa_ac.load_world_model(path)
+            wm = load_model_from_args(args) if path is None else jepa_ac.load_world_model(
+                path, backend=args.backend, device=args.device, dtype=planning_dtype(args))
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"error: {err}") from None
         encoder = wm.encoder_hash()  # models sharing an encoder share the true-frame reference
@@ -285,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                              known_true=true_by_encoder.get(encoder), adapter=adapter)
         if not args.no_true:
             true_by_encoder[encoder] = [r["true_error_cm"] for r in run["per_case"]]
-        rows.append({"checkpoint": name, "encoder_sha256": encoder, "summary": summarise(run["per_case"], args.near),
+        rows.append({"checkpoint": name, "encoder_sha256": encoder, "dtype": dtype_name(wm.backend.dtype),
+                     "isa": host_isa()["label"], "summary": summarise(run["per_case"], args.near),
                      **run})
         print(f"{name}: {json.dumps(rows[-1]['summary']['all'])}", flush=True)
     env.close()

@@ -2,6 +2,7 @@
 
     parser = argparse.ArgumentParser()
     add_model_args(parser)                       # --checkpoint --encoder --predictor --arch --backend --device
+                                                 # --dtype --threads
     add_planning_args(parser)                    # --config/--planning FILE, --set KEY=VALUE and its shortcuts
     add_env_hook_args(parser)                    # --state-hook --frame-hook --success-hook --goal-hook --action-hook
     args = parser.parse_args()
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from jepa_ac.cli.overrides import Set, add_settings_args, apply_settings, load_settings
+from jepa_ac.world_model.precision import PRECISIONS, choose_planning_dtype
 
 DEFAULT_CHECKPOINT = Path(__file__).parents[1] / "assets" / "default_model"
 BACKENDS = ("torch", "mlx")
@@ -36,9 +39,49 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint_help: str | None 
     model.add_argument("--arch", type=Path, help="JSON with 'encoder'/'predictor' upstream constructor args")
     model.add_argument("--backend", default="torch", choices=BACKENDS)
     model.add_argument("--device", default=None, help="torch: cpu / cuda / cuda:1; mlx: cpu / gpu")
+    model.add_argument("--dtype", default="auto", choices=PRECISIONS,
+                       help="the networks' dtype (default: auto = bfloat16 on CUDA and on CPUs with bf16 dot products, "
+                            "AMX or AVX512-BF16, else float32; energies and CEM stay float32)")
     model.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: torch's choice; 1 is much faster on a CPU busy with other jobs)")
+                       help="torch CPU threads (default: OMP_NUM_THREADS if set, else half the CPUs this process may "
+                            "use, at least 1: more stall at OpenMP barriers when other jobs share the cores)")
     return model
+
+
+def default_threads(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int | None:
+    """The CLIs' torch CPU threads when --threads is not given: None (torch's own choice) when
+    OMP_NUM_THREADS is set, else half the CPUs this process may use (`cpus`; None: its affinity),
+    at least 1.
+
+    Measured on the 2-core build host (docs/planning.md, "Threads"): with other CPU-bound jobs running,
+    2 threads (torch's default there) took 5-8x longer per planning step than 1, as OpenMP threads
+    spin at barriers waiting for a descheduled partner. Half the CPUs leaves a core to another job
+    (or to the simulator) and, on machines with two hardware threads per core, equals torch's
+    default of one thread per physical core.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("OMP_NUM_THREADS"):
+        return None
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // 2)
+
+
+def set_threads(threads: int | None) -> int | None:
+    """Set torch's CPU threads to `threads` (None: `default_threads()`); returns what was set (None: nothing)."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    threads = default_threads() if threads is None else threads
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
+
+
+def planning_dtype(args: argparse.Namespace) -> str:
+    """The dtype name `--dtype` asks for on `--backend`/`--device` ("auto" resolved for this host)."""
+    return choose_planning_dtype(args.device, getattr(args, "dtype", "auto"), args.backend)
 
 
 def resolve_checkpoint(path: str | Path | None) -> Path:
@@ -76,16 +119,10 @@ def load_model_from_args(args: argparse.Namespace):
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     encoder, predictor = architecture_from_args(args)
-    threads = getattr(args, "threads", None)
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
-        if args.backend == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
+    if args.backend == "torch":
+        set_threads(getattr(args, "threads", None))
     return jepa_ac.load_world_model(checkpoint, encoder=encoder, predictor=predictor,
-                                    backend=args.backend, device=args.device)
+                                    backend=args.backend, device=args.device, dtype=planning_dtype(args))
 
 
 def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:

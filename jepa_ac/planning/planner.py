@@ -228,6 +228,8 @@ class PlanningPolicy:
         wm = self.planner.wm
         return {
             "backend": wm.backend.name,
+            # the networks' dtype (torch.bfloat16 / mlx.core.bfloat16 -> "bfloat16"); energies are float32
+            "dtype": str(getattr(wm.backend, "dtype", "float32")).rsplit(".", 1)[-1],
             "encoder": wm.encoder_config.to_dict() if wm.encoder_config else None,
             "predictor": wm.predictor_config.to_dict() if wm.predictor_config else None,
             "cem": self.planner.config.__dict__.copy(),

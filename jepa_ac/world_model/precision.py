@@ -1,0 +1,114 @@
+"""The dtype the networks plan in: chosen from the host's ISA and the device, with an override.
+
+    dtype = choose_planning_dtype("cpu", "auto")            # "bfloat16" on a CPU with bf16 dot products
+    wm = load_world_model(path, device="cpu", dtype=dtype)
+    host_isa()   # {"label": "avx512_bf16", "cpu_flags": [...], "torch_cpu_capability": "AVX512"}
+
+Only the encoder and predictor run in the chosen dtype. Their outputs are cast to float32 before
+the layer norm and the L1 energy (`TorchBackend.encode/predict/rollout`, `MLXBackend.*`), and CEM's
+samples, statistics and elites stay float32 (`TorchOps` / `MLXOps` work in float32), so a lower
+precision only perturbs the energies, never the search.
+
+What `"auto"` picks, and the measurements behind it (experiments/latency/README.md):
+
+- torch on a CPU with native bf16 dot products (`amx_bf16` or `avx512_bf16` in /proc/cpuinfo, and
+  torch's kernels at AVX512 or above): bfloat16. On the AMD EPYC build host (avx512_bf16, no AMX,
+  torch 2.13, 1 thread) bf16 ran the planning step 1.4-1.6x faster than fp32 for the shipped default
+  model (128 x 4 reach 1.56x, 64 x 3 H=3 push 1.39x, 800 x 10 1.55x), 1.48x for the bench's tiny and
+  1.88x for its mid size at 800 x 10; GEMMs of the planning shapes 2.3-3.7x. An AMX host measured
+  about 6x on a 4096x256x1024 matmul (issue 30). The trained default model's energies keep their
+  order (Spearman 0.9997 over 400 candidates, the same top-10); random-weight models, whose
+  energies differ by less than bf16's error, do not.
+- torch on any other CPU (AVX2 only, ARM, ...): float32. The same EPYC capped at AVX2
+  (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`) ran bf16 GEMMs
+  20-30x and the default model's planning step 4.6x slower than fp32; float16 GEMMs were 15-50x
+  slower even with avx512_bf16.
+- torch on CUDA: bfloat16 where the GPU supports it (`torch.cuda.is_bf16_supported()`: compute
+  capability 8.0 and up, whose tensor cores run bf16 matmuls many times faster than fp32: H100 989
+  against 67 TFLOP/s dense on the spec sheet), else float32. Not measured in this repository yet.
+- torch on another device (e.g. `mps`) and MLX: float32. MLX's Linux CPU build ran the default
+  model's step 3.3x slower in bf16 and 5.7x slower in float16; Apple GPUs are not measured here
+  (pass `--dtype float16` / `bfloat16` to try).
+
+A requested dtype other than "auto" is used as given.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+DTYPES = ("float32", "bfloat16", "float16")
+PRECISIONS = ("auto", *DTYPES)
+ISA_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")  # best first; what `host_isa` reports
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo's first `flags` line (Linux; empty elsewhere)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.is_file() else ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def torch_cpu_capability() -> str | None:
+    """The vector ISA torch's CPU kernels use ("AVX512", "AVX2", ...), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def host_isa(flags: frozenset[str] | None = None) -> dict[str, Any]:
+    """What a benchmark row records about the CPU: its best planning-relevant flag (`label`), the
+    flags of `ISA_FLAGS` it has, and torch's kernel capability."""
+    flags = cpu_flags() if flags is None else flags
+    present = [f for f in ISA_FLAGS if f in flags]
+    return {"label": present[0] if present else platform.machine(), "cpu_flags": present,
+            "torch_cpu_capability": torch_cpu_capability()}
+
+
+def cpu_has_fast_bf16(flags: frozenset[str], capability: str | None) -> bool:
+    """Native bf16 dot products (AMX or AVX512-BF16) that torch's kernels are allowed to use."""
+    return any(f in flags for f in CPU_BF16_FLAGS) and capability is not None and capability.upper().startswith("AVX512")
+
+
+def choose_planning_dtype(
+    device: Any = None,
+    requested: str = "auto",
+    backend: str = "torch",
+    flags: frozenset[str] | None = None,
+    capability: str | None = None,
+) -> str:
+    """The dtype name to load the networks in for planning (see the module docstring for the rule).
+
+    `device`: the backend's device (torch: None = cuda if available, else cpu; MLX: ignored);
+    `flags` / `capability`: the CPU's flags and torch's kernel ISA (None: this host's).
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {PRECISIONS}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    if backend != "torch":
+        return "float32"
+    import torch
+
+    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if kind != "cpu":
+        return "float32"
+    flags = cpu_flags() if flags is None else flags
+    capability = torch_cpu_capability() if capability is None else capability
+    return "bfloat16" if cpu_has_fast_bf16(flags, capability) else "float32"
+
+
+def dtype_name(dtype: Any) -> str:
+    """A backend's dtype (torch.bfloat16, mlx.core.bfloat16, "bfloat16") as its short name."""
+    return str(dtype).rsplit(".", 1)[-1]

@@ -1,0 +1,162 @@
+"""Planning precision: the dtype rule, the --dtype / --threads flags, and bf16 planning the fp32 plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_ac.cli import args as cli_args
+from jepa_ac.world_model.precision import choose_planning_dtype, cpu_flags, dtype_name, host_isa
+
+from conftest import TINY_PT
+from planning_helpers import restore_torch_threads  # noqa: F401  (the CLI flags set torch's threads)
+
+AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
+AVX512_BF16 = AVX2 | {"avx512f", "avx512bw", "avx512_bf16"}  # e.g. AMD Zen 4: no AMX
+AMX = AVX512_BF16 | {"amx_tile", "amx_bf16", "amx_int8"}  # e.g. Intel Sapphire Rapids
+
+
+# -- the rule ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, capability, expected", [
+    (AVX2, "AVX2", "float32"),
+    (AVX512_BF16 - {"avx512_bf16"}, "AVX512", "float32"),  # AVX-512 without bf16 dot products
+    (AVX512_BF16, "AVX512", "bfloat16"),
+    (AMX, "AVX512", "bfloat16"),
+    (AMX, "AVX2", "float32"),  # torch's kernels capped below AVX-512 (ATEN_CPU_CAPABILITY=avx2)
+    (frozenset(), "DEFAULT", "float32"),  # not Linux / unknown CPU
+])
+def test_auto_on_cpu_follows_the_isa(flags, capability, expected):
+    assert choose_planning_dtype("cpu", "auto", flags=flags, capability=capability) == expected
+
+
+def test_an_explicit_dtype_wins_and_bad_names_are_refused():
+    assert choose_planning_dtype("cpu", "float32", flags=AMX, capability="AVX512") == "float32"
+    assert choose_planning_dtype("cpu", "float16", flags=AVX2, capability="AVX2") == "float16"
+    assert choose_planning_dtype(None, "bfloat16", backend="mlx") == "bfloat16"
+    with pytest.raises(ValueError, match="float8"):
+        choose_planning_dtype("cpu", "float8")
+
+
+def test_auto_on_cuda_mlx_and_other_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert choose_planning_dtype("cuda", "auto") == "bfloat16"
+    assert choose_planning_dtype("cuda:1", "auto") == "bfloat16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert choose_planning_dtype("cuda", "auto") == "float32"
+    assert choose_planning_dtype("mps", "auto", flags=AMX, capability="AVX512") == "float32"
+    assert choose_planning_dtype("gpu", "auto", backend="mlx", flags=AMX, capability="AVX512") == "float32"
+
+
+def test_cpu_flags_and_isa_label():
+    cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nflags : other\n"
+    flags = cpu_flags(cpuinfo)
+    assert flags == {"fpu", "sse", "avx2", "avx512f", "avx512_bf16"} and cpu_flags("") == frozenset()
+    isa = host_isa(flags)
+    assert isa["label"] == "avx512_bf16" and isa["cpu_flags"] == ["avx512_bf16", "avx512f", "avx2"]
+    assert host_isa(AMX)["label"] == "amx_bf16" and host_isa(AVX2)["label"] == "avx2"
+    assert dtype_name(torch.bfloat16) == "bfloat16" and dtype_name("float32") == "float32"
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+
+def test_default_threads_leaves_room_and_respects_omp_num_threads():
+    assert cli_args.default_threads({"OMP_NUM_THREADS": "3"}, cpus=16) is None  # torch honours it itself
+    assert cli_args.default_threads({}, cpus=2) == 1
+    assert cli_args.default_threads({}, cpus=1) == 1
+    assert cli_args.default_threads({}, cpus=16) == 8
+    assert cli_args.default_threads({"OMP_NUM_THREADS": ""}, cpus=4) == 2
+
+
+# -- the flags reach the world model ---------------------------------------------------------------
+
+
+def tiny_args(*flags: str):
+    from jepa_ac.plan import build_parser
+
+    return build_parser().parse_args(["--checkpoint", str(TINY_PT), "--arch", str(TINY_PT.with_suffix(".json")),
+                                      "--device", "cpu", "--threads", "1", *flags])
+
+
+def test_dtype_flag_parses_and_reaches_the_world_model(monkeypatch):
+    assert tiny_args().dtype == "auto"
+    wm = cli_args.load_model_from_args(tiny_args("--dtype", "bfloat16"))
+    assert wm.backend.dtype == torch.bfloat16 and torch.get_num_threads() == 1
+    # auto asks the rule with the host's backend and device
+    seen = []
+    monkeypatch.setattr(cli_args, "choose_planning_dtype", lambda *a: seen.append(a) or "float16")
+    wm = cli_args.load_model_from_args(tiny_args())
+    assert seen == [("cpu", "auto", "torch")] and wm.backend.dtype == torch.float16
+    with pytest.raises(SystemExit):
+        tiny_args("--dtype", "int8")
+
+
+@pytest.mark.parametrize("module", ["plan", "evaluate", "serve", "bench.action_inference"])
+def test_planning_commands_take_the_dtype_flag(module):
+    import importlib
+
+    parser = importlib.import_module(f"jepa_ac.{module}").build_parser()
+    assert parser.parse_args(["--dtype", "float32"]).dtype == "float32"
+
+
+# -- bf16 plans what fp32 plans --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fp32_and_bf16():
+    """A small random world model in fp32 and the same weights in bf16."""
+    from jepa_ac.bench.parity import torch_twin
+    from jepa_ac.model.config import EncoderConfig, PredictorConfig
+    from jepa_ac.world_model import WorldModel
+    from jepa_ac.world_model.backends.torch_backend import TorchBackend
+
+    torch.manual_seed(0)
+    enc = EncoderConfig(img_size=32, patch_size=16, num_frames=4, tubelet_size=2, embed_dim=64, depth=1, num_heads=2)
+    pred = PredictorConfig(img_size=32, patch_size=16, num_frames=4, tubelet_size=2, predictor_embed_dim=64,
+                           depth=2, num_heads=2).with_encoder(enc)
+    wm32 = WorldModel(TorchBackend(enc, pred, device="cpu"), enc, pred)
+    return wm32, torch_twin(wm32, "bfloat16")
+
+
+def test_bf16_and_fp32_pick_the_same_action_when_the_goal_is_clear(fp32_and_bf16):
+    """The goal is the fp32 model's imagined frame after a known move: both precisions must find that move."""
+    from jepa_ac.planning import ActionSpec, CEMConfig, cem, sample_noise
+
+    wm32, wm16 = fp32_and_bf16
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    state = np.array([[0.45, -0.05, 0.30, 3.0, 0.15, -0.4, 0.2]], np.float32)
+    target = np.array([0.03, -0.02, 0.01, 0, 0, 0, 0], np.float32)
+    z32 = wm32.encode(frame)
+    goal = wm32.rollout(z32, wm32.ops.asarray(state), wm32.ops.asarray(target[None, None]))[:, -1]  # [1, N, D]
+    # well separated: the move against 8 others 3 cm around it, same argmin in both precisions
+    ring = [target + 0.03 * np.array([np.cos(t), np.sin(t), 0, 0, 0, 0, 0], np.float32)
+            for t in np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+    candidates = np.stack([target, *ring])[:, None]  # [9, 1, 7]
+    spec = ActionSpec(frozen={"droll": 0.0, "dpitch": 0.0, "dyaw": 0.0, "dgripper": 0.0})
+    config = CEMConfig(samples=64, iterations=4, topk=8)
+    noise = sample_noise(config, spec, np.random.default_rng(0))
+    chosen = {}
+    for name, wm in (("fp32", wm32), ("bf16", wm16)):
+        z, state_x = wm.encode(frame), wm.ops.asarray(state)
+        energies = wm.rollout_energy(z, state_x, wm.ops.asarray(candidates), goal)
+        assert energies.dtype == torch.float32 and int(torch.argmin(energies)) == 0, name
+        result = cem(lambda a: wm.rollout_energy(z, state_x, a, goal), config, spec, noise, wm.ops)
+        chosen[name] = result.actions[0]
+    assert np.abs(chosen["fp32"] - target).max() < 5e-3
+    assert np.abs(chosen["bf16"] - chosen["fp32"]).max() < 5e-3
+
+
+def test_bf16_networks_hand_float32_to_the_energy(fp32_and_bf16):
+    """Only the networks run in bf16: latents, rollouts and energies come back float32."""
+    _, wm16 = fp32_and_bf16
+    frame = np.zeros((32, 32, 3), np.uint8)
+    z = wm16.encode(frame)
+    actions = wm16.ops.asarray(np.zeros((3, 2, 7), np.float32))
+    state = wm16.ops.asarray(np.array([[0.45, -0.05, 0.30, 3.0, 0.15, -0.4, 0.2]], np.float32))
+    assert z.dtype == torch.float32 and wm16.backend.predictor.predictor_embed.weight.dtype == torch.bfloat16
+    assert wm16.rollout(z, state, actions).dtype == torch.float32
+    assert wm16.rollout_uncached(z, state, actions).dtype == torch.float32
+    assert wm16.rollout_energy(z, state, actions, z).dtype == torch.float32
