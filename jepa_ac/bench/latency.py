@@ -3,6 +3,7 @@
     python -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --horizon 1 \
         --backends torch,torch_compiled --reference --repeats 3 --out experiments/latency
     python -m jepa_ac.bench latency --sizes mid --horizon 3 --reference --out experiments/latency/h3
+    python -m jepa_ac.bench latency --sizes tiny --dtype float32,bfloat16 --out /tmp/latency   # both dtypes, one run
     python -m jepa_ac.bench latency --quick --out /tmp/latency      # tiny, few samples (tests)
 
 One planning step = encode the current frame + the whole CEM (samples x iterations, horizon H).
@@ -14,6 +15,12 @@ rollout, vectorised pose, inference mode), `torch_compiled` (the same with `torc
 per round) so machine load hits every path alike; the ratio is of medians. Also: peak memory
 (CPU: resident set growth during the step; CUDA: allocator peak), encoder frames/s, and the
 predictor's useful GFLOP/s in the fast path (MFU with --peak-tflops).
+
+Precision: `--dtype` (comma-separated) runs every fast path in each dtype, interleaved with the rest;
+`auto` is what planning picks on this host for that backend (`jepa_ac.world_model.precision`). The
+reference always runs in float32 (upstream's literal path). Every row records its dtype and the
+host's ISA (the best of amx_bf16 / avx512_bf16 / avx512f / avx2 it has); the machine record holds
+all of them and torch's kernel capability.
 
 Sizes: `tiny` (the upstream golden fixture: 64 px, 192/2 encoder, 96/2 predictor), `mid` (random
 weights: a ViT-S-like 384-wide, 12-deep encoder and a 256-wide, 6-deep predictor at 64 px, so 16
@@ -37,6 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jepa_ac.bench.parity import TINY_PT, write_atomic
+from jepa_ac.world_model.precision import PRECISIONS, choose_planning_dtype, host_isa
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
 SIZES = ("tiny", "mid", "giant")
@@ -59,7 +67,7 @@ def machine_info() -> dict[str, Any]:
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu,
             "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
             "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "isa": host_isa(), "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
 # -- models and inputs -----------------------------------------------------------------------
@@ -174,78 +182,89 @@ def encoder_fps(wm, frame: np.ndarray, device: str, batch: int = 8, repeats: int
     return batch / float(np.median(times))
 
 
-def bench_case(size: str, horizon: int, args: argparse.Namespace, paths: tuple[str, ...], log: Callable) -> dict:
-    """All paths of one (size, horizon): interleaved repeats, equality checks, memory."""
+def variants(paths: tuple[str, ...], dtypes: tuple[str, ...], device: str, reference: bool) -> list[tuple[str, str]]:
+    """The (path, dtype) pairs to time, reference first: each path in each dtype, "auto" resolved for
+    the path's backend on `device`, duplicates dropped."""
+    out = [("reference", "float32")] if reference else []
+    for path in paths:
+        backend = "mlx" if path == "mlx" else "torch"
+        for dtype in dtypes:
+            pair = (path, choose_planning_dtype(device if backend == "torch" else None, dtype, backend))
+            if pair not in out:
+                out.append(pair)
+    return out
+
+
+def bench_case(size: str, horizon: int, args: argparse.Namespace, order: list[tuple[str, str]], log: Callable) -> dict:
+    """All (path, dtype) variants of one (size, horizon): interleaved repeats, equality checks, memory."""
     from jepa_ac.planning.action_spec import ActionSpec
     from jepa_ac.planning.cem import CEMConfig, sample_noise
     from jepa_ac.planning.reference import fast_plan, reference_plan, same_elites
 
-    wm = build_model(size, args.device, args.dtype, args.seed)
+    torch_dtypes = dict.fromkeys(d for p, d in order if p != "mlx")
+    models = {dtype: build_model(size, args.device, dtype, args.seed) for dtype in torch_dtypes or ("float32",)}
+    wm = next(iter(models.values()))
     frame, goal_frame = scene(wm, args.seed)
-    goal = wm.encode(goal_frame)  # [1, N, D]
     config = CEMConfig(samples=args.samples, iterations=args.iterations, topk=min(args.topk, args.samples),
                        horizon=horizon, seed=args.seed)
     noise = sample_noise(config, ActionSpec(), np.random.default_rng(args.seed))
     twins: dict[str, Any] = {}
-    if "mlx" in paths:
-        from jepa_ac.bench.parity import mlx_twin
-
-        twins["mlx"] = mlx_twin(wm, "float32")
-
-    def run(path: str):
-        if path == "reference":
-            return reference_plan(wm, frame, STATE, goal, config, noise)
+    for path, dtype in order:
         if path == "mlx":
-            mwm = twins["mlx"]
-            return fast_plan(mwm, frame, STATE, mwm.ops.asarray(wm.ops.to_numpy(goal)), config, noise)
-        wm.backend.set_compile(path == "torch_compiled")
-        return fast_plan(wm, frame, STATE, goal, config, noise)
+            from jepa_ac.bench.parity import mlx_twin
 
-    order = (("reference",) if args.reference else ()) + paths
-    rows: dict[str, dict[str, Any]] = {}
-    for path in order:  # warm-up (and compilation) outside the timed rounds
-        log(f"  {size} H={horizon} {path}: warm-up")
+            twins[dtype] = mlx_twin(models.get("float32", wm), dtype)
+    goals = {key: m.encode(goal_frame) for key, m in [*models.items(), *(("mlx " + d, t) for d, t in twins.items())]}
+
+    def run(path: str, dtype: str):
+        if path == "reference":
+            return reference_plan(models[dtype], frame, STATE, goals[dtype], config, noise)
+        if path == "mlx":
+            return fast_plan(twins[dtype], frame, STATE, goals["mlx " + dtype], config, noise)
+        models[dtype].backend.set_compile(path == "torch_compiled")
+        return fast_plan(models[dtype], frame, STATE, goals[dtype], config, noise)
+
+    isa = host_isa()["label"] if not args.device.startswith("cuda") else "cuda"
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for path, dtype in order:  # warm-up (and compilation) outside the timed rounds
+        log(f"  {size} H={horizon} {path} {dtype}: warm-up")
         start = time.perf_counter()
         with PeakMemory(args.device) as mem:
-            result = run(path)
+            result = run(path, dtype)
             _sync(args.device)
-        rows[path] = {"path": path, "warmup_s": time.perf_counter() - start, "peak_mb": mem.peak_mb,
-                      "times_s": [], "result": result}
+        rows[path, dtype] = {"path": path, "dtype": dtype, "isa": isa, "warmup_s": time.perf_counter() - start,
+                             "peak_mb": mem.peak_mb, "times_s": [], "result": result}
     for r in range(args.repeats):
-        for path in order:
+        for key in order:
             start = time.perf_counter()
-            run(path)
+            run(*key)
             _sync(args.device)
-            rows[path]["times_s"].append(time.perf_counter() - start)
-            log(f"  {size} H={horizon} {path}: round {r + 1}/{args.repeats} {rows[path]['times_s'][-1]:.2f} s "
+            rows[key]["times_s"].append(time.perf_counter() - start)
+            log(f"  {size} H={horizon} {key[0]} {key[1]}: round {r + 1}/{args.repeats} {rows[key]['times_s'][-1]:.2f} s "
                 f"(load {os.getloadavg()[0]:.1f})")
 
     gflop = predictor_gflop(wm.predictor_config, config.samples, horizon, config.iterations)
-    base = "reference" if args.reference else order[0]
-    ref_result = rows[base]["result"]
-    ref_elites = ref_result.elite_actions
-    ref_actions = ref_result.actions
+    base = order[0]  # the reference with --reference, else the first fast variant
+    base_result, base_times = rows[base]["result"], np.array(rows[base]["times_s"])
     out_rows = []
-    for path in order:
-        row = rows[path]
+    for key in order:
+        row = rows[key]
         result = row.pop("result")
-        actions = result.actions if path == "reference" else result.result.actions
         median = float(np.median(row["times_s"]))
         row.update(
             size=size, horizon=horizon, samples=config.samples, iterations=config.iterations,
             median_s=median, min_s=float(np.min(row["times_s"])),
-            ratio_vs_reference=(float(np.median(rows[base]["times_s"])) / median) if args.reference else None,
-            paired_ratio=(float(np.median(np.array(rows[base]["times_s"]) / np.array(row["times_s"])))
-                          if args.reference else None),
-            same_elites=bool(same_elites(ref_elites, result.elite_actions)),
-            action_max_abs_diff=float(np.abs(actions - ref_actions).max()),
-            action=[float(a) for a in actions[0]],
+            ratio=float(np.median(base_times)) / median,
+            paired_ratio=float(np.median(base_times / np.array(row["times_s"]))),
+            same_elites=bool(same_elites(base_result.elite_actions, result.elite_actions)),
+            action_max_abs_diff=float(np.abs(result.actions - base_result.actions).max()),
+            action=[float(a) for a in result.actions[0]],
             predictor_gflop=gflop, gflops=gflop / median,
             mfu=(gflop / median / (1e3 * args.peak_tflops)) if args.peak_tflops else None,
         )
         out_rows.append(row)
-    return {"size": size, "horizon": horizon, "compared_with": base, "rows": out_rows,
-            "encoder_frames_per_s": encoder_fps(wm, frame, args.device),
+    return {"size": size, "horizon": horizon, "compared_with": f"{base[0]} ({base[1]})", "rows": out_rows,
+            "encoder_frames_per_s": {dtype: encoder_fps(m, frame, args.device) for dtype, m in models.items()},
             "parameters": {part: int(sum(np.prod(s) for s in wm.backend.parameter_shapes(part).values()))
                            for part in wm.parts}}
 
@@ -257,32 +276,33 @@ def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         "# Planning-step latency: fast planner vs the literal upstream reference", "",
-        f"Machine: {m['cpu']} ({m['cpu_count']} cores), {m['platform']}; torch {m['torch']} on {report['device']} "
-        f"({m['torch_threads']} threads), {report['dtype']}; load average at start {m['load_average']}, "
+        f"Machine: {m['cpu']} ({m['cpu_count']} cores, ISA {m['isa']['label']}: {', '.join(m['isa']['cpu_flags'])}; "
+        f"torch kernels {m['isa']['torch_cpu_capability']}), {m['platform']}; torch {m['torch']} on {report['device']} "
+        f"({m['torch_threads']} threads), --dtype {report['dtype']}; load average at start {m['load_average']}, "
         f"at end {m.get('load_average_end')} (the machine is shared with other jobs). {m['date']}.", "",
         "Command: `" + report["command"] + "`", "",
         "One planning step = encode the current frame + full CEM. Median of interleaved repeats; `ratio` = "
-        "reference median / path median (`paired` = median of per-round ratios). `same elites`: every CEM "
-        "iteration picked the same set of samples as the reference (identical noise); `max |Δa|`: chosen "
-        "actions vs the reference.", "",
-        "| size | H | samples x iters | path | median s | min s | ratio | paired | same elites | max abs Δa | "
-        "peak MB | warm-up s | pred. GFLOP/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"median of the first row of each case ({report['cases'][0]['compared_with'] if report['cases'] else ''}) / "
+        "this row's median (`paired` = median of per-round ratios). `same elites`: every CEM iteration picked "
+        "the same set of samples as that first row (identical noise); `max |Δa|`: chosen actions vs it.", "",
+        "| size | H | samples x iters | path | dtype | ISA | median s | min s | ratio | paired | same elites | "
+        "max abs Δa | peak MB | warm-up s | pred. GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in report["cases"]:
         for r in case["rows"]:
-            ratio = "" if r["ratio_vs_reference"] is None else f"{r['ratio_vs_reference']:.2f}x"
-            paired = "" if r["paired_ratio"] is None else f"{r['paired_ratio']:.2f}x"
             lines.append(
-                f"| {r['size']} | {r['horizon']} | {r['samples']} x {r['iterations']} | {r['path']} | "
-                f"{r['median_s']:.2f} | {r['min_s']:.2f} | {ratio} | {paired} | {r['same_elites']} | "
-                f"{r['action_max_abs_diff']:.1e} | {r['peak_mb']:.0f} | {r['warmup_s']:.1f} | {r['gflops']:.1f} |")
-    lines += ["", "| size | encoder frames/s (batch 8) | parameters |", "|---|---|---|"]
+                f"| {r['size']} | {r['horizon']} | {r['samples']} x {r['iterations']} | {r['path']} | {r['dtype']} | "
+                f"{r['isa']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['ratio']:.2f}x | {r['paired_ratio']:.2f}x | "
+                f"{r['same_elites']} | {r['action_max_abs_diff']:.1e} | {r['peak_mb']:.0f} | {r['warmup_s']:.1f} | "
+                f"{r['gflops']:.1f} |")
+    lines += ["", "| size | encoder frames/s (batch 8), per dtype | parameters |", "|---|---|---|"]
     seen = set()
     for case in report["cases"]:
         if case["size"] not in seen:
             seen.add(case["size"])
-            lines.append(f"| {case['size']} | {case['encoder_frames_per_s']:.1f} | {case['parameters']} |")
+            fps = ", ".join(f"{dtype} {value:.1f}" for dtype, value in case["encoder_frames_per_s"].items())
+            lines.append(f"| {case['size']} | {fps} | {case['parameters']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -293,22 +313,24 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     groups = [(c["size"], c["horizon"]) for c in report["cases"]]
-    series = list(dict.fromkeys(r["path"] for c in report["cases"] for r in c["rows"]))
+    label = lambda r: f"{r['path']} {r['dtype']}"  # noqa: E731
+    series = list(dict.fromkeys(label(r) for c in report["cases"] for r in c["rows"]))
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(groups)), 4))
     width = 0.8 / len(series)
     for i, name in enumerate(series):
-        values = [next((r["median_s"] for r in c["rows"] if r["path"] == name), np.nan) for c in report["cases"]]
+        rows = [next((r for r in c["rows"] if label(r) == name), None) for c in report["cases"]]
+        values = [np.nan if r is None else r["median_s"] for r in rows]
         bars = ax.bar(np.arange(len(groups)) + i * width, values, width, label=name)
-        for bar, c in zip(bars, report["cases"]):
-            row = next((r for r in c["rows"] if r["path"] == name), None)
-            if row and row["ratio_vs_reference"] and name != "reference":
-                ax.annotate(f"{row['ratio_vs_reference']:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        for bar, row, c in zip(bars, rows, report["cases"]):
+            if row is not None and row is not c["rows"][0]:
+                ax.annotate(f"{row['ratio']:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"{s}\nH={h}" for s, h in groups])
     ax.set_yscale("log")
     ax.set_ylabel("planning step, median s (log)")
     c0 = report["cases"][0]["rows"][0]
-    ax.set_title(f"{c0['samples']} samples x {c0['iterations']} iterations, {report['device']}", fontsize=9)
+    ax.set_title(f"{c0['samples']} samples x {c0['iterations']} iterations, {report['device']} ({c0['isa']}); "
+                 f"ratios vs {report['cases'][0]['compared_with']}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp")
@@ -329,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="torch,torch_compiled", help=f"comma-separated from {PATHS}")
     parser.add_argument("--reference", action="store_true", help="also run the literal reference path (ratios)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: the CLIs' default_threads)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--dtype", default="auto",
+                        help=f"the fast paths' dtype, or a comma-separated list, from {PRECISIONS} (default: "
+                             "%(default)s, what planning picks on this host; the reference runs in float32)")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s for MFU (e.g. 989 for H100 bf16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny, 32 samples x 2 iterations, 1 round (tests)")
@@ -340,16 +364,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    torch.set_num_threads(args.threads)
+    from jepa_ac.cli.args import set_threads
+
+    set_threads(args.threads)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.quick:
         args.sizes, args.samples, args.iterations, args.topk, args.repeats = "tiny", 32, 2, 4, 1
     sizes = tuple((args.sizes or ("tiny,mid,giant" if args.device.startswith("cuda") else "tiny,mid")).split(","))
     paths = tuple(p for p in args.backends.split(",") if p)
     horizons = tuple(int(h) for h in args.horizon.split(","))
-    bad = [s for s in sizes if s not in SIZES] + [p for p in paths if p not in PATHS]
-    if bad or not paths or args.repeats < 1 or args.samples < 2 or min(horizons) < 1:
-        parser.error(f"bad --sizes/--backends/--repeats/--samples/--horizon ({bad}); sizes {SIZES}, backends {PATHS}")
+    dtypes = tuple(d for d in args.dtype.split(",") if d)
+    bad = [s for s in sizes if s not in SIZES] + [p for p in paths if p not in PATHS] + [
+        d for d in dtypes if d not in PRECISIONS]
+    if bad or not paths or not dtypes or args.repeats < 1 or args.samples < 2 or min(horizons) < 1:
+        parser.error(f"bad --sizes/--backends/--dtype/--repeats/--samples/--horizon ({bad}); sizes {SIZES}, "
+                     f"backends {PATHS}, dtypes {PRECISIONS}")
     if "tiny" in sizes and not TINY_PT.exists():
         parser.error(f"size 'tiny' needs the fixture {TINY_PT} (run from a source checkout)")
     if "mlx" in paths:
@@ -365,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = {"command": "python -m jepa_ac.bench latency " + " ".join(argv if argv is not None else sys.argv[1:]),
               "machine": machine_info(), "device": args.device, "dtype": args.dtype, "cases": []}
+    order = variants(paths, dtypes, args.device, args.reference)
     for size in sizes:
         for horizon in horizons:
-            report["cases"].append(bench_case(size, horizon, args, paths, log))
+            report["cases"].append(bench_case(size, horizon, args, order, log))
             write_atomic(out / "latency.json", json.dumps(report, indent=2) + "\n")  # keep partial results
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     write_atomic(out / "latency.json", json.dumps(report, indent=2) + "\n")

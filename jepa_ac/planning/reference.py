@@ -159,6 +159,11 @@ class FastResult:
     elite_indices: np.ndarray  # [iterations, topk]
     elite_actions: np.ndarray  # [iterations, topk, H, 7]
 
+    @property
+    def actions(self) -> np.ndarray:
+        """The planned actions [H, 7], as `ReferenceResult.actions`."""
+        return self.result.actions
+
 
 def fast_plan(
     wm: Any,
