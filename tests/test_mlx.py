@@ -328,6 +328,24 @@ def test_cem_step_matches_torch_with_identical_noise(tiny_mlx, tiny_wm, golden):
         assert np.abs(ref - ours).max() < 0.1 * np.diff(ref[elites]).min()  # not decided by float noise
 
 
+@pytest.mark.parametrize("compile", [True, False])
+def test_cached_rollout_equals_uncached(tiny_wm, golden, compile, monkeypatch):
+    """The KV-cached rollout (context embedded once, one frame per step) against the predictor re-run
+    on every frame so far, at horizon 3; and `WorldModel.rollout` takes the cached path."""
+    wm = twin(tiny_wm, compile=compile)
+    z = wm.encode(golden["frames_uint8"][0])  # [1, N, D]
+    state = wm.ops.asarray(golden["states"][0, :1])  # [1, 7]
+    actions = wm.ops.asarray(np.random.default_rng(0).uniform(-0.05, 0.05, (6, 3, 7)).astype(np.float32))
+    uncached = np.asarray(wm.rollout_uncached(z, state, actions))
+    monkeypatch.setattr(wm.backend, "predict", None)  # the cached path never calls the full predictor
+    cached = wm.rollout(z, state, actions)
+    assert cached.shape == (6, 3, 16, 192) and cached.dtype == mx.float32
+    np.testing.assert_allclose(np.asarray(cached), uncached, atol=1e-4)
+    torch_cached = tiny_wm.rollout(tiny_wm.ops.asarray(np.asarray(z)), tiny_wm.ops.asarray(np.asarray(state)),
+                                   tiny_wm.ops.asarray(np.asarray(actions)))
+    np.testing.assert_allclose(np.asarray(cached), torch_cached.numpy(), atol=1e-4)
+
+
 def test_workspace_clip_matches_numpy():
     spec = ActionSpec(workspace_min=(0.3, -0.2, 0.05), workspace_max=(0.7, 0.2, 0.4))
     free = np.random.default_rng(5).uniform(-0.05, 0.05, (64, 2, 4)).astype(np.float32)  # [S, H, dx dy dz dgrip]

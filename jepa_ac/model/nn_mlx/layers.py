@@ -90,6 +90,28 @@ class RoPEAttention(nn.Module):
         x = x.transpose(0, 2, 1, 3).reshape(B, N, C)  # [B, N, D]
         return self.proj(x)
 
+    def forward_cached(
+        self, x: mx.array, cos: mx.array, sin: mx.array, past: tuple[mx.array, mx.array] | None
+    ) -> tuple[mx.array, tuple[mx.array, mx.array]]:
+        """Attention of new tokens x [B, N, D] to the cached keys/values of earlier tokens plus their own.
+
+        No mask: the new tokens are one whole frame of a block-causal sequence, so each sees every
+        earlier token and every new one. Returns the output [B, N, D] and the extended (keys,
+        values), each [B, heads, L+N, hd] (RoPE already applied to the keys), as the torch twin.
+        """
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim)  # [B, N, 3, heads, hd]
+        qkv = qkv.transpose(2, 0, 3, 1, 4)  # [3, B, heads, N, hd]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            keys, values = past  # each [B or 1, heads, L, hd]
+            k = mx.concatenate([mx.broadcast_to(keys, (B, *keys.shape[1:])), k], axis=2)  # [B, heads, L+N, hd]
+            v = mx.concatenate([mx.broadcast_to(values, (B, *values.shape[1:])), v], axis=2)  # [B, heads, L+N, hd]
+        x = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale)  # [B, heads, N, hd]
+        x = x.transpose(0, 2, 1, 3).reshape(B, N, C)  # [B, N, D]
+        return self.proj(x), (k, v)
+
 
 class MLP(nn.Module):
     """fc1 -> GELU (exact, erf) -> fc2."""
@@ -141,6 +163,14 @@ class Block(nn.Module):
     def __call__(self, x: mx.array, cos: mx.array, sin: mx.array, mask: mx.array | None = None) -> mx.array:
         x = x + self.attn(self.norm1(x), cos, sin, mask)
         return x + self.mlp(self.norm2(x))
+
+    def forward_cached(
+        self, x: mx.array, cos: mx.array, sin: mx.array, past: tuple[mx.array, mx.array] | None
+    ) -> tuple[mx.array, tuple[mx.array, mx.array]]:
+        """One new frame with a key/value cache (see `RoPEAttention.forward_cached`)."""
+        h, kv = self.attn.forward_cached(self.norm1(x), cos, sin, past)
+        x = x + h
+        return x + self.mlp(self.norm2(x)), kv
 
 
 # -- torch <-> MLX parameter layout ------------------------------------------------------------

@@ -116,3 +116,32 @@ class ACPredictor(nn.Module):
         x = x.reshape(B, T, c.cond_tokens + n, -1)[:, :, c.cond_tokens :]  # [B, T, N, W]
         x = x.reshape(B, T * n, -1)  # [B, T*N, W]
         return self.predictor_proj(self.predictor_norm(x))  # [B, T*N, D]
+
+    def embed_context(self, z: mx.array) -> mx.array:
+        """Encoder latents [B, N, D] -> predictor-width patch tokens [B, N, W]."""
+        return self.predictor_embed(z)
+
+    def frame_step(
+        self, x: mx.array, actions: mx.array, states: mx.array, frame: int, past: list | None,
+        extrinsics: mx.array | None = None,
+    ) -> tuple[mx.array, list]:
+        """Predict frame `frame`'s tokens given the earlier frames' key/value cache (the torch twin's
+        `frame_step`): x [B or 1, N, W] embedded patch tokens of that frame, actions/states [B, A],
+        extrinsics [B, A-1]? -> (output tokens [B, N, D] as `forward` gives them for that frame, the
+        new cache: per block (keys, values) [B, heads, (frame+1)*(K+N), hd])."""
+        c = self.config
+        n, k = c.tokens_per_frame, c.cond_tokens
+        B = actions.shape[0]
+        cond = [self.action_encoder(actions), self.state_encoder(states)]  # each [B, W]
+        if c.use_extrinsics:
+            if extrinsics is None:
+                raise ValueError("this predictor uses extrinsics (use_extrinsics=True); pass extrinsics [B, A-1]")
+            cond.append(self.extrinsics_encoder(extrinsics))
+        x = mx.concatenate([mx.stack(cond, axis=1), mx.broadcast_to(x, (B, *x.shape[1:]))], axis=1)  # [B, K+N, W]
+        cos, sin, _ = self.tables(frame + 1)  # [(frame+1)*(K+N), hd]
+        cos, sin = cos[-(k + n) :], sin[-(k + n) :]  # [K+N, hd]: this frame's positions
+        cache = []
+        for i, block in enumerate(self.predictor_blocks):
+            x, kv = block.forward_cached(x, cos, sin, None if past is None else past[i])
+            cache.append(kv)
+        return self.predictor_proj(self.predictor_norm(x[:, k:])), cache  # [B, N, D]

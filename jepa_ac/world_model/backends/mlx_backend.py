@@ -84,6 +84,7 @@ class MLXBackend:
             module.eval()
             module.freeze()
         self._predict_fn: Callable[..., mx.array] | None = None
+        self._frame_steps: dict[int, Callable[..., tuple[mx.array, list]]] = {}
         self.compiled = False
         if predictor_config is not None:
             forward = self.modules["predictor"].forward
@@ -156,6 +157,50 @@ class MLXBackend:
             T = predictor.check_inputs(z.shape, actions.shape, states.shape, None if extrinsics is None else extrinsics.shape)
             cos, sin, mask = predictor.tables(T)
             return self._predict_fn(z, actions, states, extrinsics, cos, sin, mask).astype(mx.float32)
+
+    def rollout(self, z_context: Any, state: Any, actions: Any, normalize_eps: float | None) -> mx.array:
+        """Planning rollout with a key/value cache (block-causal predictors only), as the torch backend's.
+
+        z_context [1, N, D], state [1, 7], actions [S, H, 7] -> latents [S, H, N, D] float32 (lazy), the
+        same as `WorldModel.rollout_uncached`: the context is embedded once for all samples and each
+        step runs only the new frame's tokens against the cached keys/values of earlier frames.
+        Poses advance in float32 (the uncached MLX path's precision; MLX has no float64 on the GPU).
+        `normalize_eps`: layer-norm each predicted frame with this eps (None: leave it raw).
+        """
+        from jepa_ac.model import pose
+
+        predictor = self._module("predictor")
+        if not predictor.config.is_frame_causal:
+            raise ValueError("the cached rollout needs a block-causal predictor (is_frame_causal=True)")
+        with mx.stream(self.device):
+            actions = self.ops.asarray(actions)  # [S, H, 7] float32
+            S, H, _ = actions.shape
+            N, D = z_context.shape[-2:]
+            x = predictor.embed_context(self.ops.asarray(z_context).reshape(1, N, D).astype(self.dtype))  # [1, N, W]
+            states = mx.broadcast_to(self.ops.asarray(state).reshape(1, 7), (S, 7))  # [S, 7]
+            cache, predicted = None, []
+            for h in range(H):
+                past = () if cache is None else (cache,)
+                out, cache = self._frame_step(h)(x, actions[:, h].astype(self.dtype), states.astype(self.dtype), *past)
+                z_next = out.astype(mx.float32)  # [S, N, D]
+                if normalize_eps is not None:
+                    z_next = self.ops.layer_norm(z_next, normalize_eps)
+                predicted.append(z_next)
+                if h + 1 < H:
+                    x = predictor.embed_context(z_next.astype(self.dtype))  # [S, N, W]
+                    states = pose.apply_action(states, actions[:, h])  # [S, 7]
+            return mx.stack(predicted, axis=1)  # [S, H, N, D]
+
+    def _frame_step(self, frame: int) -> Callable[..., tuple[mx.array, list]]:
+        """The predictor's step for frame index `frame` (through `mx.compile` when the backend compiles)."""
+        if frame not in self._frame_steps:
+            predictor = self.predictor
+
+            def step(x, actions, states, past=None):
+                return predictor.frame_step(x, actions, states, frame, past)
+
+            self._frame_steps[frame] = mx.compile(step) if self.compiled else step
+        return self._frame_steps[frame]
 
 
 def torch_shape_to_mlx(shape: tuple[int, ...], is_conv: bool) -> tuple[int, ...]:
