@@ -240,8 +240,8 @@ def bench_case(size: str, horizon: int, args: argparse.Namespace, order: list[tu
             run(*key)
             _sync(args.device)
             rows[key]["times_s"].append(time.perf_counter() - start)
-            log(f"  {size} H={horizon} {key[0]} {key[1]}: round {r + 1}/{args.repeats} {rows[key]['times_s'][-1]:.2f} s "
-                f"(load {os.getloadavg()[0]:.1f})")
+            log(f"  {size} H={horizon} {key[0]} {key[1]}: round {r + 1}/{args.repeats} "
+                f"{rows[key]['times_s'][-1]:.2f} s (load {os.getloadavg()[0]:.1f})")
 
     gflop = predictor_gflop(wm.predictor_config, config.samples, horizon, config.iterations)
     base = order[0]  # the reference with --reference, else the first fast variant

@@ -76,7 +76,8 @@ def host_isa(flags: frozenset[str] | None = None) -> dict[str, Any]:
 
 def cpu_has_fast_bf16(flags: frozenset[str], capability: str | None) -> bool:
     """Native bf16 dot products (AMX or AVX512-BF16) that torch's kernels are allowed to use."""
-    return any(f in flags for f in CPU_BF16_FLAGS) and capability is not None and capability.upper().startswith("AVX512")
+    native = any(f in flags for f in CPU_BF16_FLAGS)
+    return native and capability is not None and capability.upper().startswith("AVX512")
 
 
 def choose_planning_dtype(
