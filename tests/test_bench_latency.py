@@ -23,7 +23,7 @@ def test_quick_run_writes_results_and_checks_the_reference(tmp_path):
         assert fast["same_elites"] and fast["action_max_abs_diff"] < 1e-5
         assert fast["ratio"] > 0 and len(fast["times_s"]) == 1
         assert fast["samples"] == 32 and fast["iterations"] == 2 and case["encoder_frames_per_s"]["float32"] > 0
-        assert fast["dtype"] == "float32" and fast["isa"] == report["machine"]["isa"]["label"]
+        assert fast["dtype"] == "float32" and fast["isa"] == report["machine"]["isa"]["row"]
     text = (tmp_path / "latency.md").read_text()
     assert "| tiny | 2 | 32 x 2 | torch | float32 |" in text
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"

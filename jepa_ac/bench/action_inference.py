@@ -212,7 +212,7 @@ def markdown(result: dict[str, Any]) -> str:
         "# Action inference: does the energy pick the action that was taken?",
         "",
         f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_count']} cores, ISA "
-        f"{result['machine'].get('isa', {}).get('label', '?')}), {result['machine']['date']}; networks in "
+        f"{result['machine'].get('isa', {}).get('row', '?')}), {result['machine']['date']}; networks in "
         f"{', '.join(sorted({r.get('dtype', 'float32') for r in result['rows']}))}. Command: `{result['command']}`",
         "",
         f"{setup['env_id']}: {setup['states']} states from "
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_true:
             true_by_encoder[encoder] = [r["true_error_cm"] for r in run["per_case"]]
         rows.append({"checkpoint": name, "encoder_sha256": encoder, "dtype": dtype_name(wm.backend.dtype),
-                     "isa": host_isa()["label"], "summary": summarise(run["per_case"], args.near),
+                     "isa": host_isa()["row"], "summary": summarise(run["per_case"], args.near),
                      **run})
         print(f"{name}: {json.dumps(rows[-1]['summary']['all'])}", flush=True)
     env.close()

@@ -19,13 +19,15 @@ predictor's useful GFLOP/s in the fast path (MFU with --peak-tflops).
 Precision: `--dtype` (comma-separated) runs every fast path in each dtype, interleaved with the rest;
 `auto` is what planning picks on this host for that backend (`jepa_ac.world_model.precision`). The
 reference always runs in float32 (upstream's literal path). Every row records its dtype and the
-host's ISA (the best of amx_bf16 / avx512_bf16 / avx512f / avx2 it has); the machine record holds
-all of them and torch's kernel capability.
+host's ISA (the best of amx_bf16 / avx512_bf16 / avx512f / avx2 it has, and the vector ISA torch's
+kernels run at, e.g. `avx512_bf16/AVX512`; on CUDA the GPU's compute capability); the machine
+record holds all the flags.
 
 Sizes: `tiny` (the upstream golden fixture: 64 px, 192/2 encoder, 96/2 predictor), `mid` (random
 weights: a ViT-S-like 384-wide, 12-deep encoder and a 256-wide, 6-deep predictor at 64 px, so 16
 patches per frame, chosen so a reference step takes seconds on 2 cores) and `giant` (the released
-ViT-g encoder and AC-giant predictor shapes with random weights; by default only on CUDA).
+ViT-g encoder and AC-giant predictor shapes with random weights; by default only on CUDA), and
+`default` (the shipped jepa_ac/assets/default_model: 64 px, patch 8, so 64 patches per frame).
 Writes `latency.json`, `latency.md` and `latency.png` under --out.
 """
 
@@ -47,7 +49,7 @@ from jepa_ac.bench.parity import TINY_PT, write_atomic
 from jepa_ac.world_model.precision import PRECISIONS, choose_planning_dtype, host_isa
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
-SIZES = ("tiny", "mid", "giant")
+SIZES = ("tiny", "mid", "giant", "default")
 PATHS = ("torch", "torch_compiled", "mlx")
 MID = (
     EncoderConfig(img_size=64, patch_size=16, num_frames=16, embed_dim=384, depth=12, num_heads=6),
@@ -74,13 +76,17 @@ def machine_info() -> dict[str, Any]:
 
 
 def build_model(size: str, device: str, dtype: str, seed: int):
-    """The torch world model of a size (tiny: the fixture weights; others random)."""
+    """The torch world model of a size (tiny: the fixture weights; default: the shipped model; others random)."""
     import torch
 
     import jepa_ac
     from jepa_ac.world_model.backends.torch_backend import TorchBackend
     from jepa_ac.world_model import WorldModel
 
+    if size == "default":
+        from jepa_ac.cli.args import DEFAULT_CHECKPOINT
+
+        return jepa_ac.load_world_model(DEFAULT_CHECKPOINT, device=device, dtype=dtype)
     if size == "tiny":
         arch = json.loads(TINY_PT.with_suffix(".json").read_text())
         return jepa_ac.load_world_model(TINY_PT, encoder=arch["encoder"], predictor=arch["predictor"],
@@ -224,7 +230,12 @@ def bench_case(size: str, horizon: int, args: argparse.Namespace, order: list[tu
         models[dtype].backend.set_compile(path == "torch_compiled")
         return fast_plan(models[dtype], frame, STATE, goals[dtype], config, noise)
 
-    isa = host_isa()["label"] if not args.device.startswith("cuda") else "cuda"
+    if args.device.startswith("cuda"):
+        import torch
+
+        isa = "cuda sm{}{}".format(*torch.cuda.get_device_capability(args.device))
+    else:
+        isa = host_isa()["row"]
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for path, dtype in order:  # warm-up (and compilation) outside the timed rounds
         log(f"  {size} H={horizon} {path} {dtype}: warm-up")

@@ -66,12 +66,14 @@ def torch_cpu_capability() -> str | None:
 
 
 def host_isa(flags: frozenset[str] | None = None) -> dict[str, Any]:
-    """What a benchmark row records about the CPU: its best planning-relevant flag (`label`), the
-    flags of `ISA_FLAGS` it has, and torch's kernel capability."""
+    """What a benchmark records about the CPU: its best planning-relevant flag (`label`), the flags of
+    `ISA_FLAGS` it has, torch's kernel capability, and `row`: the two in one short string for each
+    row of a table ("avx512_bf16/AVX512"; "avx512_bf16/AVX2" when torch's kernels are capped)."""
     flags = cpu_flags() if flags is None else flags
     present = [f for f in ISA_FLAGS if f in flags]
-    return {"label": present[0] if present else platform.machine(), "cpu_flags": present,
-            "torch_cpu_capability": torch_cpu_capability()}
+    label, capability = (present[0] if present else platform.machine()), torch_cpu_capability()
+    return {"label": label, "cpu_flags": present, "torch_cpu_capability": capability,
+            "row": label if capability is None else f"{label}/{capability}"}
 
 
 def cpu_has_fast_bf16(flags: frozenset[str], capability: str | None) -> bool:
