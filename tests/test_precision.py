@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from jepa_ac.world_model.precision import choose_planning_dtype, cpu_flags, dtyp
 from conftest import TINY_PT
 from planning_helpers import restore_torch_threads  # noqa: F401  (the CLI flags set torch's threads)
 
+REPO = TINY_PT.parents[2]
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
 AVX512_BF16 = AVX2 | {"avx512f", "avx512bw", "avx512_bf16"}  # e.g. AMD Zen 4: no AMX
 AMX = AVX512_BF16 | {"amx_tile", "amx_bf16", "amx_int8"}  # e.g. Intel Sapphire Rapids
@@ -56,6 +59,7 @@ def test_cpu_flags_and_isa_label():
     assert flags == {"fpu", "sse", "avx2", "avx512f", "avx512_bf16"} and cpu_flags("") == frozenset()
     isa = host_isa(flags)
     assert isa["label"] == "avx512_bf16" and isa["cpu_flags"] == ["avx512_bf16", "avx512f", "avx2"]
+    assert isa["row"] == f"avx512_bf16/{torch.backends.cpu.get_cpu_capability()}"
     assert host_isa(AMX)["label"] == "amx_bf16" and host_isa(AVX2)["label"] == "avx2"
     assert dtype_name(torch.bfloat16) == "bfloat16" and dtype_name("float32") == "float32"
 
@@ -63,12 +67,29 @@ def test_cpu_flags_and_isa_label():
 # -- threads -------------------------------------------------------------------------------------
 
 
-def test_default_threads_leaves_room_and_respects_omp_num_threads():
-    assert cli_args.default_threads({"OMP_NUM_THREADS": "3"}, cpus=16) is None  # torch honours it itself
-    assert cli_args.default_threads({}, cpus=2) == 1
-    assert cli_args.default_threads({}, cpus=1) == 1
-    assert cli_args.default_threads({}, cpus=16) == 8
-    assert cli_args.default_threads({"OMP_NUM_THREADS": ""}, cpus=4) == 2
+def test_default_threads_avoid_spinning_and_respect_the_environment():
+    # before OpenMP loads: torch's default threads, sleeping at barriers
+    assert cli_args.default_threads({}, cpus=2, openmp_started=False) == (None, {"OMP_WAIT_POLICY": "PASSIVE"})
+    assert cli_args.default_threads({"OMP_WAIT_POLICY": "ACTIVE"}, cpus=2, openmp_started=False) == (None, {})
+    # after: its policy is fixed, so half the CPUs
+    assert cli_args.default_threads({}, cpus=2, openmp_started=True) == (1, {})
+    assert cli_args.default_threads({}, cpus=1, openmp_started=True) == (1, {})
+    assert cli_args.default_threads({}, cpus=16, openmp_started=True) == (8, {})
+    # OMP_NUM_THREADS is the user's choice, which torch honours itself
+    assert cli_args.default_threads({"OMP_NUM_THREADS": "3"}, cpus=16, openmp_started=False) == (None, {})
+    assert cli_args.openmp_loaded()  # torch is imported here
+
+
+def test_a_fresh_command_sets_the_passive_wait_policy_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from jepa_ac.cli.args import set_threads; set_threads(None); "
+            "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "True"]
 
 
 # -- the flags reach the world model ---------------------------------------------------------------

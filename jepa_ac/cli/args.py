@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -43,38 +44,60 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint_help: str | None 
                        help="the networks' dtype (default: auto = bfloat16 on CUDA and on CPUs with bf16 dot products, "
                             "AMX or AVX512-BF16, else float32; energies and CEM stay float32)")
     model.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: OMP_NUM_THREADS if set, else half the CPUs this process may "
-                            "use, at least 1: more stall at OpenMP barriers when other jobs share the cores)")
+                       help="torch CPU threads (default: OMP_NUM_THREADS if set, else torch's one per physical core "
+                            "with OMP_WAIT_POLICY=PASSIVE, so threads sleep rather than spin at barriers on a shared CPU)")
     return model
 
 
-def default_threads(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int | None:
-    """The CLIs' torch CPU threads when --threads is not given: None (torch's own choice) when
-    OMP_NUM_THREADS is set, else half the CPUs this process may use (`cpus`; None: its affinity),
-    at least 1.
+def default_threads(
+    environ: Mapping[str, str] | None = None, cpus: int | None = None, openmp_started: bool | None = None
+) -> tuple[int | None, dict[str, str]]:
+    """How the CLIs set up torch's CPU threads when --threads is not given: (threads to set, or None
+    for torch's own default of one per physical core; environment variables to set before torch loads).
 
-    Measured on the 2-core build host (docs/planning.md, "Threads"): with other CPU-bound jobs running,
-    2 threads (torch's default there) took 5-8x longer per planning step than 1, as OpenMP threads
-    spin at barriers waiting for a descheduled partner. Half the CPUs leaves a core to another job
-    (or to the simulator) and, on machines with two hardware threads per core, equals torch's
-    default of one thread per physical core.
+    - OMP_NUM_THREADS set: nothing (torch honours it).
+    - OpenMP not loaded yet in this process (`openmp_started`; None: look): torch's default threads,
+      with OMP_WAIT_POLICY=PASSIVE unless the user set a policy, so idle threads sleep at barriers
+      instead of spinning.
+    - OpenMP already loaded (torch imported before, e.g. from Python): its policy is fixed, so half
+      the CPUs this process may use (`cpus`; None: its affinity), at least 1.
+
+    Measured on the 2-core build host (experiments/latency/README.md#threads): whenever another process
+    wanted a core, 2 spinning threads (torch's default there) took 1.8-11x longer per planning step
+    than 1 thread; 2 passive threads never stalled, and were between 1.32x slower and 1.46x faster
+    than 1 thread.
     """
     environ = os.environ if environ is None else environ
     if environ.get("OMP_NUM_THREADS"):
-        return None
+        return None, {}
+    if openmp_started is None:
+        openmp_started = openmp_loaded()
+    if not openmp_started:
+        return None, ({} if environ.get("OMP_WAIT_POLICY") else {"OMP_WAIT_POLICY": "PASSIVE"})
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cpus // 2)
+    return max(1, cpus // 2), {}
+
+
+def openmp_loaded() -> bool:
+    """Whether an OpenMP runtime is already loaded in this process (it reads OMP_* variables once, at load)."""
+    if "torch" in sys.modules:
+        return True
+    maps = Path("/proc/self/maps")
+    return maps.is_file() and any(name in maps.read_text() for name in ("libgomp", "libiomp", "libomp"))
 
 
 def set_threads(threads: int | None) -> int | None:
-    """Set torch's CPU threads to `threads` (None: `default_threads()`); returns what was set (None: nothing)."""
+    """Set up torch's CPU threads: `threads`, or `default_threads()` when None. Returns the number set
+    (None: torch's default)."""
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
-    threads = default_threads() if threads is None else threads
-    if threads is not None:
-        import torch
+    if threads is None:
+        threads, variables = default_threads()
+        os.environ.update(variables)  # before torch loads OpenMP below
+    import torch
 
+    if threads is not None:
         torch.set_num_threads(threads)
     return threads
 
