@@ -13,3 +13,18 @@ if [ -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]; then  # MLX's
   LD_PRELOAD=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 nice -n 5 $PY -m jepa_ac.bench latency \
     --sizes tiny --horizon 1 --backends torch,mlx $COMMON --repeats 3 --out experiments/latency/mlx_tiny
 fi
+# lower precision (issue 30): fp32 and bf16 fast paths in the same interleaved run, the reference in fp32;
+# the shipped default model at its reach (128 x 4) and push-like (64 x 3, H=3) settings, tiny and mid at 800 x 10
+PREC="--backends torch --dtype float32,bfloat16 --reference --threads 1"
+nice -n 5 $PY -m jepa_ac.bench latency --sizes default --samples 128 --iterations 4 --topk 12 $PREC --repeats 5 --out experiments/latency/bf16_default_128x4
+nice -n 5 $PY -m jepa_ac.bench latency --sizes default --samples 64 --iterations 3 --topk 12 --horizon 3 $PREC --repeats 5 --out experiments/latency/bf16_default_64x3_h3
+nice -n 5 $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 $PREC --repeats 3 --out experiments/latency/bf16
+# the same step on this CPU capped at AVX2, as an AVX2-only host runs it (auto picks float32 there)
+ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 nice -n 5 $PY -m jepa_ac.bench latency \
+  --sizes default --samples 128 --iterations 4 --topk 12 --backends torch --dtype auto,bfloat16 --threads 1 --repeats 3 \
+  --out experiments/latency/bf16_default_avx2
+# GEMMs per dtype and bf16's effect on the energies' order; threads with and without a second busy process
+OMP_NUM_THREADS=1 nice -n 5 $PY experiments/latency/probe_precision.py --out experiments/latency/precision_probe.json
+ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 nice -n 5 \
+  $PY experiments/latency/probe_precision.py --gemm-only --out experiments/latency/precision_probe_avx2.json
+env -u OMP_NUM_THREADS $PY experiments/latency/probe_threads.py --rounds 3 --out experiments/latency/threads_probe.json

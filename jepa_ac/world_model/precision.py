@@ -12,16 +12,16 @@ precision only perturbs the energies, never the search.
 What `"auto"` picks, and the measurements behind it (experiments/latency/README.md):
 
 - torch on a CPU with native bf16 dot products (`amx_bf16` or `avx512_bf16` in /proc/cpuinfo, and
-  torch's kernels at AVX512 or above): bfloat16. On the AMD EPYC build host (avx512_bf16, no AMX,
-  torch 2.13, 1 thread) bf16 ran the planning step 1.4-1.6x faster than fp32 for the shipped default
-  model (128 x 4 reach 1.56x, 64 x 3 H=3 push 1.39x, 800 x 10 1.55x), 1.48x for the bench's tiny and
-  1.88x for its mid size at 800 x 10; GEMMs of the planning shapes 2.3-3.7x. An AMX host measured
-  about 6x on a 4096x256x1024 matmul (issue 30). The trained default model's energies keep their
-  order (Spearman 0.9997 over 400 candidates, the same top-10); random-weight models, whose
-  energies differ by less than bf16's error, do not.
+  torch's kernels at AVX512): bfloat16. On the AMD EPYC build host (avx512_bf16, no AMX, torch
+  2.13, 1 thread) bf16 ran the planning step 1.3-1.95x faster than fp32: the shipped model 1.43x
+  at 128 x 4 and 1.30x at 64 x 3 with horizon 3, the bench's tiny 1.55x and mid 1.95x at 800 x 10;
+  GEMMs of the planning shapes 2.4-3.8x. An AMX host measured about 6x on a 4096x256x1024 matmul
+  (issue 30). The trained default model's energies keep their order (Spearman 0.9997 over 400
+  candidates, the same top 10); random-weight models, whose energies differ by less than bf16's
+  error, do not.
 - torch on any other CPU (AVX2 only, ARM, ...): float32. The same EPYC capped at AVX2
   (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`) ran bf16 GEMMs
-  20-30x and the default model's planning step 4.6x slower than fp32; float16 GEMMs were 15-50x
+  16-53x and the shipped model's planning step 5.9x slower than fp32; float16 GEMMs were 14-50x
   slower even with avx512_bf16.
 - torch on CUDA: bfloat16 where the GPU supports it (`torch.cuda.is_bf16_supported()`: compute
   capability 8.0 and up, whose tensor cores run bf16 matmuls many times faster than fp32: H100 989
