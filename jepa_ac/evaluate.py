@@ -41,7 +41,8 @@ from typing import Any, Callable
 import numpy as np
 
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
-                              env_from_args, is_franka_env, load_model_from_args, resolve_env_name)
+                              env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
+from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 
 ENV_IDS = tuple(FRANKA_ENV_IDS)  # reach, push, pick-and-place
@@ -278,6 +279,8 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
         server = getattr(args, "server", None)
         row.update(checkpoint=f"server {server}" if server else str(args.checkpoint or DEFAULT_CHECKPOINT),
                    backend=None if server else args.backend,
+                   dtype=None if server else planning_dtype(args), isa=host_isa()["row"],
+                   threads=None if server else args.threads,  # None: the commands' default (cli.args.default_threads)
                    cem=defaults.to_dict()["cem"], action=defaults.to_dict()["action"])
     elif policy == "random":
         row["action"] = defaults.to_dict()["action"]

@@ -38,6 +38,8 @@ def test_baselines_and_planner_on_the_same_seeds_build_one_table(tiny_folder, tm
         assert row["mean_steps"] <= 3  # the budget from the checkpoint's planning.json
     planner = rows["jepa_ac/FrankaReach-v0|planner"]
     assert planner["plan_s_mean"] > 0 and planner["cem"]["samples"] == 16
+    # the planning time is read with the precision, the CPU and the threads it was taken with
+    assert planner["dtype"] in ("float32", "bfloat16") and planner["isa"] and planner["threads"] == 1
     assert all(e["final_latent_distance"] is not None for e in episodes(tmp_path, "FrankaReach-v0", "planner"))
     # same seed -> same scene: the three policies start from the same end-effector distance to the goal
     first = {p: episodes(tmp_path, "FrankaReach-v0", p)[0] for p in ("random", "expert")}
