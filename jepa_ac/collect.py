@@ -6,20 +6,7 @@ or any registered env with your own policy and state hook.
     python -m jepa_ac.collect --env gymnasium:Pusher-v5 --policy my_hooks:policy \\
         --state my_hooks:state --episodes 50 --image-size 128 --out data/pusher
 
-`--env module:EnvId` imports `module` first (which registers the id). An env named so, or given
-`--policy`, `--state` or `--frame`, is rolled out by `jepa_ac.data.gym_source.gym_rollout` (see
-there for the hooks; the default policy is random actions); its actions are stored as commands
-(`action/command`). Without hooks, the jepa_ac/ Franka envs run their scripted experts. The hooks
-(with `--success` and `--goal`, which planning uses) are stored in `dataset_info.json`'s
-`env_options`; a predictor trained on the data carries them to plan and evaluate.
-
-Writes `out/episode_000000/ ...` (one folder per episode, see `jepa_ac.data.layout`), a
-`dataset_info.json` (checked on resume: a run with other settings is refused), the trajectory
-list `trajectories.txt` that training reads, and `collect_summary.json` (success rate, steps,
-timing). When it finishes, the measured control contract (`jepa_ac.data.contract`) is stored in
-`dataset_info.json`. Re-running the same command resumes: complete episodes are kept, unfinished ones
-(hidden `.tmp-*` folders of a killed run) are removed and collected again. Episode i always uses
-the seed derived from (--seed, i), so a resumed or parallel run gives the same episodes.
+What the hooks do, what is written and how a re-run resumes: `jepa_ac.data.collection`.
 """
 
 from __future__ import annotations

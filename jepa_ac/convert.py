@@ -6,14 +6,11 @@
     python -m jepa_ac.convert --checkpoint vjepa2_1_vitl_dist_vitG_384.pt --encoder vjepa2_1_vit_large_384 \
         --out weights/vjepa2_1_vitl --dtype bfloat16
 
-The source (upstream `.pt`, Hugging Face folder, or one of our folders) is read and checked
-strictly (`jepa_ac.world_model.checkpoints`); the output is `config.json` (architecture + provenance) and
-`model.safetensors` (keys `encoder.*` / `predictor.*`, torch layout: the MLX backend changes the
-conv layout at load), written atomically. Reading an upstream `.pt` needs torch; the output does
-not. float32/float16 files load with any safetensors reader. bfloat16 files hold real BF16
-tensors (half the size of float32); numpy has no bfloat16, so the reader must widen them
-(`jepa_ac.world_model.safetensors_io.read_safetensors` does; see `--help` of the dtype flag).
+The source is read and checked strictly; the output folder (`config.json` + `model.safetensors`)
+is written atomically. What the files hold, and BF16 without numpy support:
+`jepa_ac.world_model.conversion`.
 """
+
 from __future__ import annotations
 
 import argparse

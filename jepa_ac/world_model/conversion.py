@@ -1,4 +1,4 @@
-"""Our checkpoint folder written from any checkpoint the package reads, and its safetensors I/O.
+"""Our checkpoint folder written from any checkpoint the package reads.
 
 The source (upstream `.pt`, Hugging Face folder, or one of our folders) is read and checked
 strictly (`jepa_ac.world_model.checkpoints`); the output is `config.json` (architecture + provenance) and
