@@ -23,13 +23,13 @@ import json
 import logging
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from jepa_ac.model import pose
+from jepa_ac.data.episode import EpisodeCommands
 from jepa_ac.data.layout import COMMAND_SPACES, STEP_PERCENTILE, ControlContract
 
 logger = logging.getLogger(__name__)
@@ -172,15 +172,6 @@ def contract_for_dataset(source: str | Path | Sequence[str | Path], fps: float |
     space = spaces.pop() if spaces else None
     return measure_contract(zip([r.states for r in records], commands), hz, space,
                             sources.pop() if sources else None, stride=frame_stride(hz, fps))
-
-
-@dataclass(frozen=True)
-class EpisodeCommands:
-    """The commands an episode recorded, as the contract reads them."""
-
-    values: np.ndarray  # [T, k] the command sent from each row (the last row's is unused)
-    space: str  # "delta_pose" or "env" (absolute targets are converted to delta_pose)
-    source: str  # where they came from: an h5 key, or LeRobot columns
 
 
 def episode_commands(record: Any) -> EpisodeCommands | None:

@@ -53,7 +53,7 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
-from jepa_ac.data.reader import EpisodeError, EpisodeRecord
+from jepa_ac.data.episode import EpisodeCommands, EpisodeError, EpisodeRecord
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def load_lerobot_episode(ref: str | Path, camera_key: str = layout.LEFT_MP4_KEY)
 
 
 def lerobot_commands(record: EpisodeRecord) -> Any:
-    """The commands of an opened LeRobot episode (`jepa_ac.data.contract.EpisodeCommands`) or None."""
+    """The commands of an opened LeRobot episode (`jepa_ac.data.episode.EpisodeCommands`) or None."""
     return open_source(Path(record.path).parent).commands(record)
 
 
@@ -382,8 +382,6 @@ class LeRobotSource:
 
     def commands(self, record: EpisodeRecord) -> Any:
         """The spec's command columns of an opened episode as `EpisodeCommands` (None if the spec has none)."""
-        from jepa_ac.data.contract import EpisodeCommands
-
         if not self.spec.command_keys:
             return None
         columns = self.columns(record.metadata["lerobot"]["episode_index"], list(self.spec.command_keys))

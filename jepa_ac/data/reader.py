@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -29,31 +29,11 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
+from jepa_ac.data.episode import EpisodeError, EpisodeRecord
 from jepa_ac.data.video import VideoDecodeError, probe_mp4, read_mp4
 from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
-
-
-class EpisodeError(ValueError):
-    """An episode folder that cannot be used; the message says why."""
-
-
-@dataclass(frozen=True)
-class EpisodeRecord:
-    """An indexed, validated episode (states in memory, video left on disk)."""
-
-    path: Path
-    uuid: str
-    camera: str
-    mp4_path: Path
-    fps: float  # native video frame rate
-    states: np.ndarray  # [T, 7] float64, T = usable rows (min of h5 rows and video frames)
-    metadata: dict[str, Any] = field(repr=False)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.states)
 
 
 # -- finding episodes ----------------------------------------------------------------------------
