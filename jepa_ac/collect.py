@@ -12,10 +12,13 @@ What the hooks do, what is written and how a re-run resumes: `jepa_ac.data.colle
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from jepa_ac.cli.overrides import Set, add_settings_args, apply_settings, load_settings
 from jepa_ac.data import layout
 from jepa_ac.data.collection import CollectConfig, collect
 from jepa_ac.model.pose import POSITION
@@ -31,51 +34,64 @@ def build_parser() -> argparse.ArgumentParser:
         description="Collect scripted-expert rollouts as a DROID-layout dataset (resumable).",
         epilog="example: python -m jepa_ac.collect --env jepa_ac/FrankaReach-v0 --episodes 50 --out data/reach",
     )
-    parser.add_argument("--env", default=defaults.env,
-                        help="gymnasium env id, or module:EnvId to import module first (default %(default)s)")
-    parser.add_argument("--episodes", type=int, default=defaults.episodes, help="total episodes wanted (default %(default)s)")
-    parser.add_argument("--out", type=Path, required=True, help="dataset folder (created; resumed if it exists)")
-    parser.add_argument("--noise", type=float, default=None,
-                        help=f"Franka expert action noise (default {defaults.noise}; not used with --policy)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed; episode i uses a seed derived from (seed, i)")
-    parser.add_argument("--image-size", type=int, default=defaults.image_size, help="square render size (even; default %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's registered length)")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="parallel processes (default %(default)s)")
-    parser.add_argument("--crf", type=int, default=defaults.crf, help="H.264 quality, lower is better (default %(default)s)")
-    parser.add_argument("--wrist-camera", action="store_true", help="also record the wrist camera")
-    parser.add_argument("--exterior-view", default=None,
-                        help="exterior camera view of the Franka envs: side or front (default: the env's)")
-    parser.add_argument("--stop-on-success", action="store_true", help="end an episode at its first success")
+    add_settings_args(parser, "collection settings (the CollectConfig fields below), YAML or JSON; each flag below "
+                              "is a shortcut for --set FIELD=VALUE")
+
+    def shortcut(flag: str, help: str, group: Any = parser, switch: bool = False) -> None:
+        key = flag.lstrip("-").replace("-", "_")
+        extra = dict(nargs=0, const="true") if switch else {}
+        group.add_argument(flag, action=Set, key=key, help=help, **extra)
+
+    shortcut("--env", f"gymnasium env id, or module:EnvId to import module first (default {defaults.env})")
+    shortcut("--episodes", f"total episodes wanted (default {defaults.episodes})")
+    shortcut("--out", "dataset folder (created; resumed if it exists); required")
+    shortcut("--noise", f"Franka expert action noise (default {defaults.noise}; not used with --policy)")
+    shortcut("--seed", f"base seed; episode i uses a seed derived from (seed, i) (default {defaults.seed})")
+    shortcut("--image-size", f"square render size (even; default {defaults.image_size})")
+    shortcut("--max-steps", "steps per episode (default: the env's registered length)")
+    shortcut("--workers", f"parallel processes (default {defaults.workers})")
+    shortcut("--crf", f"H.264 quality, lower is better (default {defaults.crf})")
+    shortcut("--wrist-camera", "also record the wrist camera", switch=True)
+    shortcut("--exterior-view", "exterior camera view of the Franka envs: side or front (default: the env's)")
+    shortcut("--stop-on-success", "end an episode at its first success", switch=True)
     hooks = parser.add_argument_group("any env (jepa_ac.data.gym_source): hooks are module:function, called "
                                       "as fn(obs) or fn(obs, env)")
-    hooks.add_argument("--policy", default=None, help="obs -> env action (default: random actions)")
-    hooks.add_argument("--state", default=None,
-                       help="obs -> [x, y, z, roll, pitch, yaw, gripper] (m, rad, closedness 0..1)")
-    hooks.add_argument("--frame", default=None, help="obs -> uint8 [H, W, 3] (default: the obs image or env.render())")
-    hooks.add_argument("--success", default=None,
-                       help="obs -> bool: the episode's success (default: info['success'] or info['is_success'])")
-    hooks.add_argument("--goal", default=None,
-                       help="reset obs -> the goal image; not used here, stored with the data for planning "
-                            "(python -m jepa_ac.evaluate --env ...)")
-    hooks.add_argument("--fps", type=float, default=None, help="the env's control rate (default: render_fps or 1/dt)")
-    hooks.add_argument("--task", default=None, help="task name stored with the data (default: from the env id)")
+    shortcut("--policy", "obs -> env action (default: random actions)", hooks)
+    shortcut("--state", "obs -> [x, y, z, roll, pitch, yaw, gripper] (m, rad, closedness 0..1)", hooks)
+    shortcut("--frame", "obs -> uint8 [H, W, 3] (default: the obs image or env.render())", hooks)
+    shortcut("--success", "obs -> bool: the episode's success (default: info['success'] or info['is_success'])", hooks)
+    shortcut("--goal", "reset obs -> the goal image; not used here, stored with the data for planning "
+                       "(python -m jepa_ac.evaluate --env ...)", hooks)
+    shortcut("--fps", "the env's control rate (default: render_fps or 1/dt)", hooks)
+    shortcut("--task", "task name stored with the data (default: from the env id)", hooks)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def collect_config(args: argparse.Namespace) -> CollectConfig:
+    """The settings file, then `--set` and the shortcut flags in order, as a checked `CollectConfig`."""
+    values = dataclasses.asdict(CollectConfig(out=Path(".")))
+    given: list[str] = []
+    if args.config is not None:
+        settings = load_settings(args.config)
+        values = apply_settings(values, settings.items(), CollectConfig, source=str(args.config))
+        given += list(settings)
+    values = apply_settings(values, args.overrides, CollectConfig)
+    given += [key for key, _ in args.overrides]
+    if "out" not in given:
+        raise ValueError("the dataset folder is required: --out DIR (or out in the settings file)")
+    config = CollectConfig(**{**values, "out": str(values["out"])})  # a folder named 2024 is a folder, not a number
+    if config.generic and "noise" in given:
+        raise ValueError("--noise applies to the Franka envs' scripted experts; add noise in your --policy")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:  # bad settings (a flag, an env option, a folder collected otherwise): a message, not a traceback
-        config = CollectConfig(out=args.out, env=args.env, episodes=args.episodes, seed=args.seed,
-                               image_size=args.image_size, max_steps=args.max_steps, workers=args.workers,
-                               crf=args.crf, wrist_camera=args.wrist_camera, exterior_view=args.exterior_view,
-                               stop_on_success=args.stop_on_success, policy=args.policy, state=args.state,
-                               frame=args.frame, success=args.success, goal=args.goal, fps=args.fps, task=args.task,
-                               **({} if args.noise is None else {"noise": args.noise}))
-        if config.generic and args.noise is not None:
-            raise ValueError("--noise applies to the Franka envs' scripted experts; add noise in your --policy")
+        config = collect_config(args)
         summary = collect(config, progress=not args.no_progress)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
     print(f"{summary['env_id']}: {summary['episodes']} episodes in {config.out} "
           f"({summary['collected_now']} new, {summary['resumed']} resumed)")

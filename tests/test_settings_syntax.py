@@ -148,3 +148,26 @@ def test_no_command_writes_into_experiments_by_default(monkeypatch):
     assert sum(dest.endswith("--out") for dest in outputs) >= 10
     tracked = {name: str(path) for name, path in outputs.items() if "experiments" in path.parts}
     assert not tracked, f"defaults under experiments/: {tracked}"
+
+
+# -- collect ------------------------------------------------------------------------------------------
+
+def _collect_config(argv):
+    from jepa_ac.collect import build_parser, collect_config
+
+    return collect_config(build_parser().parse_args(argv))
+
+
+def test_collect_takes_the_same_syntax(tmp_path):
+    shortcut = _collect_config(["--out", "d", "--episodes", "3", "--wrist-camera", "--image-size", "64"])
+    assigned = _collect_config(["--set", "out=d", "episodes=3", "wrist_camera=true", "image_size=64"])
+    assert shortcut == assigned and shortcut.episodes == 3 and shortcut.wrist_camera
+    (tmp_path / "collect.yaml").write_text("out: 2024\nepisodes: 5\nseed: 7\n")
+    config = _collect_config(["--config", str(tmp_path / "collect.yaml"), "--episodes", "6"])
+    assert (config.out, config.episodes, config.seed) == (Path("2024"), 6, 7)  # later wins; a folder, not a number
+    with pytest.raises(ValueError, match="--out DIR"):
+        _collect_config(["--episodes", "3"])
+    with pytest.raises(ValueError, match="unknown key 'episode'"):
+        _collect_config(["--out", "d", "--set", "episode=3"])
+    with pytest.raises(ValueError, match="--noise applies to the Franka envs"):
+        _collect_config(["--out", "d", "--env", "gymnasium:Pusher-v5", "--noise", "0.2"])
