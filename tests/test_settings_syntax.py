@@ -171,3 +171,15 @@ def test_collect_takes_the_same_syntax(tmp_path):
         _collect_config(["--out", "d", "--set", "episode=3"])
     with pytest.raises(ValueError, match="--noise applies to the Franka envs"):
         _collect_config(["--out", "d", "--env", "gymnasium:Pusher-v5", "--noise", "0.2"])
+
+
+def test_settings_never_run_code(tmp_path):
+    """A settings file or a --set value naming a Python object is an error; nothing is run."""
+    sentinel = tmp_path / "PWNED"
+    payload = f"!!python/object/apply:os.system ['touch {sentinel}']"
+    (tmp_path / "run.yaml").write_text(f"lr: {payload}\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        parse_config(TrainPredictorConfig, ["--config", str(tmp_path / "run.yaml")])
+    with pytest.raises(ValueError, match="lr must be a number"):
+        parse_config(TrainPredictorConfig, ["--set", f"lr={payload}"])  # read back as text, then refused
+    assert not sentinel.exists()

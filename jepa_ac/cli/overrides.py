@@ -32,16 +32,18 @@ from typing import Any, Iterable
 import yaml
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading `3e-4` as the number YAML 1.2 says it is (YAML 1.1: a string)."""
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader (plain YAML types only: a `!!python/...` tag is an error, never an object),
+    reading `3e-4` as the number YAML 1.2 says it is (YAML 1.1: a string)."""
 
 
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
                               list("-+0123456789"))
 
 
 def _read_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)
+    """YAML text as plain data; the loader is a `yaml.SafeLoader` (see `_SafeLoader`), so no file runs code."""
+    return yaml.load(text, Loader=_SafeLoader)
 
 
 def _scalar(text: str) -> Any:
