@@ -28,10 +28,12 @@ from jepa_ac.data import (
     read_trajectory_list,
     write_trajectory_list,
 )
+from jepa_ac.data.episode import EpisodeError
 from jepa_ac.data.contract import contract_for_dataset, measure_contract, planning_defaults, safety_limits
 from jepa_ac.data.layout import ControlContract
 from jepa_ac.data.lerobot import SPEC_FORMAT, cut_video
 from jepa_ac.data.video import read_mp4, write_mp4
+from jepa_ac.model.pose import StateRanges
 from jepa_ac.planning.defaults import PlanningDefaults
 from jepa_ac.robot.safety import SafetyConfig
 from lerobot_layout import episode_frames, episode_rows, write_v3, write_v21
@@ -304,6 +306,16 @@ def test_lerobot_state_mapping_spec_file_and_python_hook(lerobot_sets, tmp_path)
     assert np.all(states[:, 3:6] == 0) and states[:, 0] == pytest.approx(episode_rows(0, 20, 9)["states7"][:, 0])
     with pytest.raises(ValueError, match="state_fn replaces"):
         LeRobotSpec(state_fn="m:f", state_indices=(0, 1, 2, 3, 4, 5, 6))
+
+
+def test_lerobot_states_are_checked_once_against_the_callers_ranges(lerobot_sets):
+    """A robot whose base sits 5 m away (outside the default 3 m) reads with wider ranges, as DROID
+    folders do; the default ranges still refuse it."""
+    far = LeRobotSource(lerobot_sets["v21_9d"], LeRobotSpec(state_fn=lambda cols: cols["observation.state"][:, :7] + [5, 0, 0, 0, 0, 0, 0]))
+    ref = far.episodes()[0]
+    with pytest.raises(EpisodeError, match="bad states: .* x = 5"):
+        open_episode(ref)
+    assert open_episode(ref, ranges=StateRanges(max_position=10.0)).states[0, 0] > 5
 
 
 def test_cut_video_reencodes_a_segment_that_starts_between_key_frames(tmp_path):
