@@ -5,11 +5,14 @@ contract (`jepa_ac.data.contract`) reads them."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 class EpisodeError(ValueError):
@@ -40,3 +43,21 @@ class EpisodeCommands:
     values: np.ndarray  # [T, k] the command sent from each row (the last row's is unused)
     space: str  # "delta_pose" or "env" (absolute targets are converted to delta_pose)
     source: str  # where they came from: an h5 key, or LeRobot columns
+
+
+def usable_frames(mp4: Path, rows: int, episode: str, rows_name: str = "rows") -> tuple[Any, int]:
+    """The episode's video (`jepa_ac.data.video.VideoInfo`) and how many rows it can use: the shorter
+    of its `rows` and the video's frames (a warning when they differ). `EpisodeError` when the video
+    is unreadable or nothing is left; `episode` and `rows_name` word the messages."""
+    from jepa_ac.data.video import probe_mp4
+
+    try:
+        video = probe_mp4(mp4)
+    except Exception as err:  # PyAV raises its own error types for damaged files
+        raise EpisodeError(f"video {mp4.name} is unreadable: {err}") from None
+    n = min(rows, video.num_frames)
+    if video.num_frames != rows:
+        logger.warning("%s: %d %s but %d video frames; using the first %d", episode, rows, rows_name, video.num_frames, n)
+    if n == 0:
+        raise EpisodeError(f"no frames ({rows} {rows_name}, {video.num_frames} video frames)")
+    return video, n

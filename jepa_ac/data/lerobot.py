@@ -53,7 +53,7 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
-from jepa_ac.data.episode import EpisodeCommands, EpisodeError, EpisodeRecord
+from jepa_ac.data.episode import EpisodeCommands, EpisodeError, EpisodeRecord, usable_frames
 
 logger = logging.getLogger(__name__)
 
@@ -352,22 +352,11 @@ class LeRobotSource:
 
     def open_episode(self, index: int, camera_key: str = layout.LEFT_MP4_KEY) -> EpisodeRecord:
         """Validate one episode and load its states; `EpisodeError` says what is wrong."""
-        from jepa_ac.data.video import probe_mp4
-
         key = self.video_key(camera_key)
         needed = None if self._state_fn is not None else list(self.spec.state_keys)
         states = self.states(self.columns(index, needed))  # checked by the reader, with its caller's ranges
         mp4 = self.episode_video(index, key)
-        try:
-            video = probe_mp4(mp4)
-        except Exception as err:  # PyAV raises its own error types for damaged files
-            raise EpisodeError(f"video {mp4.name} is unreadable: {err}") from None
-        if video.num_frames != len(states):
-            logger.warning("LeRobot episode %d of %s: %d rows but %d video frames; using the first %d",
-                           index, self.root, len(states), video.num_frames, min(len(states), video.num_frames))
-        n = min(len(states), video.num_frames)
-        if n == 0:
-            raise EpisodeError(f"no frames ({len(states)} rows, {video.num_frames} video frames)")
+        video, n = usable_frames(mp4, len(states), f"LeRobot episode {index} of {self.root}")
         tasks = self.meta[index].get("tasks") or []
         ref = self.ref_base / layout.EPISODE_DIR_FORMAT.format(index=index)
         metadata = {"uuid": f"lerobot+{self.root.name}+episode_{index:06d}", "current_task": tasks[0] if tasks else "",

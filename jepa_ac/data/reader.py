@@ -29,8 +29,8 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
-from jepa_ac.data.episode import EpisodeError, EpisodeRecord
-from jepa_ac.data.video import VideoDecodeError, probe_mp4, read_mp4
+from jepa_ac.data.episode import EpisodeError, EpisodeRecord, usable_frames
+from jepa_ac.data.video import VideoDecodeError, read_mp4
 from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
@@ -166,16 +166,7 @@ def open_episode(folder: str | Path, camera_key: str = layout.LEFT_MP4_KEY,
     mp4_path = folder / layout.MP4_DIR / f"{camera}.mp4"
     if not mp4_path.is_file():
         raise EpisodeError(f"video {layout.MP4_DIR}/{camera}.mp4 is missing")
-    try:
-        video = probe_mp4(mp4_path)
-    except Exception as err:  # PyAV raises its own error types for damaged files
-        raise EpisodeError(f"video {mp4_path.name} is unreadable: {err}") from None
-    if video.num_frames != len(states):
-        logger.warning("episode %s: %d h5 rows but %d video frames; using the first %d",
-                       folder, len(states), video.num_frames, min(len(states), video.num_frames))
-    n = min(len(states), video.num_frames)
-    if n == 0:
-        raise EpisodeError(f"no frames ({len(states)} h5 rows, {video.num_frames} video frames)")
+    video, n = usable_frames(mp4_path, len(states), f"episode {folder}", "h5 rows")
     return EpisodeRecord(folder, str(metadata.get("uuid", folder.name)), camera, mp4_path, video.fps,
                          states[:n], metadata)
 
