@@ -181,3 +181,36 @@ def test_bf16_networks_hand_float32_to_the_energy(fp32_and_bf16):
     assert wm16.rollout(z, state, actions).dtype == torch.float32
     assert wm16.rollout_uncached(z, state, actions).dtype == torch.float32
     assert wm16.rollout_energy(z, state, actions, z).dtype == torch.float32
+
+
+def test_rope_on_the_joint_query_key_layout_is_upstreams_rotation_bit_for_bit():
+    """apply_rope rotates q and k together with a signed sine; it must give exactly upstream's
+    x * cos + (-x1, x0) * sin on each of them (float32: the planning records stay the same)."""
+    from jepa_ac.model.nn_torch.layers import _axis_angles, apply_rope, rope_tables
+
+    torch.manual_seed(0)
+    qk = torch.randn(3, 10, 2, 4, 24)  # [B, N, q/k, heads, hd]
+    pos = [torch.arange(10.0), torch.arange(10.0) % 3, torch.arange(10.0) % 5]
+    cos, sin = rope_tables(*pos, head_dim=24)
+    angles = torch.cat([_axis_angles(p, 8) for p in pos], dim=-1)  # [N, 24]
+    x = qk.permute(2, 0, 3, 1, 4)  # [2, B, heads, N, hd], as upstream rotates q and k
+    pairs = x.unflatten(-1, (-1, 2))
+    upstream = x * angles.cos() + torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2) * angles.sin()
+    assert torch.equal(apply_rope(qk, cos, sin).permute(2, 0, 3, 1, 4), upstream)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_low_precision_cpu_attention_matches_the_fused_kernel(masked):
+    """bf16 on the CPU takes the plain softmax(q k^T / sqrt(d)) v (faster there); it must agree with
+    torch's fused kernel to bf16 accuracy, and float32 must still be the fused kernel itself."""
+    from jepa_ac.model.nn_torch.layers import attention
+
+    torch.manual_seed(1)
+    q, k, v = torch.randn(3, 2, 4, 9, 24).unbind(0)  # [B, heads, N, hd] each
+    mask = torch.ones(9, 9, dtype=torch.bool).tril() if masked else None
+    exact = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(attention(q, k, v, mask), exact)
+    low = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - exact).abs().max().item() < 0.05
+    assert (low.float() - exact).abs().mean().item() < 0.01

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from jepa_ac.model.config import V2_1_PRETRAINED_GRID, EncoderConfig
-from jepa_ac.model.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_cos_sin, run_blocks
+from jepa_ac.model.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_tables, run_blocks
 
 
 class PatchEmbed(nn.Module):
@@ -144,11 +144,10 @@ class VisionTransformer(nn.Module):
         x = self.embed(x)  # [B, N, D]
         if masks is None:
             ids = torch.arange(t * gh * gw, device=x.device)  # [N]
-            cos, sin = rope_cos_sin(*encoder_positions(c, ids, gh, gw), c.head_dim, c.is_v2_1)  # [N, hd]
+            cos, sin = rope_tables(*encoder_positions(c, ids, gh, gw), c.head_dim, c.is_v2_1, x.dtype)  # [N, 1, 1, hd]
         else:
             x = torch.gather(x, 1, masks[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
-            cos, sin = rope_cos_sin(*encoder_positions(c, masks, gh, gw), c.head_dim, c.is_v2_1)  # [B, K, hd]
-            cos, sin = cos[:, None], sin[:, None]  # [B, 1, K, hd]: broadcast over heads
+            cos, sin = rope_tables(*encoder_positions(c, masks, gh, gw), c.head_dim, c.is_v2_1, x.dtype)  # [B, K, 1, 1, hd]
         if not c.is_v2_1:
             x = run_blocks(self.blocks, x, cos, sin, None, c.use_activation_checkpointing)
             return self.norm(x)

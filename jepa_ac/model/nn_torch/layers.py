@@ -35,15 +35,22 @@ def _axis_angles(pos: torch.Tensor, dim: int, pairwise: bool = False) -> torch.T
     return torch.cat([freq, freq], dim=-1)  # [..., N, dim]: f0 f1 ... f0 f1 ...
 
 
-def rope_cos_sin(
-    pos_d: torch.Tensor, pos_h: torch.Tensor, pos_w: torch.Tensor, head_dim: int, pairwise: bool = False
+def rope_tables(
+    pos_d: torch.Tensor,
+    pos_h: torch.Tensor,
+    pos_w: torch.Tensor,
+    head_dim: int,
+    pairwise: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """3D RoPE tables: positions [..., N] per axis -> cos, sin [..., N, head_dim].
+    """3D RoPE tables for `apply_rope`: positions [..., N] per axis -> (cos, signed sin), each
+    [..., N, 1, 1, head_dim] in `dtype`, to broadcast over a [..., N, 2, heads, head_dim] query/key pair.
 
     Dims past the three rotated segments get angle 0 (cos 1, sin 0), i.e. pass through exactly.
     A token with height/width position 0 is rotated by its depth (time) position only, which is
     how upstream treats the predictor's action and state tokens. `pairwise`: the V-JEPA 2.1
-    frequency layout (see `_axis_angles`).
+    frequency layout (see `_axis_angles`). The sine of each pair's first dim is negated (see
+    `apply_rope`). Built once per forward, in the blocks' dtype, not once per block.
     """
     seg = rope_segment_dim(head_dim)
     parts = [_axis_angles(pos_d, seg, pairwise), _axis_angles(pos_h, seg, pairwise), _axis_angles(pos_w, seg, pairwise)]
@@ -51,7 +58,9 @@ def rope_cos_sin(
     if rest:
         parts.append(torch.zeros(*pos_d.shape, rest, dtype=torch.float32, device=pos_d.device))
     angles = torch.cat(parts, dim=-1)  # [..., N, head_dim]
-    return angles.cos(), angles.sin()
+    sign = torch.tensor([-1.0, 1.0], device=angles.device).repeat(head_dim // 2)  # [head_dim]: - + - + ...
+    cos, sin = angles.cos(), angles.sin() * sign  # [..., N, head_dim]
+    return cos[..., None, None, :].to(dtype), sin[..., None, None, :].to(dtype)  # [..., N, 1, 1, head_dim]
 
 
 def grid_positions(ids: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.Tensor, ...]:
@@ -64,11 +73,31 @@ def grid_positions(ids: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.T
     return frame.float(), row.float(), col.float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (2i, 2i+1): x [B, heads, N, hd], cos/sin broadcastable -> same shape."""
-    pairs = x.unflatten(-1, (-1, 2))  # [B, heads, N, hd/2, 2]
-    rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # [B, heads, N, hd]
-    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2i, 2i+1): x [..., hd] and `rope_tables` broadcastable to it -> x's shape.
+
+    (x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin), written as x * cos + swap(x) * signed_sin with
+    swap(x0, x1) = (x1, x0) and the sine of x0's slot negated: the same products and sum as
+    upstream's (-x1, x0) * sin, bit for bit, in one fewer pass over x.
+    """
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # [..., hd]: x1 x0 x3 x2 ...
+    return x * cos + swapped * signed_sin
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hd)) v: q [B, heads, N, hd], k/v [B, heads, L, hd], mask [N, L] (True: attend).
+
+    torch's fused kernel, except for bf16/fp16 on the CPU, where it is slower than the three plain
+    ops at our head sizes (the shipped predictor's 4 x 66 x 24 heads: 4.4 vs 2.4 ms per call, one
+    thread; experiments/latency/README.md). The plain form rounds the softmax to the low precision
+    (max abs error 0.017 vs 0.004 on unit-scale random inputs); planning in bf16 was measured with it.
+    """
+    if q.dtype == torch.float32 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, heads, N, L]
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v  # [B, heads, N, hd]
 
 
 class DropPath(nn.Module):
@@ -96,6 +125,13 @@ class RoPEAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
+    def _rotated_qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """x [B, N, D] -> q, k (RoPE applied), v, each [B, heads, N, hd]; q and k are rotated together."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, hd]
+        qk = apply_rope(qkv[:, :, :2], cos, sin)  # [B, N, 2, heads, hd]
+        q, k = qk.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, hd]
+        return q, k, qkv[:, :, 2].transpose(1, 2)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -104,10 +140,8 @@ class RoPEAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, N, C = x.shape
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, hd]
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, hd]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [B, heads, N, hd]
+        q, k, v = self._rotated_qkv(x, cos, sin)  # each [B, heads, N, hd]
+        x = attention(q, k, v, attn_mask)  # [B, heads, N, hd]
         x = x.transpose(1, 2).reshape(B, N, C)  # [B, N, D]
         return self.proj(x)
 
@@ -125,13 +159,11 @@ class RoPEAttention(nn.Module):
         (keys, values), each [B, heads, L+N, hd] (RoPE already applied to the keys).
         """
         B, N, C = x.shape
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # [B, N, 3, heads, hd]
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, heads, N, hd]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._rotated_qkv(x, cos, sin)  # each [B, heads, N, hd]
         if past is not None:
             k = torch.cat([past[0].expand(B, -1, -1, -1), k], dim=2)  # [B, heads, L+N, hd]
             v = torch.cat([past[1].expand(B, -1, -1, -1), v], dim=2)  # [B, heads, L+N, hd]
-        x = F.scaled_dot_product_attention(q, k, v)  # [B, heads, N, hd]
+        x = attention(q, k, v)  # [B, heads, N, hd]
         x = x.transpose(1, 2).reshape(B, N, C)  # [B, N, D]
         return self.proj(x), (k, v)
 
