@@ -36,6 +36,27 @@ def test_cached_rollout_equals_uncached_predictor(tiny_wm):
     assert (tiny_wm.rollout(z, state, actions)[:, 1] - tiny_wm.rollout(z * 0.5, state, actions)[:, 1]).abs().max() > 1e-3
 
 
+def test_rollout_workers_give_the_same_bits_as_one_thread(tiny_wm):
+    """CPU planning runs sample chunks on worker threads of one torch thread each; how the samples are
+    split (chunks of 4 samples or more) and where they run must not change a single bit of the predictions."""
+    rng = np.random.default_rng(3)
+    z = tiny_wm.encode(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    state = torch.as_tensor(STATE[None])
+    actions = torch.as_tensor(rng.normal(0, 0.04, (50, 2, 7)).astype(np.float32))  # [S, H, 7]
+    backend, caller_threads = tiny_wm.backend, torch.get_num_threads()
+    try:
+        backend.rollout_workers, backend.rollout_chunk = 1, 50
+        whole = tiny_wm.rollout(z, state, actions)  # one call, the caller's thread
+        for workers, chunk in ((3, None), (2, 9), (4, None)):
+            backend.rollout_workers, backend.rollout_chunk = workers, chunk
+            chunks = backend._sample_chunks(50, 66)
+            assert len(chunks) > 1 and min(c.stop - c.start for c in chunks) >= 4, chunks
+            assert torch.equal(tiny_wm.rollout(z, state, actions), whole), (workers, chunk)
+        assert torch.get_num_threads() == caller_threads  # the workers' 1 thread stays theirs
+    finally:
+        backend.rollout_workers, backend.rollout_chunk = 1, None
+
+
 def test_reference_pose_matches_vectorised_pose():
     rng = np.random.default_rng(2)
     states = rng.normal(0, 1, (50, 1, 7)).astype(np.float32)

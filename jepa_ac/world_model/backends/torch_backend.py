@@ -7,6 +7,8 @@ holds one; nothing outside `jepa_ac/world_model/backends/` and `jepa_ac/model/nn
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,6 +21,7 @@ from jepa_ac.model.nn_torch.encoder import VisionTransformer
 from jepa_ac.model.nn_torch.predictor import ACPredictor
 
 CPU_CHUNK_TOKENS = 4096
+MIN_CHUNK_SAMPLES = 4
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -55,6 +58,10 @@ class TorchBackend:
             module.to(self.device, self.dtype).eval().requires_grad_(False)
         self._frame_step: Any = None
         self.rollout_chunk: int | None = None  # samples per predictor call in `rollout` (None: auto)
+        # CPU: threads that run `rollout`'s sample chunks side by side, one torch thread each
+        # (default: this thread's torch threads; 1 runs the chunks in turn on the caller's threads)
+        self.rollout_workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, their pool)
         self.set_compile(compile)
 
     def set_compile(self, flag: bool) -> None:
@@ -114,13 +121,47 @@ class TorchBackend:
         if not pred.config.is_frame_causal:
             raise ValueError("the cached rollout needs a block-causal predictor (is_frame_causal=True)")
         actions = self.ops.asarray(actions)  # [S, H, 7]
+        chunks = self._sample_chunks(actions.shape[0], pred.config.cond_tokens + z_context.shape[-2])
+        if len(chunks) == 1:
+            return self._rollout_chunk(z_context, state, actions, normalize_eps)
+        run = lambda part: self._rollout_chunk(z_context, state, actions[part], normalize_eps)  # noqa: E731
+        if self.rollout_workers > 1:
+            return torch.cat(list(self._worker_pool().map(run, chunks)), dim=0)  # [S, H, N, D]
+        return torch.cat([run(part) for part in chunks], dim=0)  # [S, H, N, D]
+
+    def _sample_chunks(self, samples: int, tokens_per_sample: int) -> list[slice]:
+        """Split the samples into chunks of near-equal size: on the CPU about CPU_CHUNK_TOKENS tokens
+        each (activations stay cache-sized) and a multiple of `rollout_workers` of them, but no chunk under
+        MIN_CHUNK_SAMPLES where it can be helped; elsewhere one chunk. `rollout_chunk`, if set, fixes
+        the chunk size instead. The split does not change the predictions: chunks of MIN_CHUNK_SAMPLES
+        or more give the same bits as one call (tests/test_planning_reference.py); smaller ones can
+        differ in the last bit (the BLAS picks other kernels for very short matrices)."""
+        if self.rollout_chunk is not None:
+            size = self.rollout_chunk
+            return [slice(i, min(i + size, samples)) for i in range(0, samples, size)]
+        if self.device.type != "cpu":
+            return [slice(0, samples)]
+        count = max(math.ceil(samples * tokens_per_sample / CPU_CHUNK_TOKENS), self.rollout_workers)
+        count = min(math.ceil(count / self.rollout_workers) * self.rollout_workers, max(1, samples // MIN_CHUNK_SAMPLES))
+        bounds = [samples * i // count for i in range(count + 1)]
+        return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        """The rollout's worker threads, started on first use; each runs torch on 1 thread of its own,
+        so they never wait for each other inside an op (the caller's thread count is unchanged)."""
+        if self._pool is None or self._pool[0] != self.rollout_workers:
+            if self._pool is not None:
+                self._pool[1].shutdown(wait=False)
+            pool = ThreadPoolExecutor(self.rollout_workers, thread_name_prefix="jepa_ac-rollout",
+                                      initializer=torch.set_num_threads, initargs=(1,))
+            self._pool = (self.rollout_workers, pool)
+        return self._pool[1]
+
+    @torch.inference_mode()
+    def _rollout_chunk(self, z_context: Any, state: Any, actions: torch.Tensor, normalize_eps: float | None) -> torch.Tensor:
+        """`rollout` for one chunk of samples: actions [S', H, 7] -> latents [S', H, N, D] (float32)."""
+        pred = self.predictor
         S, H, _ = actions.shape
-        chunk = self.rollout_chunk
-        if chunk is None:  # CPU: ~4k tokens per call keep activations cache-sized (measured faster)
-            chunk = S if self.device.type != "cpu" else max(1, CPU_CHUNK_TOKENS // (pred.config.cond_tokens + z_context.shape[-2]))
-        if chunk < S:  # samples are independent: run them in cache-sized chunks
-            parts = [self.rollout(z_context, state, actions[i : i + chunk], normalize_eps) for i in range(0, S, chunk)]
-            return torch.cat(parts, dim=0)  # [S, H, N, D]
         N, D = z_context.shape[-2:]
         x = pred.embed_context(self.ops.asarray(z_context).reshape(1, N, D).to(self.dtype))  # [1, N, W]
         states = self.ops.asarray(state).reshape(1, 7).expand(S, 7)  # [S, 7]
