@@ -44,7 +44,8 @@ def add_model_args(parser: argparse.ArgumentParser, checkpoint_help: str | None 
                        help="the networks' dtype (default: auto = bfloat16 on CUDA and on CPUs with bf16 dot products, "
                             "AMX or AVX512-BF16, else float32; energies and CEM stay float32)")
     model.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: OMP_NUM_THREADS if set, else torch's one per physical core "
+                       help="torch CPU threads; planning runs its CEM samples on this many worker threads of one "
+                            "torch thread each (default: OMP_NUM_THREADS if set, else torch's one per physical core "
                             "with OMP_WAIT_POLICY=PASSIVE, so threads sleep rather than spin at barriers on a shared CPU)")
     return model
 

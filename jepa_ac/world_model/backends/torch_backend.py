@@ -8,6 +8,7 @@ holds one; nothing outside `jepa_ac/world_model/backends/` and `jepa_ac/model/nn
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
@@ -61,7 +62,7 @@ class TorchBackend:
         # CPU: threads that run `rollout`'s sample chunks side by side, one torch thread each
         # (default: this thread's torch threads; 1 runs the chunks in turn on the caller's threads)
         self.rollout_workers = torch.get_num_threads() if self.device.type == "cpu" else 1
-        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (workers, their pool)
+        self._pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (workers, process id, their pool)
         self.set_compile(compile)
 
     def set_compile(self, flag: bool) -> None:
@@ -125,14 +126,14 @@ class TorchBackend:
         if len(chunks) == 1:
             return self._rollout_chunk(z_context, state, actions, normalize_eps)
         run = lambda part: self._rollout_chunk(z_context, state, actions[part], normalize_eps)  # noqa: E731
-        if self.rollout_workers > 1:
+        if self.rollout_workers > 1 and not self.compiled:  # compiled graphs stay on the caller's thread
             return torch.cat(list(self._worker_pool().map(run, chunks)), dim=0)  # [S, H, N, D]
         return torch.cat([run(part) for part in chunks], dim=0)  # [S, H, N, D]
 
     def _sample_chunks(self, samples: int, tokens_per_sample: int) -> list[slice]:
         """Split the samples into chunks of near-equal size: on the CPU about CPU_CHUNK_TOKENS tokens
-        each (activations stay cache-sized) and a multiple of `rollout_workers` of them, but no chunk under
-        MIN_CHUNK_SAMPLES where it can be helped; elsewhere one chunk. `rollout_chunk`, if set, fixes
+        each (activations stay cache-sized) and a multiple of `rollout_workers` of them, but no chunk
+        under MIN_CHUNK_SAMPLES where it can be helped; elsewhere one chunk. `rollout_chunk`, if set, fixes
         the chunk size instead. The split does not change the predictions: chunks of MIN_CHUNK_SAMPLES
         or more give the same bits as one call (tests/test_planning_reference.py); smaller ones can
         differ in the last bit (the BLAS picks other kernels for very short matrices)."""
@@ -142,23 +143,28 @@ class TorchBackend:
         if self.device.type != "cpu":
             return [slice(0, samples)]
         count = max(math.ceil(samples * tokens_per_sample / CPU_CHUNK_TOKENS), self.rollout_workers)
-        count = min(math.ceil(count / self.rollout_workers) * self.rollout_workers, max(1, samples // MIN_CHUNK_SAMPLES))
+        count = math.ceil(count / self.rollout_workers) * self.rollout_workers
+        count = min(count, max(1, samples // MIN_CHUNK_SAMPLES))
         bounds = [samples * i // count for i in range(count + 1)]
         return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
     def _worker_pool(self) -> ThreadPoolExecutor:
-        """The rollout's worker threads, started on first use; each runs torch on 1 thread of its own,
-        so they never wait for each other inside an op (the caller's thread count is unchanged)."""
-        if self._pool is None or self._pool[0] != self.rollout_workers:
-            if self._pool is not None:
-                self._pool[1].shutdown(wait=False)
+        """The rollout's worker threads, started on first use (again after a fork: a child process has
+        none of its parent's threads); each runs torch on 1 thread of its own, so they never wait for
+        each other inside an op (the caller's thread count is unchanged)."""
+        key = (self.rollout_workers, os.getpid())
+        if self._pool is None or self._pool[:2] != key:
+            if self._pool is not None and self._pool[1] == key[1]:
+                self._pool[2].shutdown(wait=False)
             pool = ThreadPoolExecutor(self.rollout_workers, thread_name_prefix="jepa_ac-rollout",
                                       initializer=torch.set_num_threads, initargs=(1,))
-            self._pool = (self.rollout_workers, pool)
-        return self._pool[1]
+            self._pool = (*key, pool)
+        return self._pool[2]
 
     @torch.inference_mode()
-    def _rollout_chunk(self, z_context: Any, state: Any, actions: torch.Tensor, normalize_eps: float | None) -> torch.Tensor:
+    def _rollout_chunk(
+        self, z_context: Any, state: Any, actions: torch.Tensor, normalize_eps: float | None
+    ) -> torch.Tensor:
         """`rollout` for one chunk of samples: actions [S', H, 7] -> latents [S', H, N, D] (float32)."""
         pred = self.predictor
         S, H, _ = actions.shape
