@@ -214,3 +214,18 @@ def test_low_precision_cpu_attention_matches_the_fused_kernel(masked):
     assert low.dtype == torch.bfloat16
     assert (low.float() - exact).abs().max().item() < 0.05
     assert (low.float() - exact).abs().mean().item() < 0.01
+
+
+def test_training_dtype_rule():
+    from jepa_ac.world_model.precision import choose_training_dtype
+
+    bf16_cpu = dict(flags=frozenset({"avx512_bf16", "avx512f", "avx2"}), capability="AVX512")
+    assert choose_training_dtype("cpu", "auto", **bf16_cpu) == "bfloat16"
+    assert choose_training_dtype("cpu", "auto", flags=frozenset({"avx2"}), capability="AVX2") == "float32"
+    assert choose_training_dtype("cpu", "auto", flags=frozenset({"avx512_bf16"}), capability="AVX2") == "float32"
+    assert choose_training_dtype("cuda", "auto") == "bfloat16"
+    assert choose_training_dtype("mps", "auto") == "float32"
+    assert choose_training_dtype("cpu", "float32", **bf16_cpu) == "float32"
+    assert choose_training_dtype("cpu", "bfloat16", flags=frozenset(), capability="AVX2") == "bfloat16"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        choose_training_dtype("cpu", "half")

@@ -5,8 +5,8 @@ the full clips and its layer-normed features are the targets; for each mask gene
 (short-range, long-range) the context encoder sees only the visible tokens and the mask predictor
 fills in the masked ones; the loss is L1 on the target tokens, averaged over generators. AdamW
 with warmup + cosine LR and a cosine weight-decay schedule, gradient clipping, EMA momentum ramp,
-bf16 autocast on CUDA, atomic checkpoints with exact resume (no pickle), a stop at the first
-non-finite loss or gradient, DDP by rank, collapse monitoring.
+bf16 autocast on CUDA and on CPUs with bf16 dot products, atomic checkpoints with exact resume (no
+pickle), a stop at the first non-finite loss or gradient, DDP by rank, collapse monitoring.
 The output folder holds the target encoder in our checkpoint format (`load_world_model` loads it).
 """
 
@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from jepa_ac.world_model.precision import PRECISIONS, choose_training_dtype
 from jepa_ac.world_model.checkpoints import CheckpointError, match_arrays, save_checkpoint
 from jepa_ac.model.config import EncoderConfig, MaskPredictorConfig
 from jepa_ac.model.nn_torch.encoder import VisionTransformer
@@ -39,6 +40,7 @@ from jepa_ac.training.common import (
     MetricsLog,
     WarmupCosine,
     all_reduce_mean,
+    autocast,
     barrier,
     batch_indices,
     init_distributed,
@@ -89,7 +91,9 @@ class PretrainEncoderConfig:
     ema_end: float = 1.0
     grad_clip: float = 1.0
     loss_exp: float = 1.0
-    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU trains in float32
+    # forward passes' autocast dtype: auto = bfloat16 on CUDA and on CPUs with bf16 dot products, else
+    # float32 (jepa_ac.world_model.precision.choose_training_dtype); weights and optimizer stay float32
+    dtype: str = "auto"
     collapse_std: float = 0.05  # warn when the target features' mean per-dim std falls below this
     seed: int = 0
     out: str = "runs/pretrain"
@@ -118,8 +122,8 @@ class PretrainEncoderConfig:
             raise ValueError(f"PretrainEncoderConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
         if self.masks not in MASK_SETS:
             raise ValueError(f"PretrainEncoderConfig.masks must be one of {sorted(MASK_SETS)}, got {self.masks!r}")
-        if self.dtype not in ("bfloat16", "float16", "float32"):
-            raise ValueError(f"PretrainEncoderConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        if self.dtype not in PRECISIONS:
+            raise ValueError(f"PretrainEncoderConfig.dtype must be one of {PRECISIONS}, got {self.dtype!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"PretrainEncoderConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
         if not 0 < self.ema_start <= self.ema_end <= 1:
@@ -220,7 +224,7 @@ class PretrainTrainer(TrainingLoop):
         self.train_data, self.val_data = train_data, val_data
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
-        self.autocast = self.info.device.type == "cuda" and config.dtype != "float32"
+        self.dtype = choose_training_dtype(self.info.device, config.dtype)  # "auto" resolved for this device
         self.initial_std: float | None = None
 
     def data_report(self) -> dict[str, Any]:
@@ -242,7 +246,7 @@ class PretrainTrainer(TrainingLoop):
                           "encoder_weights": "target (EMA) encoder",
                           "mask_predictor": self.pred_config.to_dict(),
                           "initialised_from": self.init_sources,
-                          "train_config": dataclasses.asdict(self.config)}
+                          "train_config": dataclasses.asdict(self.config), "train_dtype": self.dtype}
             commit_checkpoint(self.out, name, lambda folder: save_checkpoint(
                 folder, arrays, self.enc_config, None, provenance, extra_files=state))
         if name == CHECKPOINT_DIR:
@@ -289,8 +293,7 @@ class PretrainTrainer(TrainingLoop):
 
     def _loss(self, model: nn.Module, clips: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         grid = self.model.encoder.token_grid(clips)
-        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float16
-        with torch.autocast(device_type=self.info.device.type, dtype=dtype, enabled=self.autocast):
+        with autocast(self.info.device, self.dtype):
             targets = target_features(self.target_encoder, clips)  # [B, N, D]
             loss = model(clips, targets, self._masks(clips.shape[0], grid, rng), self.config.loss_exp)
         return loss, feature_std(targets)

@@ -113,6 +113,12 @@ def init_distributed(device: str | None = None) -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def autocast(device: torch.device, dtype: str) -> torch.autocast:
+    """The forward passes' autocast context for a trainer's resolved dtype ("float32": disabled)."""
+    low = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype, torch.float32)
+    return torch.autocast(device_type=device.type, dtype=low, enabled=dtype != "float32")
+
+
 def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.world_size > 1:
         value = value.clone()

@@ -1,9 +1,9 @@
 """Train a V-JEPA 2-AC predictor on clips of frozen-encoder latents.
 
 The loop: seeded data order that is a pure function of the step (exact resume, DDP sharding),
-AdamW with a warmup -> constant -> decay schedule, gradient clipping, bf16 autocast on CUDA,
-atomic checkpoints in our folder format (weights + the trainer state as safetensors and JSON,
-never pickle), a stop at the first non-finite loss or gradient, validation against the
+AdamW with a warmup -> constant -> decay schedule, gradient clipping, bf16 autocast on CUDA and on
+CPUs with bf16 dot products, atomic checkpoints in our folder format (weights + the trainer state as
+safetensors and JSON, never pickle), a stop at the first non-finite loss or gradient, validation against the
 copy-last-frame baseline, JSONL metrics and a loss plot. Latents from a cache must come from the
 run's frozen encoder (its weights' sha256 and config are checked).
 """
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_ac.world_model.precision import PRECISIONS, choose_training_dtype
 from jepa_ac.world_model.checkpoints import CONFIG_FILE, CheckpointError, match_arrays, parse_config, read_checkpoint, save_checkpoint
 from jepa_ac.model.config import PredictorConfig, resolve_predictor_config
 from jepa_ac.model.nn_torch.predictor import ACPredictor
@@ -30,6 +31,7 @@ from jepa_ac.training.common import (
     MetricsLog,
     WarmupConstantDecay,
     all_reduce_mean,
+    autocast,
     barrier,
     batch_indices,
     init_distributed,
@@ -68,7 +70,9 @@ class TrainPredictorConfig:
     grad_clip: float = 1.0
     auto_steps: int = 2
     loss_exp: float = 1.0
-    dtype: str = "bfloat16"  # autocast dtype on CUDA; CPU always trains in float32
+    # forward passes' autocast dtype: auto = bfloat16 on CUDA and on CPUs with bf16 dot products, else
+    # float32 (jepa_ac.world_model.precision.choose_training_dtype); weights and optimizer stay float32
+    dtype: str = "auto"
     activation_checkpointing: bool = False
     seed: int = 0
     out: str = "runs/predictor"
@@ -94,8 +98,8 @@ class TrainPredictorConfig:
             raise ValueError(f"TrainPredictorConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
         if self.frames < 2:
             raise ValueError("TrainPredictorConfig.frames must be >= 2 (a clip needs a next frame)")
-        if self.dtype not in ("bfloat16", "float16", "float32"):
-            raise ValueError(f"TrainPredictorConfig.dtype must be bfloat16, float16 or float32, got {self.dtype!r}")
+        if self.dtype not in PRECISIONS:
+            raise ValueError(f"TrainPredictorConfig.dtype must be one of {PRECISIONS}, got {self.dtype!r}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"TrainPredictorConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -222,7 +226,7 @@ class PredictorTrainer(TrainingLoop):
         self.encoder.check_latents(train_data, val_data)
         self.step = 0
         self.metrics = MetricsLog(self.out / "metrics.jsonl", enabled=self.info.is_main)
-        self.autocast = (self.info.device.type == "cuda" and config.dtype != "float32")
+        self.dtype = choose_training_dtype(self.info.device, config.dtype)  # "auto" resolved for this device
 
     def data_report(self) -> dict[str, Any]:
         return data_report(self.train_data, self.val_data)
@@ -238,7 +242,7 @@ class PredictorTrainer(TrainingLoop):
             arrays = {"encoder": self.encoder.wm.backend.state_arrays("encoder"),
                       "predictor": {k: v.detach().float().cpu().numpy() for k, v in self.model.state_dict().items()}}
             provenance = {"trained_by": "jepa_ac.train_predictor", "step": self.step,
-                          "train_config": dataclasses.asdict(self.config),
+                          "train_config": dataclasses.asdict(self.config), "train_dtype": self.dtype,
                           "encoder_source": self.encoder.wm.provenance}
             if self.control is not None:
                 from jepa_ac.planning.checkpoint_control import CONTROL_FILE
@@ -278,8 +282,7 @@ class PredictorTrainer(TrainingLoop):
         dev = self.info.device
         h = self.encoder.latents(batch)
         actions, states = batch["actions"].to(dev, torch.float32), batch["states"].to(dev, torch.float32)
-        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float16
-        with torch.autocast(device_type=dev.type, dtype=dtype, enabled=self.autocast):
+        with autocast(dev, self.dtype):
             losses = predictor_losses(model, h, actions, states, self.encoder.config.tokens_per_frame,
                                       self.config.auto_steps, self.config.loss_exp)
         return h, losses

@@ -112,6 +112,30 @@ def choose_planning_dtype(
     return "bfloat16" if cpu_has_fast_bf16(flags, capability) else "float32"
 
 
+def choose_training_dtype(device: Any, requested: str = "auto", flags: frozenset[str] | None = None,
+                          capability: str | None = None) -> str:
+    """The autocast dtype a trainer runs its forward passes in ("float32": no autocast).
+
+    "auto": bfloat16 on CUDA (every GPU autocast supports: the trainers' default since they exist)
+    and on CPUs with bf16 dot products (the planning rule); float32 on other CPUs and devices.
+    Weights, optimizer state and the losses' reductions stay float32 either way.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {PRECISIONS}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    import torch
+
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bfloat16"
+    if kind != "cpu":
+        return "float32"
+    flags = cpu_flags() if flags is None else flags
+    capability = torch_cpu_capability() if capability is None else capability
+    return "bfloat16" if cpu_has_fast_bf16(flags, capability) else "float32"
+
+
 def dtype_name(dtype: Any) -> str:
     """A backend's dtype (torch.bfloat16, mlx.core.bfloat16, "bfloat16") as its short name."""
     return str(dtype).rsplit(".", 1)[-1]

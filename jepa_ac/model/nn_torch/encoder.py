@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 from jepa_ac.model.config import V2_1_PRETRAINED_GRID, EncoderConfig
-from jepa_ac.model.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_tables, run_blocks
+from jepa_ac.model.nn_torch.layers import (Block, compute_dtype, grid_positions, init_transformer_weights, rope_tables,
+                                           run_blocks)
 
 
 class PatchEmbed(nn.Module):
@@ -144,10 +145,12 @@ class VisionTransformer(nn.Module):
         x = self.embed(x)  # [B, N, D]
         if masks is None:
             ids = torch.arange(t * gh * gw, device=x.device)  # [N]
-            cos, sin = rope_tables(*encoder_positions(c, ids, gh, gw), c.head_dim, c.is_v2_1, x.dtype)  # [N, 1, 1, hd]
+            positions = encoder_positions(c, ids, gh, gw)
+            cos, sin = rope_tables(*positions, c.head_dim, c.is_v2_1, compute_dtype(x))  # [N, 1, 1, hd]
         else:
             x = torch.gather(x, 1, masks[..., None].expand(-1, -1, x.shape[-1]))  # [B, K, D]
-            cos, sin = rope_tables(*encoder_positions(c, masks, gh, gw), c.head_dim, c.is_v2_1, x.dtype)  # [B, K, 1, 1, hd]
+            positions = encoder_positions(c, masks, gh, gw)
+            cos, sin = rope_tables(*positions, c.head_dim, c.is_v2_1, compute_dtype(x))  # [B, K, 1, 1, hd]
         if not c.is_v2_1:
             x = run_blocks(self.blocks, x, cos, sin, None, c.use_activation_checkpointing)
             return self.norm(x)

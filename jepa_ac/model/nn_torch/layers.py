@@ -73,6 +73,13 @@ def grid_positions(ids: torch.Tensor, grid_h: int, grid_w: int) -> tuple[torch.T
     return frame.float(), row.float(), col.float()
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the blocks' matmuls run in: autocast's while it is on for x's device, else x's own."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
     """Rotate adjacent pairs (2i, 2i+1): x [..., hd] and `rope_tables` broadcastable to it -> x's shape.
 

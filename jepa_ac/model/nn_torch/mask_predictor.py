@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 from jepa_ac.model.config import MaskPredictorConfig
-from jepa_ac.model.nn_torch.layers import Block, grid_positions, init_transformer_weights, rope_tables, run_blocks
+from jepa_ac.model.nn_torch.layers import (Block, compute_dtype, grid_positions, init_transformer_weights, rope_tables,
+                                           run_blocks)
 
 
 class MaskPredictor(nn.Module):
@@ -44,7 +45,8 @@ class MaskPredictor(nn.Module):
         masks = self.mask_tokens[mask_index].expand(B, Kt, -1)  # [B, Kt, Dp]
         x = torch.cat([x, masks], dim=1)  # [B, Kc+Kt, Dp]
         ids = torch.cat([context_ids, target_ids], dim=1)  # [B, Kc+Kt]
-        cos, sin = rope_tables(*grid_positions(ids, *grid), self.config.head_dim, dtype=x.dtype)  # [B, K, 1, 1, hd]
+        positions = grid_positions(ids, *grid)
+        cos, sin = rope_tables(*positions, self.config.head_dim, dtype=compute_dtype(x))  # [B, K, 1, 1, hd]
         x = run_blocks(self.predictor_blocks, x, cos, sin, None, False)
         x = self.predictor_norm(x[:, -Kt:])  # [B, Kt, Dp]
         return self.predictor_proj(x)  # [B, Kt, D]

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from jepa_ac.model.config import PredictorConfig
-from jepa_ac.model.nn_torch.layers import Block, init_transformer_weights, rope_tables, run_blocks
+from jepa_ac.model.nn_torch.layers import Block, compute_dtype, init_transformer_weights, rope_tables, run_blocks
 
 KVCache = list  # one (keys, values) pair per block, each [B, heads, L, hd]
 
@@ -86,7 +86,8 @@ class ACPredictor(nn.Module):
             cond.append(self.extrinsics_encoder(extrinsics))
         x = torch.cat([torch.stack(cond, dim=2), x], dim=2).flatten(1, 2)  # [B, T*(K+N), W]
 
-        cos, sin = rope_tables(*predictor_positions(c, T, x.device), c.head_dim, dtype=x.dtype)  # [T*(K+N), 1, 1, hd]
+        positions = predictor_positions(c, T, x.device)
+        cos, sin = rope_tables(*positions, c.head_dim, dtype=compute_dtype(x))  # [T*(K+N), 1, 1, hd]
         mask = block_causal_mask(T, c.cond_tokens + n, x.device) if c.is_frame_causal else None
         x = run_blocks(self.predictor_blocks, x, cos, sin, mask, c.use_activation_checkpointing)
 
@@ -125,7 +126,8 @@ class ACPredictor(nn.Module):
                 raise ValueError("this predictor uses extrinsics (use_extrinsics=True); pass extrinsics [B, A-1]")
             cond.append(self.extrinsics_encoder(extrinsics))
         x = torch.cat([torch.stack(cond, dim=1), x.expand(B, -1, -1)], dim=1)  # [B, K+N, W]
-        cos, sin = rope_tables(*predictor_positions(c, frame + 1, x.device), c.head_dim, dtype=x.dtype)  # [(t+1)*(K+N), 1, 1, hd]
+        positions = predictor_positions(c, frame + 1, x.device)
+        cos, sin = rope_tables(*positions, c.head_dim, dtype=compute_dtype(x))  # [(t+1)*(K+N), 1, 1, hd]
         cos, sin = cos[-(k + n) :], sin[-(k + n) :]  # [K+N, 1, 1, hd]: this frame's positions
         cache = []
         for i, block in enumerate(self.predictor_blocks):
