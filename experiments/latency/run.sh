@@ -28,3 +28,16 @@ OMP_NUM_THREADS=1 nice -n 5 $PY experiments/latency/probe_precision.py --out exp
 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1 nice -n 5 \
   $PY experiments/latency/probe_precision.py --gemm-only --out experiments/latency/precision_probe_avx2.json
 env -u OMP_NUM_THREADS $PY experiments/latency/probe_threads.py --rounds 3 --out experiments/latency/threads_probe.json
+# the rollout's worker threads (issue 30): the same cells plus `2 workers`, in the dtype planning picks here;
+# the 800 x 10 bench on 2 threads (fast paths on 2 workers, the reference on 2 OpenMP threads)
+env -u OMP_NUM_THREADS $PY experiments/latency/probe_threads.py --rounds 2 --dtype auto --workers \
+  --out experiments/latency/threads_probe_workers.json
+$PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch --dtype float32,bfloat16 \
+  --reference --threads 2 --repeats 3 --out experiments/latency/bf16_2threads
+# where the default's step spends its time (one process, default threads), per task and dtype
+for task in reach push; do for dtype in auto float32; do
+  env -u OMP_NUM_THREADS $PY experiments/latency/probe_step.py --env $task --dtype $dtype \
+    --out experiments/latency/step_${task}_${dtype}.json
+done; done
+# closed loop with the default threads, time to success, bf16 training: their own scripts / READMEs
+#   bf16_evaluate/README.md, time_to_success/run.sh, bf16_training/run.sh
