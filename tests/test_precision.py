@@ -214,6 +214,9 @@ def test_low_precision_cpu_attention_matches_the_fused_kernel(masked):
     assert low.dtype == torch.bfloat16
     assert (low.float() - exact).abs().max().item() < 0.05
     assert (low.float() - exact).abs().mean().item() < 0.01
+    if masked:  # an additive float mask means the same as the boolean one
+        additive = torch.zeros(9, 9).masked_fill(~mask, float("-inf")).bfloat16()
+        assert torch.equal(attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), additive), low)
 
 
 def test_training_dtype_rule():

@@ -92,7 +92,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> 
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hd)) v: q [B, heads, N, hd], k/v [B, heads, L, hd], mask [N, L] (True: attend).
+    """softmax(q k^T / sqrt(hd)) v: q [B, heads, N, hd], k/v [B, heads, L, hd], mask [N, L] (bool, True:
+    attend; or float, added to the scores) as `F.scaled_dot_product_attention` takes it.
 
     torch's fused kernel, except for bf16/fp16 on the CPU, where it is slower than the three plain
     ops at our head sizes (the shipped predictor's 4 x 66 x 24 heads: 4.4 vs 2.4 ms per call, one
@@ -102,8 +103,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torc
     if q.dtype == torch.float32 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, heads, N, L]
-    if attn_mask is not None:
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
+    elif attn_mask is not None:
+        scores = scores + attn_mask
     return torch.softmax(scores, dim=-1) @ v  # [B, heads, N, hd]
 
 
