@@ -94,9 +94,7 @@ def choose_planning_dtype(
     `device`: the backend's device (torch: None = cuda if available, else cpu; MLX: ignored);
     `flags` / `capability`: the CPU's flags and torch's kernel ISA (None: this host's).
     """
-    if requested not in PRECISIONS:
-        raise ValueError(f"dtype must be one of {PRECISIONS}, got {requested!r}")
-    if requested != "auto":
+    if _checked(requested) != "auto":
         return requested
     if backend != "torch":
         return "float32"
@@ -105,11 +103,7 @@ def choose_planning_dtype(
     kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     if kind == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    if kind != "cpu":
-        return "float32"
-    flags = cpu_flags() if flags is None else flags
-    capability = torch_cpu_capability() if capability is None else capability
-    return "bfloat16" if cpu_has_fast_bf16(flags, capability) else "float32"
+    return _cpu_auto(flags, capability) if kind == "cpu" else "float32"
 
 
 def choose_training_dtype(device: Any, requested: str = "auto", flags: frozenset[str] | None = None,
@@ -120,17 +114,25 @@ def choose_training_dtype(device: Any, requested: str = "auto", flags: frozenset
     and on CPUs with bf16 dot products (the planning rule); float32 on other CPUs and devices.
     Weights, optimizer state and the losses' reductions stay float32 either way.
     """
-    if requested not in PRECISIONS:
-        raise ValueError(f"dtype must be one of {PRECISIONS}, got {requested!r}")
-    if requested != "auto":
+    if _checked(requested) != "auto":
         return requested
     import torch
 
     kind = torch.device(device).type
     if kind == "cuda":
         return "bfloat16"
-    if kind != "cpu":
-        return "float32"
+    return _cpu_auto(flags, capability) if kind == "cpu" else "float32"
+
+
+def _checked(requested: str) -> str:
+    """`requested` if it names a precision, else a ValueError listing them."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {PRECISIONS}, got {requested!r}")
+    return requested
+
+
+def _cpu_auto(flags: frozenset[str] | None, capability: str | None) -> str:
+    """What "auto" picks on a CPU with these flags and torch kernel ISA (None: this host's)."""
     flags = cpu_flags() if flags is None else flags
     capability = torch_cpu_capability() if capability is None else capability
     return "bfloat16" if cpu_has_fast_bf16(flags, capability) else "float32"
