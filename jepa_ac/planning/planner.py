@@ -25,6 +25,7 @@ from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.cem import GAUSSIAN, CEMConfig, CEMResult, Sampler, cem, plan_actions, shift_plan
 from jepa_ac.model.pose import POSITION, check_shape, check_states
 from jepa_ac.model.preprocess import check_frames
+from jepa_ac.world_model.precision import dtype_name
 
 
 class NonFiniteError(ValueError):
@@ -228,8 +229,7 @@ class PlanningPolicy:
         wm = self.planner.wm
         return {
             "backend": wm.backend.name,
-            # the networks' dtype (torch.bfloat16 / mlx.core.bfloat16 -> "bfloat16"); energies are float32
-            "dtype": str(getattr(wm.backend, "dtype", "float32")).rsplit(".", 1)[-1],
+            "dtype": dtype_name(getattr(wm.backend, "dtype", "float32")),  # the networks'; energies are float32
             "encoder": wm.encoder_config.to_dict() if wm.encoder_config else None,
             "predictor": wm.predictor_config.to_dict() if wm.predictor_config else None,
             "cem": self.planner.config.__dict__.copy(),
