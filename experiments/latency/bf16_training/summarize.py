@@ -50,6 +50,7 @@ def main() -> None:
     result, lines = {"isa": host_isa(), "runs": {}}, []
     fig, axes = plt.subplots(1, len(RUNS), figsize=(6 * len(RUNS), 4))
     for ax, (trainer, (train_key, val_key)) in zip(axes, RUNS.items()):
+        losses = []  # per dtype, the logged training losses
         for dtype, colour in zip(DTYPES, ("tab:blue", "tab:orange")):
             name = f"{trainer}_{dtype}"
             metrics = args.runs / name / "metrics.jsonl"
@@ -57,15 +58,14 @@ def main() -> None:
             records = read(metrics)
             result["runs"][name] = summary(records, train_key, val_key)
             train = [(r["step"], r[train_key]) for r in records if train_key in r and "step_time" in r]
+            losses.append(np.array([loss for _, loss in train]))
             val = [(r["step"], r[val_key]) for r in records if val_key in r]
             ax.plot(*zip(*train), color=colour, alpha=0.8, label=f"{dtype} train")
             if val:
                 ax.plot(*zip(*val), "o--", color=colour, label=f"{dtype} validation")
         f32, b16 = result["runs"][f"{trainer}_float32"], result["runs"][f"{trainer}_bfloat16"]
         result[f"{trainer}_speedup"] = f32["median_step_s"] / b16["median_step_s"]
-        curves = [np.array([r[train_key] for r in read(args.runs / f"{trainer}_{d}" / "metrics.jsonl")
-                            if train_key in r and "step_time" in r]) for d in DTYPES]
-        result[f"{trainer}_max_rel_loss_diff"] = float(np.max(np.abs(curves[1] - curves[0]) / np.abs(curves[0])))
+        result[f"{trainer}_max_rel_loss_diff"] = float(np.max(np.abs(losses[1] - losses[0]) / np.abs(losses[0])))
         ax.set_title(f"{trainer}: {train_key} / {val_key}")
         ax.set_xlabel("step")
         ax.set_ylabel("loss")

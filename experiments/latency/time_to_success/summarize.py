@@ -57,9 +57,9 @@ def collect(root: Path) -> list[dict]:
 
 
 def headline(rows: list[dict], task: str) -> str:
-    by = {(r["search"], r["budget"], r["dtype"]): r for r in rows if r["task"] == task}
-    fast = by.get(("icem", next(b for s, b, d in by if s == "icem"), "bf16"))
-    slow = next((r for (s, b, d), r in by.items() if s == "plain" and b == "800x10"), None)
+    task_rows = [r for r in rows if r["task"] == task]
+    fast = next((r for r in task_rows if r["search"] == "icem" and r["dtype"] == "bf16"), None)
+    slow = next((r for r in task_rows if r["search"] == "plain" and r["budget"] == "800x10"), None)
     if fast is None or slow is None:
         return f"{task}: no plain 800 x 10 row"
     return (f"{task}: plain CEM 800 x 10 (fp32) {slow['success_rate']:.2f} at {slow['plan_s_per_step']:.2f} s/step, "
