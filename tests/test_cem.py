@@ -412,3 +412,63 @@ def test_straight_line_options_are_validated():
         CEMConfig(repeat_action=1)
     assert CEMConfig().search_horizon == 1 and CEMConfig(horizon=4).search_horizon == 4
     assert CEMConfig(horizon=4, repeat_action=True).search_horizon == 1
+
+
+def test_goal_change_weights_favour_the_tokens_the_goal_changes(tiny_wm, golden):
+    frames = golden["frames_uint8"]
+    z0, z_goal = tiny_wm.encode(frames[0]), tiny_wm.encode(frames[2])  # [1, N, D]
+    d = (z0 - z_goal).abs().mean(-1)[0].numpy()  # [N]
+    full = tiny_wm.goal_change_weights(z0, z_goal, 1.0).numpy()
+    np.testing.assert_allclose(full.mean(), 1.0, rtol=1e-6)
+    assert np.argmax(full) == np.argmax(d) and np.argmin(full) == np.argmin(d)
+    np.testing.assert_allclose(tiny_wm.goal_change_weights(z0, z_goal, 0.0).numpy(), 1.0)
+    half = tiny_wm.goal_change_weights(z0, z_goal, 0.5).numpy()
+    np.testing.assert_allclose(half, 0.5 + 0.5 * full, rtol=1e-5)
+    # uniform weights give the plain L1; the weighted energy is the weighted mean of per-token distances
+    z = tiny_wm.encode(frames[1])
+    np.testing.assert_allclose(tiny_wm.energy(z, z_goal, torch.ones(len(d))).numpy(), tiny_wm.energy(z, z_goal).numpy(),
+                               rtol=1e-6)
+    per_token = (z - z_goal).abs().mean(-1)[0].numpy()
+    np.testing.assert_allclose(tiny_wm.energy(z, z_goal, torch.from_numpy(full)).numpy(),
+                               [(per_token * full).mean()], rtol=1e-5)
+
+
+def test_weighted_horizon_energy_last_or_min(tiny_wm, golden):
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    z0, z_goal = tiny_wm.encode(frames[0]), tiny_wm.encode(frames[2])
+    weights = tiny_wm.goal_change_weights(z0, z_goal, 1.0)
+    actions = torch.from_numpy(np.array([[[0.05, 0, 0, 0, 0, 0, 0]] * 3, [[-0.03, 0.02, 0, 0, 0, 0, 0]] * 3],
+                                        np.float32))  # [2, 3, 7]
+    state_x = torch.from_numpy(state[None].astype(np.float32))
+    imagined = tiny_wm.rollout(z0, state_x, actions)  # [2, 3, N, D]
+    per_step = np.stack([tiny_wm.energy(imagined[:, h], z_goal, weights).numpy() for h in range(3)], axis=1)
+    np.testing.assert_allclose(tiny_wm.rollout_energy(z0, state_x, actions, z_goal, weights=weights).numpy(),
+                               per_step[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(tiny_wm.rollout_energy(z0, state_x, actions, z_goal, over="min", weights=weights).numpy(),
+                               per_step.min(axis=1), rtol=1e-6)
+
+
+def test_planner_fixes_the_goal_change_weights_per_goal(tiny_wm, golden):
+    """The weights come from the first frame planned toward a goal, stay for that goal (distances toward
+    it stay comparable), and are made again for a new goal or episode; 0 plans the plain L1."""
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    planner = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, goal_change_weighting=1.0, seed=1))
+    planner.set_goal(frames[2])
+    planner.plan_sequence(frames[0], state)
+    first = planner._token_weights.clone()
+    z0, z1, z_goal = (tiny_wm.encode(frames[k]) for k in (0, 1, 2))
+    np.testing.assert_allclose(first.numpy(), tiny_wm.goal_change_weights(z0, z_goal, 1.0).numpy())
+    planner.plan_sequence(frames[1], state)
+    assert torch.equal(planner._token_weights, first)
+    np.testing.assert_allclose(planner.goal_distance(z1), float(tiny_wm.energy(z1, z_goal, first)[0]), rtol=1e-6)
+    planner.set_goal(frames[1])
+    assert planner._token_weights is None
+    planner.plan_sequence(frames[0], state)
+    assert not torch.equal(planner._token_weights, first)
+    plain = CEMPlanner(tiny_wm, CEMConfig(samples=16, iterations=2, topk=4, seed=1))
+    plain.set_goal(frames[2])
+    plain.plan_sequence(frames[0], state)
+    assert plain._token_weights is None
+    assert plain.goal_distance(z1) == pytest.approx(float(tiny_wm.energy(z1, z_goal)[0]))
+    with pytest.raises(ValueError, match="goal_change_weighting"):
+        CEMConfig(goal_change_weighting=1.5)

@@ -78,6 +78,7 @@ class CEMPlanner:
         self.spec = self.base_spec  # the base spec, or it with the gripper held for the current goal
         self.rng = np.random.default_rng(self.config.seed)
         self._goal_latent: Any = None
+        self._token_weights: Any = None  # [N] energy weights for the current goal (goal_change_weighting)
         self._previous_mean: np.ndarray | None = None
         self._previous_elites: np.ndarray | None = None
         self._expected_latent: Any = None  # [1, N, D] predicted latent of the next observation
@@ -89,6 +90,7 @@ class CEMPlanner:
         self._previous_mean = None
         self._previous_elites = None
         self._expected_latent = None
+        self._token_weights = None
         self._skips = 0
         self.last_result = None
         self.rng = np.random.default_rng(self.config.seed if seed is None else seed)
@@ -110,6 +112,7 @@ class CEMPlanner:
     def set_goal_latent(self, goal_latent: Any, gripper: float | None = None) -> None:
         """`set_goal` with the goal already encoded ([1, N, D], from `encode_frame`)."""
         self._goal_latent = goal_latent
+        self._token_weights = None
         spec = self.base_spec if gripper is None else self.base_spec.holding_gripper(gripper)
         if spec.free_names != self.spec.free_names:  # the warm-start plan has the other dims
             self._previous_mean, self._previous_elites = None, None
@@ -141,7 +144,16 @@ class CEMPlanner:
         """The observed latent distance of a frame's latent [1, N, D] to the goal (the planner's energy)."""
         if self._goal_latent is None:
             raise ValueError("no goal: call set_goal(image) first")
-        return float(self.wm.ops.to_numpy(self.wm.energy(z, self._goal_latent))[0])
+        return float(self.wm.ops.to_numpy(self.wm.energy(z, self._goal_latent, self._weights(z)))[0])
+
+    def _weights(self, z: Any) -> Any:
+        """The energy's token weights [N] for the current goal (None: plain L1). With
+        `goal_change_weighting`, they are fixed from the first frame seen after the goal was set
+        (`WorldModel.goal_change_weights`), so the distances toward one goal stay comparable."""
+        strength = self.config.goal_change_weighting
+        if strength and self._token_weights is None:
+            self._token_weights = self.wm.goal_change_weights(z, self._goal_latent, strength)
+        return self._token_weights
 
     def plan_from_latent(self, z: Any, state: Any) -> CEMResult:
         """`plan_sequence` for a frame already encoded (`encode_frame`): the controller encodes each
@@ -151,6 +163,7 @@ class CEMPlanner:
         state = check_state(state)
         state_x = self.wm.ops.asarray(state[None])  # [1, 7]
         z_goal = self._goal_latent
+        weights = self._weights(z)
         surprise = None
         if self._expected_latent is not None:
             surprise = float(self.wm.ops.to_numpy(self.wm.energy(z, self._expected_latent))[0])
@@ -162,7 +175,8 @@ class CEMPlanner:
             self._skips += 1
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
-                return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy)
+                return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy,
+                                              weights=weights)
 
             warm = self.config.warm_start
             noise = self.sampler.noise(self.config, self.spec, self.rng)
@@ -182,7 +196,7 @@ class CEMPlanner:
                                     NUMPY_OPS).astype(np.float32)  # [H, 7]
             candidates = np.stack([result.actions, hold])  # [2, H, 7]
         imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(candidates))  # [1 or 2, H, N, D]
-        energies = self.wm.ops.to_numpy(self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy))  # [1 or 2]
+        energies = self.wm.ops.to_numpy(self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights))  # [1 or 2]
         chosen = 0
         if self.config.hold_unless_better and energies[1] <= energies[0]:
             chosen, result.actions, result.held = 1, hold, True

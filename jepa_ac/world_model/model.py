@@ -212,24 +212,41 @@ class WorldModel:
                 states = ops.concat([states, next_state[:, None]], axis=1)  # [S, h+2, 7]
         return ops.stack(predicted, axis=1)  # [S, H, N, D]
 
-    def energy(self, z: Any, z_goal: Any) -> Any:
-        """L1 distance (mean over N*D) between latents [S, N, D] and a goal [1, N, D] -> [S]."""
-        return self.ops.mean(self.ops.abs(z - z_goal), axis=(-2, -1))
+    def energy(self, z: Any, z_goal: Any, weights: Any = None) -> Any:
+        """L1 distance (mean over N*D) between latents [S, N, D] and a goal [1, N, D] -> [S].
+        `weights` [N] (mean 1, from `goal_change_weights`) weigh the tokens; None is upstream's plain mean."""
+        if weights is None:
+            return self.ops.mean(self.ops.abs(z - z_goal), axis=(-2, -1))
+        return self.ops.mean(self.ops.mean(self.ops.abs(z - z_goal), axis=-1) * weights, axis=-1)
 
-    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any, over: str = "last") -> Any:
+    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any, over: str = "last",
+                       weights: Any = None) -> Any:
         """Energy of each candidate's imagined rollout -> [S]: of its last frame (`over="last"`, upstream),
         or the lowest over its frames (`over="min"`: the closest the sequence comes to the goal)."""
         imagined = self.rollout(z_context, state, actions)  # [S, H, N, D]
-        return self.horizon_energy(imagined, z_goal, over)
+        return self.horizon_energy(imagined, z_goal, over, weights)
 
-    def horizon_energy(self, imagined: Any, z_goal: Any, over: str = "last") -> Any:
-        """Energy of imagined rollouts [S, H, N, D] against a goal [1, N, D] -> [S] (`over`: "last" or "min")."""
+    def horizon_energy(self, imagined: Any, z_goal: Any, over: str = "last", weights: Any = None) -> Any:
+        """Energy of imagined rollouts [S, H, N, D] against a goal [1, N, D] -> [S] (`over`: "last" or
+        "min"; `weights` as `energy`)."""
         if over == "last":
-            return self.energy(imagined[:, -1], z_goal)
+            return self.energy(imagined[:, -1], z_goal, weights)
         if over == "min":
-            per_step = self.ops.mean(self.ops.abs(imagined - z_goal[:, None]), axis=(-2, -1))  # [S, H]
+            diff = self.ops.abs(imagined - z_goal[:, None])  # [S, H, N, D]
+            if weights is None:
+                per_step = self.ops.mean(diff, axis=(-2, -1))  # [S, H]
+            else:
+                per_step = self.ops.mean(self.ops.mean(diff, axis=-1) * weights, axis=-1)
             return self.ops.min(per_step, axis=1)
         raise ValueError(f"over must be 'last' or 'min', got {over!r}")
+
+    def goal_change_weights(self, z: Any, z_goal: Any, strength: float) -> Any:
+        """Token weights [N] (mean 1) that favour where the goal differs from the frame `z` [1, N, D]:
+        `(1 - strength) + strength * d / mean(d)`, d the per-token L1 distance. Where the goal moves an
+        object or the arm, those tokens count more than the unchanged table and background."""
+        d = self.ops.to_numpy(self.ops.mean(self.ops.abs(z - z_goal), axis=-1))[0].astype(np.float64)  # [N]
+        relative = d / max(float(d.mean()), 1e-12)
+        return self.ops.asarray(((1.0 - strength) + strength * relative).astype(np.float32))
 
     # -- saving ------------------------------------------------------------------------------
 
