@@ -58,7 +58,6 @@ class CEMConfig:
     repeat_action: bool = False  # straight-line plans: one action held for the whole horizon
     horizon_energy: str = "last"  # a rollout's energy: its "last" frame's (upstream) or the "min" over its frames
     goal_change_weighting: float = 0.0  # 0: plain L1 (upstream); up to 1: weigh tokens by how much the goal changes them
-    offset_correction: bool = False  # shift predictions by the last step's prediction error (offset-free MPC)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -80,8 +79,6 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
         if not isinstance(self.repeat_action, bool):
             raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
-        if not isinstance(self.offset_correction, bool):
-            raise ValueError(f"CEMConfig.offset_correction must be true or false, got {self.offset_correction!r}")
         if not 0.0 <= self.goal_change_weighting <= 1.0:
             raise ValueError(f"CEMConfig.goal_change_weighting must be in [0, 1], got {self.goal_change_weighting!r}")
         if self.horizon_energy not in ("last", "min"):

@@ -82,7 +82,6 @@ class CEMPlanner:
         self._previous_mean: np.ndarray | None = None
         self._previous_elites: np.ndarray | None = None
         self._expected_latent: Any = None  # [1, N, D] predicted latent of the next observation
-        self._expected_goal: Any = None  # the goal latent planned toward when it was predicted
         self._skips = 0
         self.last_result: CEMResult | None = None
 
@@ -168,10 +167,6 @@ class CEMPlanner:
         surprise = None
         if self._expected_latent is not None:
             surprise = float(self.wm.ops.to_numpy(self.wm.energy(z, self._expected_latent))[0])
-            if self.config.offset_correction and self._expected_goal is self._goal_latent:
-                # offset-free MPC: assume the next prediction errs as the last one did (observed minus
-                # predicted); |z_pred + error - goal| = |z_pred - (goal - error)|, so the goal moves instead
-                z_goal = z_goal - (z - self._expected_latent)
 
         gate = self.config.surprise_gate
         if (gate is not None and surprise is not None and surprise < gate and self._skips < self.config.max_skips
@@ -209,7 +204,6 @@ class CEMPlanner:
         check_finite(result.actions, "the planned actions")
         check_finite(result.elite_costs, "the CEM elite costs")
         self._expected_latent = imagined[chosen : chosen + 1, 0]  # [1, N, D]
-        self._expected_goal = self._goal_latent
         if result.skipped or result.held:  # the executed sequence's energy (CEM results carry their elites')
             result.elite_costs = np.array([[energies[chosen]]], np.float32)
         self.last_result = result
