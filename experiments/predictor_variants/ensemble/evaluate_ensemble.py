@@ -31,8 +31,9 @@ class MeanEnergyEnsemble:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.members[0], name)
 
-    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any) -> Any:
-        energies = [m.rollout_energy(z_context, state, actions, z_goal) for m in self.members]  # each [S]
+    def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any, **energy_options: Any) -> Any:
+        energies = [m.rollout_energy(z_context, state, actions, z_goal, **energy_options)
+                    for m in self.members]  # each [S]
         return sum(energies) / len(energies)
 
 
@@ -43,7 +44,9 @@ def main(argv: list[str]) -> None:
     load_first = evaluate.load_model_from_args
 
     def load_ensemble(args: Any) -> MeanEnergyEnsemble:
-        return MeanEnergyEnsemble([load_first(args), *(jepa_ac.load_world_model(p) for p in others)])
+        first = load_first(args)
+        dtype = getattr(first.backend, "dtype", None)  # every member in the first one's precision
+        return MeanEnergyEnsemble([first, *(jepa_ac.load_world_model(p, dtype=dtype) for p in others)])
 
     evaluate.load_model_from_args = load_ensemble
     evaluate.main(argv)
