@@ -20,13 +20,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENCODER_PRESETS", "PREDICTOR_PRESETS", "EncoderConfig", "PredictorConfig", "ActionSpec", "CEMConfig",
-    "CEMPlanner", "PlanningPolicy", "WorldModel", "load_world_model", "CheckpointError",
+    "CEMPlanner", "PlanningPolicy", "WorldModel", "load_world_model", "add_ensemble_member", "CheckpointError",
 ]
 
 
 def __getattr__(name: str):
     # world_model imports checkpoints/backends lazily-friendly; keep `import jepa_ac` light
-    if name in ("WorldModel", "load_world_model"):
+    if name in ("WorldModel", "load_world_model", "add_ensemble_member"):
         from jepa_ac import world_model
 
         return getattr(world_model, name)

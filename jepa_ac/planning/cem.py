@@ -58,6 +58,7 @@ class CEMConfig:
     repeat_action: bool = False  # straight-line plans: one action held for the whole horizon
     horizon_energy: str = "last"  # a rollout's energy: its "last" frame's (upstream) or the "min" over its frames
     goal_change_weighting: float = 0.0  # 0: plain L1 (upstream); up to 1: weigh tokens by how much the goal changes them
+    ensemble: bool = False  # the energy is the mean over the world model's predictor and its ensemble members
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +80,8 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.max_skips must be a positive int, got {self.max_skips!r}")
         if not isinstance(self.repeat_action, bool):
             raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
+        if not isinstance(self.ensemble, bool):
+            raise ValueError(f"CEMConfig.ensemble must be true or false, got {self.ensemble!r}")
         if not 0.0 <= self.goal_change_weighting <= 1.0:
             raise ValueError(f"CEMConfig.goal_change_weighting must be in [0, 1], got {self.goal_change_weighting!r}")
         if self.horizon_energy not in ("last", "min"):

@@ -73,6 +73,9 @@ class CEMPlanner:
                  sampler: Sampler = GAUSSIAN) -> None:
         self.wm = world_model
         self.config = config or CEMConfig()
+        if self.config.ensemble and not getattr(world_model, "members", ()):
+            raise ValueError("CEMConfig.ensemble is true but the world model has no ensemble members: load a checkpoint "
+                             "folder with an ensemble/ (jepa_ac.add_ensemble_member) or set cem.ensemble=false")
         self.base_spec = spec or ActionSpec()
         self.sampler = sampler
         self.spec = self.base_spec  # the base spec, or it with the gripper held for the current goal
@@ -176,7 +179,7 @@ class CEMPlanner:
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
                 return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy,
-                                              weights=weights)
+                                              weights=weights, ensemble=self.config.ensemble)
 
             warm = self.config.warm_start
             noise = self.sampler.noise(self.config, self.spec, self.rng)
@@ -195,8 +198,13 @@ class CEMPlanner:
             hold = self.spec.expand(np.zeros((len(result.actions), result.mean.shape[-1]), np.float32),
                                     NUMPY_OPS).astype(np.float32)  # [H, 7]
             candidates = np.stack([result.actions, hold])  # [2, H, 7]
-        imagined = self.wm.rollout(z, state_x, self.wm.ops.asarray(candidates))  # [1 or 2, H, N, D]
-        energies = self.wm.ops.to_numpy(self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights))  # [1 or 2]
+        candidates_x = self.wm.ops.asarray(candidates)
+        imagined = self.wm.rollout(z, state_x, candidates_x)  # [1 or 2, H, N, D] (the first predictor's)
+        if self.config.ensemble:  # the members' mean, as CEM scored them
+            energies = self.wm.rollout_energy(z, state_x, candidates_x, z_goal, self.config.horizon_energy, weights, True)
+        else:
+            energies = self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights)
+        energies = self.wm.ops.to_numpy(energies)  # [1 or 2]
         chosen = 0
         if self.config.hold_unless_better and energies[1] <= energies[0]:
             chosen, result.actions, result.held = 1, hold, True

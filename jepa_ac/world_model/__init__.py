@@ -5,6 +5,12 @@ checkpoint layout (upstream .pt, Hugging Face folders, our own folder); `convers
 into our folder; `backends` run the networks in torch or MLX.
 """
 
-from jepa_ac.world_model.model import REPS_LAYER_NORM_EPS, WorldModel, load_world_model, make_backend
+from jepa_ac.world_model.model import (
+    REPS_LAYER_NORM_EPS,
+    WorldModel,
+    add_ensemble_member,
+    load_world_model,
+    make_backend,
+)
 
-__all__ = ["REPS_LAYER_NORM_EPS", "WorldModel", "load_world_model", "make_backend"]
+__all__ = ["REPS_LAYER_NORM_EPS", "WorldModel", "add_ensemble_member", "load_world_model", "make_backend"]

@@ -16,8 +16,9 @@ only runs the networks.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from jepa_ac.model.preprocess import check_frames, frames_to_clip, frames_to_tub
 
 BACKENDS = ("torch", "mlx")
 REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
+ENSEMBLE_DIR = "ensemble"  # our checkpoint folder's extra predictors: ensemble/<name>/ (predictor-only folders)
 
 
 def make_backend(
@@ -69,6 +71,7 @@ class WorldModel:
         predictor_config: PredictorConfig | None,
         provenance: Mapping[str, Any] | None = None,
         normalize_reps: bool = True,
+        members: Sequence["WorldModel"] = (),
     ) -> None:
         self.backend = backend
         self.ops = backend.ops
@@ -76,6 +79,7 @@ class WorldModel:
         self.predictor_config = predictor_config
         self.provenance = dict(provenance or {})
         self.normalize_reps = normalize_reps
+        self.members = tuple(members)  # ensemble: more predictors on this encoder's latents (predictor-only models)
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -220,11 +224,20 @@ class WorldModel:
         return self.ops.mean(self.ops.mean(self.ops.abs(z - z_goal), axis=-1) * weights, axis=-1)
 
     def rollout_energy(self, z_context: Any, state: Any, actions: Any, z_goal: Any, over: str = "last",
-                       weights: Any = None) -> Any:
+                       weights: Any = None, ensemble: bool = False) -> Any:
         """Energy of each candidate's imagined rollout -> [S]: of its last frame (`over="last"`, upstream),
-        or the lowest over its frames (`over="min"`: the closest the sequence comes to the goal)."""
+        or the lowest over its frames (`over="min"`: the closest the sequence comes to the goal).
+        `ensemble`: the mean of this predictor's and every member's energy (one rollout each)."""
         imagined = self.rollout(z_context, state, actions)  # [S, H, N, D]
-        return self.horizon_energy(imagined, z_goal, over, weights)
+        energy = self.horizon_energy(imagined, z_goal, over, weights)
+        if not ensemble:
+            return energy
+        if not self.members:
+            raise ValueError("ensemble planning asked for, but this world model has no ensemble members "
+                             "(a checkpoint folder's ensemble/ predictors; see add_ensemble_member)")
+        for member in self.members:
+            energy = energy + member.rollout_energy(z_context, state, actions, z_goal, over, weights)
+        return energy / (1 + len(self.members))
 
     def horizon_energy(self, imagined: Any, z_goal: Any, over: str = "last", weights: Any = None) -> Any:
         """Energy of imagined rollouts [S, H, N, D] against a goal [1, N, D] -> [S] (`over`: "last" or
@@ -254,7 +267,12 @@ class WorldModel:
         """Write our checkpoint folder (config.json + model.safetensors)."""
         arrays = {part: self.backend.state_arrays(part) for part in self.parts}
         meta = {**self.provenance, **dict(provenance or {})}
-        return save_checkpoint(path, arrays, self.encoder_config, self.predictor_config, meta, dtype)
+        path = save_checkpoint(path, arrays, self.encoder_config, self.predictor_config, meta, dtype)
+        if self.members:
+            encoder_sha256 = stored_weights_hash(arrays["encoder"], dtype)
+            for k, member in enumerate(self.members, start=1):  # each atomically, after the folder they belong to
+                member.save(Path(path) / ENSEMBLE_DIR / f"member{k}", dtype, {"encoder_sha256": encoder_sha256})
+        return path
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -280,6 +298,7 @@ def load_world_model(
     dtype: Any = None,
     encoder_key: str | None = None,
     load_predictor: bool = True,
+    load_members: bool = True,
 ) -> WorldModel:
     """Load a world model from an upstream `.pt`, a Hugging Face folder or our checkpoint folder.
 
@@ -292,6 +311,12 @@ def load_world_model(
     (released ViT-B/L), `target_encoder` (ViT-g/G), `encoder`. A 2.1 file's `predictor` is its
     pretraining (mask) predictor, not an action-conditioned one: with `predictor=None` it is not
     read, and the result is an encoder-only world model.
+
+    Our folder may hold an ensemble: more predictors trained on the same encoder, each a
+    predictor-only folder under `ensemble/` (`add_ensemble_member`). They load as `wm.members`
+    (with `load_members`), on the same backend and dtype, after checking that each was made for
+    this folder's encoder (its `encoder_sha256`); planning averages their energies where
+    `CEMConfig.ensemble` asks for it.
     """
     given = resolve_encoder_config(encoder) if encoder is not None else None
     ckpt = read_checkpoint_for(path, given, encoder_key, predictor is not None, load_predictor)
@@ -321,7 +346,68 @@ def load_world_model(
         dropped = UPSTREAM_DROPPED[part] if ckpt.provenance.get("source_format") == "upstream" else set()
         arrays = match_arrays(part, ckpt.arrays[part], model_backend.parameter_shapes(part), ckpt.source, dropped)
         model_backend.load_arrays(part, arrays)
-    return WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance)
+    members = ()
+    if load_members and pred_cfg is not None and enc_cfg is not None and (Path(path) / ENSEMBLE_DIR).is_dir():
+        members = _load_members(Path(path), enc_cfg, stored_weights_hash(ckpt.arrays["encoder"]), backend, device, dtype)
+    return WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance, members=members)
+
+
+def stored_weights_hash(arrays: Mapping[str, Any], dtype: str | None = None) -> str:
+    """`weights_hash` of arrays as a checkpoint stores them (floating point cast to `dtype` if given, as
+    `save_checkpoint` writes them): identifies the encoder an ensemble member was made for."""
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    if dtype is not None:
+        arrays = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in arrays.items()}
+    return weights_hash(arrays)
+
+
+def _load_members(folder: Path, enc_cfg: EncoderConfig, encoder_sha256: str, backend: str, device: Any,
+                  dtype: Any) -> tuple[WorldModel, ...]:
+    """The predictor-only folders under `folder/ensemble/`, in name order, each checked against the encoder."""
+    members = []
+    for sub in sorted(p for p in (folder / ENSEMBLE_DIR).iterdir() if not p.name.startswith(".")):
+        member = load_world_model(sub, backend=backend, device=device, dtype=dtype, load_members=False)
+        if member.encoder_config is not None or member.predictor_config is None:
+            raise CheckpointError(f"{sub}: an ensemble member must be a predictor-only checkpoint folder "
+                                  f"(add_ensemble_member writes one)")
+        made_for = member.provenance.get("encoder_sha256")
+        if made_for != encoder_sha256:
+            raise CheckpointError(f"{sub}: this ensemble member was made for another encoder (encoder_sha256 "
+                                  f"{made_for!r}, this folder's encoder is {encoder_sha256!r})")
+        try:
+            member.predictor_config = member.predictor_config.with_encoder(enc_cfg)
+        except ValueError as err:
+            raise CheckpointError(f"{sub}: {err}") from None
+        members.append(member)
+    return tuple(members)
+
+
+def add_ensemble_member(checkpoint: str | Path, source: str | Path, name: str) -> Path:
+    """Add `source`'s predictor to the ensemble of our checkpoint folder `checkpoint`, as the
+    predictor-only folder `checkpoint/ensemble/<name>/` (written atomically, in the dtype the
+    checkpoint stores its encoder in). `source` must be our folder with the same encoder weights
+    (e.g. another `train_predictor` run on the same encoder, or another seed): the energies of
+    predictors trained on different latent spaces cannot be averaged."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ValueError(f"ensemble member name must be letters, digits, '_' or '-', got {name!r}")
+    target = read_checkpoint_for(checkpoint, None, None, False, True)
+    member = read_checkpoint_for(source, None, None, False, True)
+    for ckpt, what in ((target, "checkpoint"), (member, "source")):
+        if "encoder" not in ckpt.arrays or "predictor" not in ckpt.arrays or ckpt.predictor_config is None:
+            raise CheckpointError(f"{ckpt.source}: the {what} must be our folder with an encoder and a predictor")
+    dtype = next(iter(target.arrays["encoder"].values())).dtype.name
+    encoder = target.arrays["encoder"]
+    other = {k: np.asarray(v).astype(dtype) for k, v in member.arrays["encoder"].items()}
+    if set(other) != set(encoder) or any(not np.array_equal(other[k], np.asarray(encoder[k])) for k in encoder):
+        raise CheckpointError(f"{source}'s encoder differs from {checkpoint}'s: an ensemble member must be trained "
+                              "on the same encoder's latents")
+    try:
+        member.predictor_config.with_encoder(target.encoder_config)
+    except ValueError as err:
+        raise CheckpointError(f"{source}: {err}") from None
+    provenance = {**member.provenance, "encoder_sha256": stored_weights_hash(encoder), "ensemble_source": str(source)}
+    return save_checkpoint(Path(checkpoint) / ENSEMBLE_DIR / name, {"predictor": member.arrays["predictor"]}, None,
+                           member.predictor_config, provenance, dtype)
 
 
 def _pick_config(stated, given, resolve, part: str, source: str):
