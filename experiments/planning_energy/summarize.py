@@ -21,7 +21,7 @@ from jepa_ac.evaluate import wilson_interval
 
 HERE = Path(__file__).parent
 BASELINE = HERE.parent / "latency" / "bf16_evaluate"
-TASKS = {"push": "FrankaPush-v0", "pickplace": "FrankaPickPlace-v0"}
+TASKS = {"reach": "FrankaReach-v0", "push": "FrankaPush-v0", "pickplace": "FrankaPickPlace-v0"}
 
 
 def episodes(folder: Path, task: str) -> list[dict]:
