@@ -217,7 +217,7 @@ class WorldModel:
         return ops.stack(predicted, axis=1)  # [S, H, N, D]
 
     def energy(self, z: Any, z_goal: Any, weights: Any = None) -> Any:
-        """L1 distance (mean over N*D) between latents [S, N, D] and a goal [1, N, D] -> [S].
+        """L1 distance (mean over N*D) between latents [..., N, D] and a goal broadcast to them -> [...].
         `weights` [N] (mean 1, from `goal_change_weights`) weigh the tokens; None is upstream's plain mean."""
         if weights is None:
             return self.ops.mean(self.ops.abs(z - z_goal), axis=(-2, -1))
@@ -245,12 +245,7 @@ class WorldModel:
         if over == "last":
             return self.energy(imagined[:, -1], z_goal, weights)
         if over == "min":
-            diff = self.ops.abs(imagined - z_goal[:, None])  # [S, H, N, D]
-            if weights is None:
-                per_step = self.ops.mean(diff, axis=(-2, -1))  # [S, H]
-            else:
-                per_step = self.ops.mean(self.ops.mean(diff, axis=-1) * weights, axis=-1)
-            return self.ops.min(per_step, axis=1)
+            return self.ops.min(self.energy(imagined, z_goal[:, None], weights), axis=1)  # per step [S, H] -> [S]
         raise ValueError(f"over must be 'last' or 'min', got {over!r}")
 
     def goal_change_weights(self, z: Any, z_goal: Any, strength: float) -> Any:
