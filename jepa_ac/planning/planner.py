@@ -200,10 +200,10 @@ class CEMPlanner:
             candidates = np.stack([result.actions, hold])  # [2, H, 7]
         candidates_x = self.wm.ops.asarray(candidates)
         imagined = self.wm.rollout(z, state_x, candidates_x)  # [1 or 2, H, N, D] (the first predictor's)
+        energies = self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights)
         if self.config.ensemble:  # the members' mean, as CEM scored them
-            energies = self.wm.rollout_energy(z, state_x, candidates_x, z_goal, self.config.horizon_energy, weights, True)
-        else:
-            energies = self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights)
+            energies = self.wm.ensemble_energy(energies, z, state_x, candidates_x, z_goal, self.config.horizon_energy,
+                                               weights)
         energies = self.wm.ops.to_numpy(energies)  # [1 or 2]
         chosen = 0
         if self.config.hold_unless_better and energies[1] <= energies[0]:

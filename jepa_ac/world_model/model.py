@@ -230,8 +230,12 @@ class WorldModel:
         `ensemble`: the mean of this predictor's and every member's energy (one rollout each)."""
         imagined = self.rollout(z_context, state, actions)  # [S, H, N, D]
         energy = self.horizon_energy(imagined, z_goal, over, weights)
-        if not ensemble:
-            return energy
+        return self.ensemble_energy(energy, z_context, state, actions, z_goal, over, weights) if ensemble else energy
+
+    def ensemble_energy(self, energy: Any, z_context: Any, state: Any, actions: Any, z_goal: Any, over: str = "last",
+                        weights: Any = None) -> Any:
+        """The mean of `energy` [S] (this predictor's, for these candidates) and every member's energy
+        for the same candidates (one rollout each; arguments as `rollout_energy`)."""
         if not self.members:
             raise ValueError("ensemble planning asked for, but this world model has no ensemble members "
                              "(a checkpoint folder's ensemble/ predictors; see add_ensemble_member)")
