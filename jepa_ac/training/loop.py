@@ -235,7 +235,7 @@ class TrainingLoop:
             while self.step < end:
                 record = self.train_step()
                 bar.update(1)
-                bar.set_postfix(**self.progress_fields(record))
+                bar.set_postfix(self.progress_fields(record), refresh=False)  # drawn at most every mininterval
                 if self.step % c.log_every == 0 or self.step == end:
                     self.metrics.log(record)
                 if self.step % c.eval_every == 0 or self.step == c.steps:
