@@ -18,7 +18,9 @@ KEEP_SEED0=${KEEP_SEED0:-1}
 mkdir -p runs/members
 pids=()
 for seed in $SEEDS; do  # two at a time on the 2 cores
-  OMP_NUM_THREADS=1 "$PY" -m jepa_ac.train_predictor --config experiments/ensemble_members/predictor.yaml \
+  # the shipped predictor's recipe, on these latents and the shipped encoder (add_ensemble_member checks it)
+  OMP_NUM_THREADS=1 "$PY" -m jepa_ac.train_predictor --config experiments/front_view/predictor_long.yaml \
+    --data runs/members/latents.zarr --encoder-checkpoint jepa_ac/assets/default_model \
     --seed "$seed" --out "runs/members/s$seed" --resume true > "runs/members/train_s$seed.log" 2>&1 &
   pids+=($!)
 done
