@@ -251,6 +251,51 @@ def test_return_to_best_settles_each_goal_at_its_best_state():
             MPCConfig(**bad)
 
 
+def test_an_empty_grasp_goes_back_to_the_approach():
+    from jepa_ac.control.closed_loop import GoalSchedule
+    from jepa_ac.planning.defaults import MPCConfig
+
+    def gripper(g, x=0.5):  # a state whose measured closedness is g (TCP at x)
+        return np.array([x, 0.0, 0.1, np.pi, 0, 0, g])
+
+    grippers = [0.0, 0.0, 0.5, 0.5, 0.0]  # above, around, closed on it, lifted, released (the env's pick-and-place)
+    mpc = MPCConfig(patience=3, subgoal_patience=1, subgoal_max_steps=None, regrasps=1, regrasp_margin=0.2)
+    schedule = GoalSchedule(mpc, num_goals=5, grippers=grippers)
+    assert [schedule.regrasp_from(k) for k in range(5)] == [None, None, 0, 0, None]
+    schedule.baseline(1.0, gripper(0.0))
+    for k in (0, 1):  # the approach: open, nothing to check
+        assert schedule.observe(0.5, gripper(0.0)) is None and not schedule.advance()
+        assert schedule.observe(0.6, gripper(0.0)) is None and schedule.advance() and schedule.goal_index == k + 1
+    assert schedule.observe(0.5, gripper(0.45)) is None and not schedule.advance()  # holding: fingers stopped at 0.45
+    assert schedule.observe(0.45, gripper(0.7)) is None and not schedule.advance()  # at the margin: still a grasp
+    assert schedule.observe(0.5, gripper(0.98)) is None  # closed past the object: empty (before patience)
+    assert schedule.advance() and schedule.goal_index == 0 and schedule.regrasps == 1 and schedule.steps_on_goal == 0
+    assert not schedule.advance()
+    for k in (0, 1):
+        assert schedule.observe(0.5, gripper(0.0)) is None and not schedule.advance()
+        assert schedule.observe(0.6, gripper(0.0)) is None and schedule.advance() and schedule.goal_index == k + 1
+    assert schedule.observe(0.5, gripper(0.98)) is None and not schedule.advance()  # no retries left: carry on
+    assert schedule.observe(0.6, gripper(0.98)) is None and schedule.advance() and schedule.goal_index == 3
+    assert schedule.regrasps == 1
+    # a drop while carrying restarts too; settling does not hold it up
+    settle = GoalSchedule(MPCConfig(subgoal_patience=1, return_to_best=True, regrasps=2), num_goals=5, grippers=grippers)
+    settle.goal_index = 3
+    settle.baseline(1.0, gripper(0.5))
+    assert settle.observe(0.5, gripper(0.5)) is None and settle.observe(0.6, gripper(0.5, x=0.6)) is None
+    assert settle.return_target is not None and not settle.advance()
+    assert settle.observe(0.6, gripper(0.99, x=0.55)) is None and settle.return_target is None
+    assert settle.advance() and settle.goal_index == 0
+    # off by default, and without goal grippers, or when the goal is a full close (nothing to tell apart)
+    for off in (GoalSchedule(MPCConfig(subgoal_patience=5), 5, grippers),
+                GoalSchedule(MPCConfig(subgoal_patience=5, regrasps=1), 5),
+                GoalSchedule(MPCConfig(subgoal_patience=5, regrasps=1), 3, [0.0, 1.0, 1.0])):
+        off.goal_index = 2 if off.num_goals == 5 else 1
+        assert off.observe(0.5, gripper(1.0)) is None and not off.advance()
+    for bad in ({"regrasps": -1}, {"regrasps": True}, {"regrasp_margin": 0.0}, {"regrasp_margin": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MPCConfig(**bad)
+
+
 def test_move_toward_stays_on_the_line_inside_the_bounds():
     from jepa_ac.planning.action_spec import ActionSpec
 
@@ -350,6 +395,15 @@ def test_run_episode_hands_the_goal_sequence_to_the_policy():
     assert failing.status == "stopped" and "link down" in failing.stop_reason and not failing.steps
     with pytest.raises(ValueError, match="sequence of such images"):
         run_episode(Robot(), policy, [], max_steps=2, safety=SafetyConfig())
+
+
+def test_an_empty_grasp_in_the_sim_goes_back_to_the_approach(tiny_folder, tmp_path):
+    # the tiny model never reaches the cube: the fingers close on nothing and the schedule retries once
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "jepa_ac/FrankaPickPlace-v0", "--subgoals", "--max-steps", "8",
+                       "--no-video", "--mpc", "subgoal_max_steps=1", "goal_gripper=true", "regrasps=1")
+    assert metrics["goal_grippers"] == [0.0, 0.0, 0.5, 0.5, 0.5, 0.0]
+    assert metrics["per_step"]["goal_index"] == [0, 1, 2, 0, 1, 2, 3, 4]
+    assert metrics["regrasps"] == 1 and metrics["goals_attempted"] == 5 and not metrics["success"]
 
 
 def test_closed_loop_through_the_envs_sub_goals(tiny_folder, tmp_path, capsys):

@@ -10,7 +10,8 @@ Each step encodes the frame once; its latent gives both the observed distance to
 and the plan. The distance drives the goal schedule (`GoalSchedule`): a sub-goal is done when the
 distance stops improving (or after a step cap) and the next goal is set; on the last goal the
 patience rule ends the episode (`done`, with `stop_reason`). With `mpc.return_to_best` a goal that
-is done is first settled: straight moves back to the state where its distance was lowest. The
+is done is first settled: straight moves back to the state where its distance was lowest. With
+`mpc.regrasps` a grasp the measured gripper shows empty sends the schedule back to the approach. The
 planner's own options (warm start, surprise gate, hold unless better) live in its `CEMConfig`.
 """
 
@@ -22,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from jepa_ac.model.pose import POSITION
+from jepa_ac.model.pose import GRIPPER, POSITION
 from jepa_ac.planning.action_spec import ActionSpec
 from jepa_ac.planning.defaults import MPCConfig
 
@@ -56,11 +57,18 @@ class GoalSchedule:
     With `mpc.return_to_best` a goal that is done is settled first: `return_target` is then the state
     [7] at which the observed distance to it was lowest, the controller's next actions (straight moves) drive
     the robot there, and only then does the schedule move on or stop.
+
+    With `mpc.regrasps` and `grippers` (each goal's closedness, None: planned), a measured closedness above
+    a closed goal's by more than `mpc.regrasp_margin` (the grasp missed or dropped its object) sends the
+    schedule back to the open goals before that grasp (`regrasp_from`), at most `mpc.regrasps` times.
     """
 
-    def __init__(self, mpc: MPCConfig, num_goals: int) -> None:
+    def __init__(self, mpc: MPCConfig, num_goals: int, grippers: Sequence[float | None] | None = None) -> None:
         self.mpc, self.num_goals = mpc, num_goals
-        self.goal_index, self.steps_on_goal, self._advance = 0, 0, False
+        self.grippers = list(grippers) if grippers is not None else [None] * num_goals
+        self.goal_index, self.steps_on_goal = 0, 0
+        self._next: int | None = None  # the goal `advance()` moves to (the next one, or back for a regrasp)
+        self.regrasps = 0  # grasps retried so far
         self.stopper = self._stopper()
         self.best_state: np.ndarray | None = None  # [7] where the current goal's best distance was seen
         self.return_target: np.ndarray | None = None  # [7] while settling a goal that is done
@@ -85,6 +93,10 @@ class GoalSchedule:
     def observe(self, distance: float | None, state: np.ndarray | None = None) -> str | None:
         """The distance after an action aimed at the current goal (None: not measured, so only the
         sub-goal step cap applies) and the state it was measured in; a stop reason on the last goal."""
+        restart = self._regrasp(state)
+        if restart is not None:  # the grasp is empty: approach again (the controller re-aims at `advance()`)
+            self.regrasps, self.return_target, self._next = self.regrasps + 1, None, restart
+            return None
         if self.return_target is not None:  # that action was a settling move
             self.return_moves += 1
             if self._near_target(state) or self.return_moves >= self.mpc.return_max_steps:
@@ -105,6 +117,32 @@ class GoalSchedule:
             self.return_target = None
         return self._finish(reason)
 
+    def regrasp_from(self, k: int) -> int | None:
+        """The goal a failed grasp at goal `k` restarts from: the first of the open goals (closedness 0)
+        just before the closed goals that `k` belongs to; None if `k` is not closed or none precede it."""
+        closed = [g is not None and g > 0.0 for g in self.grippers]
+        if not closed[k]:
+            return None
+        first_closed = k
+        while first_closed > 0 and closed[first_closed - 1]:
+            first_closed -= 1
+        start = first_closed
+        while start > 0 and self.grippers[start - 1] == 0.0:
+            start -= 1
+        return None if start == first_closed else start
+
+    def _regrasp(self, state: np.ndarray | None) -> int | None:
+        """The goal to restart from if the fingers closed past the current goal's closedness (by more than
+        the margin) and regrasps are left; else None."""
+        if state is None or self.regrasps >= self.mpc.regrasps or self._next is not None:
+            return None
+        expected = self.grippers[self.goal_index]
+        if expected is None or expected + self.mpc.regrasp_margin >= 1.0:  # a full close cannot tell
+            return None
+        if float(np.asarray(state, np.float64)[GRIPPER]) <= expected + self.mpc.regrasp_margin:
+            return None
+        return self.regrasp_from(self.goal_index)
+
     def _near_target(self, state: np.ndarray | None) -> bool:
         if state is None:
             return False
@@ -117,15 +155,16 @@ class GoalSchedule:
             if reason and self.return_moves:
                 reason += f"; returned toward the best state in {self.return_moves} moves"
             return reason
-        self._advance = True
+        self._next = self.goal_index + 1
         return None
 
     def advance(self, record: Any = None) -> bool:
-        """True (once) when the current sub-goal is done; the schedule then moves to the next goal."""
-        if not self._advance:
+        """True (once) when the current sub-goal is done, or a grasp is retried; the schedule then moves
+        to the next goal (or back to the approach)."""
+        if self._next is None:
             return False
-        self._advance = False
-        self.goal_index, self.steps_on_goal, self.return_moves = self.goal_index + 1, 0, 0
+        self.goal_index, self._next = self._next, None
+        self.steps_on_goal, self.return_moves = 0, 0
         self.stopper, self.best_state = self._stopper(), None
         return True
 
@@ -226,7 +265,7 @@ class Controller:
         return list(self._grippers)
 
     def _start(self) -> None:
-        self.schedule = GoalSchedule(self.mpc, len(self._goal_latents))
+        self.schedule = GoalSchedule(self.mpc, len(self._goal_latents), self._grippers)
         self._observed = 0
         self._done_reason = None
         self._aim(0)

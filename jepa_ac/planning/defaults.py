@@ -94,7 +94,14 @@ class MPCConfig:
     With `goal_gripper`, each goal's gripper closedness (the env's way-point states; for a real robot,
     the state recorded with a demonstration frame) holds the gripper open or closed while aiming at
     it, instead of the energy planning it: at 64 px the fingers are a pixel or two, and around an
-    object they are hidden, so the latent distance barely tells an open hand from a closed one."""
+    object they are hidden, so the latent distance barely tells an open hand from a closed one.
+
+    With `regrasps` > 0 and goal grippers, a grasp that missed or dropped its object is retried: while
+    aiming at a goal that shows the gripper closed on something (closedness g > 0), a measured
+    closedness above g + `regrasp_margin` means the fingers closed past where the object should have
+    stopped them. The schedule then goes back to the open goals before the grasp (the approach) and
+    tries again, at most `regrasps` times an episode. The 7-D state's gripper is the measured one (as
+    DROID records it), so this needs no vision."""
 
     max_steps: int = 40
     patience: int | None = 6
@@ -106,6 +113,8 @@ class MPCConfig:
     return_tolerance: float = 0.005
     return_max_steps: int = 3
     goal_gripper: bool = False
+    regrasps: int = 0
+    regrasp_margin: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("subgoals", "return_to_best", "goal_gripper"):
@@ -118,6 +127,12 @@ class MPCConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MPCConfig.{name} must be a positive int{' or null' if nullable else ''}, got {value!r}")
+        if isinstance(self.regrasps, bool) or not isinstance(self.regrasps, int) or self.regrasps < 0:
+            raise ValueError(f"MPCConfig.regrasps must be an int >= 0 (0: never retry a grasp), got {self.regrasps!r}")
+        margin = self.regrasp_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0.0 < margin < 1.0:
+            raise ValueError(f"MPCConfig.regrasp_margin must be a closedness in (0, 1), got {margin!r}")
+        object.__setattr__(self, "regrasp_margin", float(margin))
         for name in ("min_improvement", "return_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
