@@ -23,14 +23,21 @@ from __future__ import annotations
 
 import json
 
-from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer
-from jepa_ac.pretraining.video_data import VideoClips
+from typing import TYPE_CHECKING
+
+from jepa_ac.cli.args import let_idle_threads_sleep
 from jepa_ac.training.cli_config import fit_or_exit, parse_config, setup_or_exit
 from jepa_ac.training.clips import split_by_episode
+
+if TYPE_CHECKING:  # torch loads in build_trainer, after the OpenMP setup
+    from jepa_ac.pretraining.trainer import PretrainTrainer
 
 
 def build_trainer(argv: list[str] | None = None) -> PretrainTrainer:
     """Config, data and models of one run (nothing trained yet)."""
+    from jepa_ac.pretraining.trainer import PretrainEncoderConfig, PretrainTrainer
+    from jepa_ac.pretraining.video_data import VideoClips
+
     config = parse_config(PretrainEncoderConfig, argv, __doc__, "python -m jepa_ac.pretrain_encoder")
     if not config.data:
         raise ValueError("--data is required (a DROID-layout episode folder or trajectory list)")
@@ -40,6 +47,7 @@ def build_trainer(argv: list[str] | None = None) -> PretrainTrainer:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    let_idle_threads_sleep()  # before torch loads OpenMP
     summary = fit_or_exit(setup_or_exit(lambda: build_trainer(argv)))
     print(json.dumps(summary, indent=2))
     return summary

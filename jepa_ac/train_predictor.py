@@ -28,15 +28,22 @@ from __future__ import annotations
 import json
 import logging
 
+from typing import TYPE_CHECKING
+
+from jepa_ac.cli.args import let_idle_threads_sleep
 from jepa_ac.training.cli_config import fit_or_exit, parse_config, setup_or_exit
 from jepa_ac.training.clips import open_clips, split_by_episode
-from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
+
+if TYPE_CHECKING:  # torch loads in build_trainer, after the OpenMP setup
+    from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
 
 logger = logging.getLogger(__name__)
 
 
 def build_trainer(argv: list[str] | None = None) -> PredictorTrainer:
     """Config, data and model of one run (nothing trained yet)."""
+    from jepa_ac.training.predictor_trainer import PredictorTrainer, TrainPredictorConfig
+
     config = parse_config(TrainPredictorConfig, argv, __doc__, "python -m jepa_ac.train_predictor")
     data = open_clips(config.data, config.frames, config.fps, config.ranges)
     if config.val_data:
@@ -63,6 +70,7 @@ def training_control(config: TrainPredictorConfig):
 
 
 def main(argv: list[str] | None = None) -> dict:
+    let_idle_threads_sleep()  # before torch loads OpenMP
     summary = fit_or_exit(setup_or_exit(lambda: build_trainer(argv)))
     print(json.dumps(summary, indent=2))
     return summary

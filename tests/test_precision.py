@@ -92,6 +92,40 @@ def test_a_fresh_command_sets_the_passive_wait_policy_before_torch_loads():
     assert out.stdout.split() == ["PASSIVE", "True"]
 
 
+def test_the_training_commands_let_idle_threads_sleep_and_take_threads():
+    import subprocess
+    import sys
+
+    import torch
+
+    from jepa_ac.training.common import init_distributed
+    from jepa_ac.training.predictor_trainer import TrainPredictorConfig
+    from jepa_ac.pretraining.trainer import PretrainEncoderConfig
+
+    # a fresh `python -m jepa_ac.train_predictor` / `pretrain_encoder`: the policy is set before torch loads
+    for command in ("train_predictor", "pretrain_encoder"):
+        code = (f"import os, sys, jepa_ac.{command} as c\n"
+                "try:\n    c.main(['--data', 'no/such/data', '--steps', '1'])\nexcept SystemExit:\n    pass\n"
+                "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split()[-2:] == ["PASSIVE", "True"], (command, out.stdout, out.stderr)
+        env["OMP_NUM_THREADS"] = "1"  # the user's choice: left alone
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.split()[-2:] == ["None", "True"], (command, out.stdout, out.stderr)
+    # --threads N
+    before = torch.get_num_threads()
+    try:
+        init_distributed("cpu", threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    for config in (TrainPredictorConfig, PretrainEncoderConfig):
+        with pytest.raises(ValueError, match="threads must be >= 0"):
+            config(threads=-1)
+
+
 # -- the flags reach the world model ---------------------------------------------------------------
 
 

@@ -80,6 +80,17 @@ def default_threads(
     return max(1, cpus // 2), {}
 
 
+def let_idle_threads_sleep() -> None:
+    """What a training CLI does before it loads torch: OMP_WAIT_POLICY=PASSIVE unless OMP_NUM_THREADS or
+    a policy is set, or OpenMP is already loaded (its policy is then fixed); torch keeps its default
+    thread count (`--threads` sets another). Measured on the 2-core build host
+    (experiments/latency/training_threads): alone, passive threads train as fast as spinning ones;
+    two trainings at once took 2.3x longer per step with spinning threads, and with passive ones
+    about as long as with one thread each."""
+    if not openmp_loaded():
+        os.environ.update(default_threads(openmp_started=False)[1])
+
+
 def openmp_loaded() -> bool:
     """Whether an OpenMP runtime is already loaded in this process (it reads OMP_* variables once, at load)."""
     if "torch" in sys.modules:

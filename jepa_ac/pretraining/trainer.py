@@ -103,6 +103,9 @@ class PretrainEncoderConfig:
     eval_every: int = 100
     val_batches: int = 4
     device: str = ""
+    # torch CPU threads; 0: torch's default (one per physical core). The CLI lets idle OpenMP threads
+    # sleep (OMP_WAIT_POLICY=PASSIVE unless OMP_* is set): experiments/latency/training_threads
+    threads: int = 0
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
     # start from another run's weights (an encoder folder or a pretraining checkpoint/; image and
@@ -120,6 +123,8 @@ class PretrainEncoderConfig:
                 raise ValueError(f"PretrainEncoderConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.keep_every < 0:
             raise ValueError(f"PretrainEncoderConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
+        if self.threads < 0:
+            raise ValueError(f"PretrainEncoderConfig.threads must be >= 0 (0: torch's default), got {self.threads}")
         if self.masks not in MASK_SETS:
             raise ValueError(f"PretrainEncoderConfig.masks must be one of {sorted(MASK_SETS)}, got {self.masks!r}")
         if self.dtype not in PRECISIONS:
@@ -200,7 +205,7 @@ class PretrainTrainer(TrainingLoop):
     def __init__(self, config: PretrainEncoderConfig, train_data: Any, val_data: Any | None = None,
                  dist_info: DistInfo | None = None) -> None:
         self.config = config
-        self.info = dist_info or init_distributed(config.device or None)
+        self.info = dist_info or init_distributed(config.device or None, config.threads)
         self.out = Path(config.out)
         seed_everything(config.seed)
         self.enc_config, self.pred_config = config.encoder_config, config.predictor_config

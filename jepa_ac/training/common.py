@@ -98,8 +98,11 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str | None = None) -> DistInfo:
-    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
+def init_distributed(device: str | None = None, threads: int = 0) -> DistInfo:
+    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process. `threads` > 0
+    sets torch's CPU threads (0: torch's default, one per physical core)."""
+    if threads:
+        torch.set_num_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -83,6 +83,9 @@ class TrainPredictorConfig:
     val_batches: int = 8
     num_workers: int = 0
     device: str = ""
+    # torch CPU threads; 0: torch's default (one per physical core). The CLI lets idle OpenMP threads
+    # sleep (OMP_WAIT_POLICY=PASSIVE unless OMP_* is set): experiments/latency/training_threads
+    threads: int = 0
     stop_after: int = 0  # stop (with a checkpoint) after this many steps in this process; 0 = run to the end
     resume: bool = False
     # overrides of jepa_ac.model.pose.StateRanges (max_position, max_angle, gripper_min, gripper_max), e.g.
@@ -96,6 +99,8 @@ class TrainPredictorConfig:
                 raise ValueError(f"TrainPredictorConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.keep_every < 0:
             raise ValueError(f"TrainPredictorConfig.keep_every must be >= 0 (0: no snapshots), got {self.keep_every}")
+        if self.threads < 0:
+            raise ValueError(f"TrainPredictorConfig.threads must be >= 0 (0: torch's default), got {self.threads}")
         if self.frames < 2:
             raise ValueError("TrainPredictorConfig.frames must be >= 2 (a clip needs a next frame)")
         if self.dtype not in PRECISIONS:
@@ -206,7 +211,7 @@ class PredictorTrainer(TrainingLoop):
                  dist_info: DistInfo | None = None, control: Any = None) -> None:
         self.config = config
         self.control = control  # CheckpointControl of the training data, saved as control.json with the weights
-        self.info = dist_info or init_distributed(config.device or None)
+        self.info = dist_info or init_distributed(config.device or None, config.threads)
         self.out = Path(config.out)
         seed_everything(config.seed)
         self.encoder = FrozenEncoder(config, self.info.device)
