@@ -22,7 +22,6 @@ gradient stops the run with an error naming the step; any such error is one `err
 from __future__ import annotations
 
 import json
-
 from typing import TYPE_CHECKING
 
 from jepa_ac.cli.args import let_idle_threads_sleep

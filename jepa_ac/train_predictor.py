@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-
 from typing import TYPE_CHECKING
 
 from jepa_ac.cli.args import let_idle_threads_sleep
