@@ -80,22 +80,24 @@ def test_default_threads_avoid_spinning_and_respect_the_environment():
     assert cli_args.openmp_loaded()  # torch is imported here
 
 
-def test_a_fresh_command_sets_the_passive_wait_policy_before_torch_loads():
+def fresh_python(code: str, **environ: str) -> str:
+    """stdout of `code` in a new interpreter with no OMP_* variables but `environ`'s."""
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env.update(environ, PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def test_a_fresh_command_sets_the_passive_wait_policy_before_torch_loads():
     code = ("import os, sys; from jepa_ac.cli.args import set_threads; set_threads(None); "
             "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["PASSIVE", "True"]
+    assert fresh_python(code).split() == ["PASSIVE", "True"]
 
 
 def test_the_training_commands_let_idle_threads_sleep_and_take_threads():
-    import subprocess
-    import sys
-
     import torch
 
     from jepa_ac.training.common import init_distributed
@@ -107,13 +109,8 @@ def test_the_training_commands_let_idle_threads_sleep_and_take_threads():
         code = (f"import os, sys, jepa_ac.{command} as c\n"
                 "try:\n    c.main(['--data', 'no/such/data', '--steps', '1'])\nexcept SystemExit:\n    pass\n"
                 "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert out.stdout.split()[-2:] == ["PASSIVE", "True"], (command, out.stdout, out.stderr)
-        env["OMP_NUM_THREADS"] = "1"  # the user's choice: left alone
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert out.stdout.split()[-2:] == ["None", "True"], (command, out.stdout, out.stderr)
+        assert fresh_python(code).split()[-2:] == ["PASSIVE", "True"], command
+        assert fresh_python(code, OMP_NUM_THREADS="1").split()[-2:] == ["None", "True"], command  # the user's choice
     # --threads N
     before = torch.get_num_threads()
     try:
