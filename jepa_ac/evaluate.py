@@ -19,7 +19,9 @@ simulator's at the end of the episode.
 
 Writes to `--out` (default runs/evaluate): `results.json` (one row per (env, policy); a new run
 replaces its row and keeps the others, so several runs build one table), `results.md` (the table)
-and `episodes/<task>_<policy>.json` (per-episode records).
+and `episodes/<task>_<policy>.json` (per-episode records and the run's settings). Each episode is
+kept as it finishes (`episodes/<task>_<policy>.partial.jsonl`): `--resume` takes the episodes that
+an interrupted run, or a shorter one, finished with the same settings and plays only the rest.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import numpy as np
 
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
+from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
 from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="episodes run in this many processes at once, each with its own env and model (use "
                              "with --threads 1 on a CPU; planning latencies are then those of one thread)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the episodes that an interrupted run (or a shorter one) with the same settings "
+                             "finished into --out, and play only the rest; without it a run starts over")
     parser.add_argument("--server", help="run the planner's episodes through a planning server (ws://HOST:PORT, "
                                          "`python -m jepa_ac.serve`) with its settings for each task, as a robot would")
     parser.add_argument("--token", help="the server's shared token (or set $JEPA_AC_TOKEN)")
@@ -186,48 +192,103 @@ def _run_in_worker(index: int) -> dict[str, Any]:
 
 
 def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.Namespace, wm: Any = None,
-             progress: bool = True, make_planner: Callable[..., Any] | None = None
-             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             progress: bool = True, make_planner: Callable[..., Any] | None = None,
+             episodes_dir: Path | None = None, resume: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run `episodes` seeded episodes (in `args.workers` processes); returns (summary row, per-episode
     records, in episode order). Each worker process makes its own env and loads its own model.
     `make_planner`: see `EpisodeRunner` (with workers it must pickle: a module-level function or class);
-    the row records its repr."""
+    the row records its repr. With `episodes_dir`, each episode is journaled as it finishes and the run
+    ends by writing `<task>_<policy>.json` there; `resume` first takes the episodes that an earlier run
+    with the same settings finished (`jepa_ac.cli.episode_journal`)."""
     from tqdm import tqdm
 
+    start = time.perf_counter()
     defaults, adapter = policy_defaults(env_id, policy, seed, args)  # here: bad settings stop before any worker starts
-    workers = min(getattr(args, "workers", 1) or 1, episodes)
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=episodes, desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+    journal, kept = None, {}
+    if episodes_dir is not None:
+        name = policy + ("_subgoals" if defaults.mpc.subgoals else "")
+        journal = EpisodeJournal(episodes_dir / f"{task_name(env_id)}_{name}.json",
+                                 run_settings(env_id, policy, seed, defaults, adapter, args, make_planner))
+        if resume:
+            kept = {i: r for i, r in journal.recorded().items() if i < episodes}
+        journal.start(kept.values())
+    todo = [i for i in range(episodes) if i not in kept]
+    workers = min(getattr(args, "workers", 1) or 1, max(len(todo), 1))
+    records: list[dict[str, Any]] = list(kept.values())
+    bar = tqdm(total=episodes, initial=len(kept), desc=f"{env_id.split('/')[-1]} {policy}", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
 
     def done(record: dict[str, Any]) -> None:
+        record = rounded(record)
         records.append(record)
+        if journal is not None:
+            journal.add(record)
         bar.update(1)
         bar.set_postfix(success=f"{np.mean([r['success'] for r in records]):.2f}", steps=record["steps"])
 
+    if kept:
+        print(f"{env_id} {policy}: {len(kept)} of {episodes} episodes from the earlier run in {episodes_dir}",
+              file=sys.stderr, flush=True)
     try:
-        if workers == 1:
+        if todo and workers == 1:
             runner = EpisodeRunner(env_id, policy, seed, defaults, args, wm=wm, adapter=adapter,
                                    make_planner=make_planner)
             try:
-                for i in range(episodes):
+                for i in todo:
                     done(runner.run(i))
             finally:
                 runner.close()
-        else:
+        elif todo:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                      initargs=(env_id, policy, seed, args, make_planner)) as pool:
-                for future in as_completed([pool.submit(_run_in_worker, i) for i in range(episodes)]):
+                for future in as_completed([pool.submit(_run_in_worker, i) for i in todo]):
                     done(future.result())
     finally:
         bar.close()
+        if journal is not None:
+            journal.close()
     records.sort(key=lambda r: r["index"])
     row = summarize(env_id, policy, seed, records, defaults, args)
     if make_planner is not None and policy == "planner":
         row["make_planner"] = repr(make_planner)
     if adapter is not None:
         row["adapter"] = adapter.describe()
+    row["wall_s"] = time.perf_counter() - start
+    if kept:
+        row["resumed_episodes"] = len(kept)  # played by an earlier run; wall_s is this run's
+    if journal is not None:
+        _write_atomic(journal.episodes_path,
+                      json.dumps({"summary": row, "settings": journal.settings, "episodes": records}) + "\n")
+        journal.finish()
     return row, records
+
+
+def run_settings(env_id: str, policy: str, seed: int, defaults: Any, adapter: Any, args: argparse.Namespace,
+                 make_planner: Callable[..., Any] | None) -> dict[str, Any]:
+    """What decides how episode i plays: runs with equal settings play it alike, so `--resume` may join them."""
+    settings: dict[str, Any] = {"env_id": env_id, "policy": policy, "seed": seed, "planning": defaults.to_dict()}
+    if adapter is not None:
+        settings["adapter"] = adapter.describe()
+    if policy == "planner" and getattr(args, "server", None):
+        settings["server"] = args.server
+    elif policy == "planner":
+        checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+        settings.update(checkpoint=str(checkpoint), checkpoint_files=checkpoint_stamp(checkpoint),
+                        model={k: getattr(args, k, None) for k in ("encoder", "predictor", "arch", "backend", "device")},
+                        dtype=planning_dtype(args),
+                        make_planner=None if make_planner is None else _callable_name(make_planner))
+    elif policy == "expert":
+        settings["expert_noise"] = args.expert_noise
+    return settings
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    """A name for an experiment's planner factory that is the same in every process (no object address)."""
+    inner = getattr(fn, "func", fn)  # functools.partial
+    name = f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
+    if inner is not fn:
+        name += f"(*{getattr(fn, 'args', ())!r}, **{sorted(getattr(fn, 'keywords', {}))})"
+    return name
 
 
 def task_name(env_id: str) -> str:
@@ -396,14 +457,9 @@ def main(argv: list[str] | None = None, make_planner: Callable[..., Any] | None 
     rows = []
     for env_id in envs:
         for policy in policies:
-            start = time.perf_counter()
-            row, records = evaluate(env_id, policy, args.episodes, args.seed, args, wm=wm,
-                                    progress=not args.no_progress, make_planner=make_planner)
-            row["wall_s"] = time.perf_counter() - start
+            row, _ = evaluate(env_id, policy, args.episodes, args.seed, args, wm=wm, progress=not args.no_progress,
+                              make_planner=make_planner, episodes_dir=args.out / "episodes", resume=args.resume)
             rows.append(row)
-            name = policy + ("_subgoals" if row["subgoals"] else "")
-            _write_atomic(args.out / "episodes" / f"{row['task']}_{name}.json",
-                          json.dumps({"summary": row, "episodes": rounded(records)}) + "\n")
             dist = row["mean_final_task_distance"]
             dist = "n/a" if dist is None else f"{dist:.3f} m"
             print(f"{env_id} {policy_label(row)}: success {row['successes']}/{row['episodes']} = {row['success_rate']:.2f}, "

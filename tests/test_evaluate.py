@@ -128,3 +128,47 @@ def test_workers_run_the_same_episodes_as_one_process(tiny_folder, tmp_path):
         assert parallel["rows"][key]["success_rate"] == serial["rows"][key]["success_rate"]
     with pytest.raises(SystemExit, match="workers"):
         run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--workers", "0")
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    common = ["--env", "reach", "--policy", "random", "--max-steps", "2", "--image-size", "64"]
+    uninterrupted = run(tmp_path / "whole", *common, "--episodes", "3")
+    played = []
+    original = evaluate.EpisodeRunner.run
+
+    def run_until_the_third(self, index):
+        played.append(index)
+        if index == 2:
+            raise KeyboardInterrupt  # the user stops the run in episode 2
+        return original(self, index)
+
+    monkeypatch.setattr(evaluate.EpisodeRunner, "run", run_until_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, *common, "--episodes", "3")
+    journal = tmp_path / "episodes" / "FrankaReach-v0_random.partial.jsonl"
+    assert len(journal.read_text().splitlines()) == 1 + 2  # the settings and the two finished episodes
+    with open(journal, "a") as handle:
+        handle.write('{"index": 2, "see')  # a kill mid-write leaves a cut line: not an episode
+
+    played.clear()
+    monkeypatch.setattr(evaluate.EpisodeRunner, "run", lambda self, index: played.append(index) or original(self, index))
+    resumed = run(tmp_path, *common, "--episodes", "3", "--resume")
+    assert played == [2] and not journal.exists()
+    key = "jepa_ac/FrankaReach-v0|random"
+    assert resumed["rows"][key]["resumed_episodes"] == 2
+    for a, b in zip(episodes(tmp_path / "whole", "FrankaReach-v0", "random"), episodes(tmp_path, "FrankaReach-v0", "random"),
+                    strict=True):
+        assert (a["index"], a["seed"], a["steps"]) == (b["index"], b["seed"], b["steps"])
+        assert a["final_task_distance"] == pytest.approx(b["final_task_distance"], abs=1e-9)
+    assert resumed["rows"][key]["success_rate"] == uninterrupted["rows"][key]["success_rate"]
+
+    played.clear()  # a finished run grows: only the new episodes are played
+    longer = run(tmp_path, *common, "--episodes", "4", "--resume")
+    assert played == [3] and longer["rows"][key]["episodes"] == 4 and longer["rows"][key]["resumed_episodes"] == 3
+
+    played.clear()  # other settings are never joined to these episodes
+    with pytest.raises(SystemExit, match=r"other settings: .*planning\.mpc\.max_steps"):
+        run(tmp_path, *common[:-4], "--max-steps", "3", "--image-size", "64", "--episodes", "4", "--resume")
+    assert played == []
+    run(tmp_path, *common, "--episodes", "2")  # without --resume a run starts over
+    assert played == [0, 1]
