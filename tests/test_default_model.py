@@ -51,3 +51,16 @@ def test_experiment_checkpoints_name_their_view(folder):
 
     path = Path(__file__).resolve().parents[1] / folder
     assert PlanningDefaults.for_checkpoint(path).env.exterior_view in ("side", "front")
+
+
+def test_the_one_predictor_experiment_copy_is_the_shipped_model():
+    """experiments/front_view/long_seed1/model holds the shipped weights (its planning.json without the
+    ensemble); its README records their hash: the two copies must not drift apart."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name, recorded in (("model.safetensors", "a4d2860b9290"), ("config.json", "88d355546b88")):
+        digests = {hashlib.sha256((root / folder / name).read_bytes()).hexdigest()
+                   for folder in ("jepa_ac/assets/default_model", "experiments/front_view/long_seed1/model")}
+        assert len(digests) == 1 and digests.pop().startswith(recorded), name
