@@ -211,6 +211,9 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
                                  run_settings(env_id, policy, seed, defaults, adapter, args, make_planner))
         if resume:
             kept = {i: r for i, r in journal.recorded().items() if i < episodes}
+        elif journal.path.is_file():
+            print(f"note: starting over; {journal.path} (an interrupted run's episodes) is replaced. "
+                  "--resume takes such episodes when the settings match", file=sys.stderr, flush=True)
         journal.start(kept.values())
     todo = [i for i in range(episodes) if i not in kept]
     workers = min(getattr(args, "workers", 1) or 1, max(len(todo), 1))
