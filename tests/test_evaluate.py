@@ -172,3 +172,17 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert played == []
     run(tmp_path, *common, "--episodes", "2")  # without --resume a run starts over
     assert played == [0, 1]
+
+
+def test_a_checkpoint_retrained_in_place_is_not_the_same_run(tmp_path):
+    from jepa_ac.cli.episode_journal import checkpoint_stamp
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "planning.json").write_text("{}")
+    stamp = checkpoint_stamp(folder)
+    (folder / "planning.json").write_text("{}")  # copied again, same bytes (a new mtime): the same checkpoint
+    assert checkpoint_stamp(folder) == stamp
+    (folder / "model.safetensors").write_bytes(b"retrained")
+    assert checkpoint_stamp(folder) != stamp and set(checkpoint_stamp(folder)) == {"model.safetensors", "planning.json"}

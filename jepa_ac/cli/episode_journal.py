@@ -10,6 +10,7 @@ scene comes from (seed, i), so the joined run is the run that was never interrup
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,17 +22,27 @@ def settings_fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(settings, sort_keys=True))
 
 
-def checkpoint_stamp(path: Path | str) -> dict[str, list[int]]:
-    """{file: [bytes, mtime_ns]} of a checkpoint file or of every file under a checkpoint folder: a
-    checkpoint retrained in place no longer matches what an interrupted run recorded."""
+def checkpoint_stamp(path: Path | str) -> dict[str, str]:
+    """{file: fingerprint} of a checkpoint file or of every file under a checkpoint folder, so that a
+    checkpoint retrained in place no longer matches what an interrupted run recorded: the sha256 of
+    files up to HASH_LIMIT bytes (a copy with the same bytes matches), size and mtime of larger ones."""
     path = Path(path)
-    if path.is_file():
-        stat = path.stat()
-        return {path.name: [stat.st_size, stat.st_mtime_ns]}
-    if not path.is_dir():
-        return {}
-    return {str(p.relative_to(path)): [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return {(p.name if p == path else str(p.relative_to(path))): _fingerprint(p) for p in files}
+
+
+HASH_LIMIT = 256 * 2**20
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    if stat.st_size > HASH_LIMIT:
+        return f"{stat.st_size} bytes, mtime {stat.st_mtime_ns}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
 
 
 def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
