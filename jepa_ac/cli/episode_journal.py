@@ -54,7 +54,7 @@ def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 
 class EpisodeJournal:
-    """The partial-run file of one (env, policy) run. `recorded(resume)` returns the episodes an earlier
+    """The partial-run file of one (env, policy) run. `recorded()` returns the episodes an earlier
     run with the same settings finished; `start(kept)` opens a fresh journal holding them; `add(record)`
     appends one episode durably; `finish()` removes the journal once the episodes file is written."""
 
