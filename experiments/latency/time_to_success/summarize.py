@@ -4,7 +4,9 @@
 
 Reads every `<task>_<search>_<SxI>_<dtype>/episodes/*.json` here, and the shipped bf16 rows from the
 first episodes of experiments/latency/bf16_evaluate/<task> (the same seeds, the same single-process
-setup), and writes time_to_success.{json,md,png}.
+setup), and writes time_to_success.{json,md,png}. A run folder with a `quiet_timing/` evaluate run
+(a few steps of the same settings with nothing else on the CPU) takes its time per step from there:
+its own episodes shared the CPU with other jobs.
 """
 
 from __future__ import annotations
@@ -43,11 +45,23 @@ def row(task: str, search: str, budget: str, dtype: str, eps: list[dict], source
     }
 
 
+def quiet_timing(folder: Path, r: dict) -> dict:
+    """`r` with its time per step from `folder/quiet_timing` (see the module docstring), if there is one."""
+    path = folder / "quiet_timing" / "results.json"
+    if not path.is_file():
+        return r
+    (timed,) = json.loads(path.read_text())["rows"].values()
+    steps = sum(e["steps"] for e in episodes(path.parent))
+    return {**r, "plan_s_per_step": timed["plan_s_mean"], "planning_s_per_episode": timed["plan_s_mean"] * r["mean_steps"],
+            "timing": f"{steps} steps alone on the CPU ({path.parent.name}/); the episodes shared it"}
+
+
 def collect(root: Path) -> list[dict]:
     rows = []
     for folder in sorted(p for p in root.iterdir() if (p / "episodes").is_dir()):
         task, search, budget, dtype = folder.name.split("_")
-        rows.append(row(task, search, budget, dtype, episodes(folder), str(folder.relative_to(root.parents[2]))))
+        r = row(task, search, budget, dtype, episodes(folder), str(folder.relative_to(root.parents[2])))
+        rows.append(quiet_timing(folder, r))
     for shipped in [r for r in rows if r["search"] == "icem" and r["dtype"] == "fp32"]:
         # the shipped settings in bf16: the same first episodes as the float32 run
         task, budget, n = shipped["task"], shipped["budget"], shipped["episodes"]
@@ -62,8 +76,11 @@ def headline(rows: list[dict], task: str) -> str:
     slow = next((r for r in task_rows if r["search"] == "plain" and r["budget"] == "800x10"), None)
     if fast is None or slow is None:
         return f"{task}: no plain 800 x 10 row"
-    return (f"{task}: plain CEM 800 x 10 (fp32) {slow['success_rate']:.2f} at {slow['plan_s_per_step']:.2f} s/step, "
-            f"shipped iCEM in bf16 {fast['success_rate']:.2f} at {fast['plan_s_per_step']:.2f} s/step: "
+    n = slow["episodes"]
+    same = sum(bool(e["success"]) for e in episodes(BF16_RUNS / task)[:n])  # the shipped bf16 run's first n episodes
+    return (f"{task}: plain CEM 800 x 10 (fp32) {slow['successes']}/{n} at {slow['plan_s_per_step']:.2f} s/step, "
+            f"shipped iCEM in bf16 {same}/{n} on the same episodes ({fast['successes']}/{fast['episodes']} on the "
+            f"first {fast['episodes']}) at {fast['plan_s_per_step']:.2f} s/step: "
             f"{slow['plan_s_per_step'] / fast['plan_s_per_step']:.1f}x less time per step")
 
 
@@ -72,10 +89,12 @@ def table(rows: list[dict]) -> str:
              "planning s / episode | steps |", "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["task"] != "reach", -r["plan_s_per_step"])):
         lo, hi = r["success_ci95"]
+        mark = "*" if "timing" in r else ""
         lines.append(f"| {r['task']} | {LABELS[r['search']]} | {r['budget'].replace('x', ' x ')} | {r['dtype']} | "
-                     f"{r['episodes']} | {r['success_rate']:.2f} ({lo:.2f}-{hi:.2f}) | {r['plan_s_per_step']:.2f} | "
+                     f"{r['episodes']} | {r['success_rate']:.2f} ({lo:.2f}-{hi:.2f}) | {r['plan_s_per_step']:.2f}{mark} | "
                      f"{r['planning_s_per_episode']:.1f} | {r['mean_steps']:.1f} |")
-    return "\n".join(lines)
+    notes = [f"\n\n\\* time per step from {r['timing']}" for r in rows if "timing" in r]
+    return "\n".join(lines) + "".join(dict.fromkeys(notes))
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -96,7 +115,7 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.errorbar(r["plan_s_per_step"], r["success_rate"], yerr=[[r["success_rate"] - lo], [hi - r["success_rate"]]],
                         fmt=marker, color=colour, capsize=3, label=f"{LABELS[r['search']]} {r['budget']} {r['dtype']}")
         ax.set_xscale("log")
-        ax.set_xticks([t for t in (0.2, 0.3, 0.5, 1, 2, 5, 10) if t <= 1.5 * max(r["plan_s_per_step"] for r in rows)])
+        ax.set_xticks([t for t in (0.2, 0.3, 0.5, 1, 2, 5, 10, 20) if t <= 1.5 * max(r["plan_s_per_step"] for r in rows)])
         ax.set_xticks([], minor=True)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("planning time per step (s, log)")
