@@ -119,9 +119,17 @@ def test_compiled_rollout_equals_eager(tiny_wm):
     z = tiny_wm.encode(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     state, actions = torch.as_tensor(STATE[None]), torch.as_tensor(rng.normal(0, 0.04, (8, 2, 7)).astype(np.float32))
     eager = tiny_wm.rollout(z, state, actions)
+    weights = tiny_wm.backend.state_arrays("predictor")
     tiny_wm.backend.set_compile(True)
     try:
         compiled = tiny_wm.rollout(z, state, actions)
+        # the graphs are frozen (weights as constants): weights loaded after compiling must still count
+        tiny_wm.backend.load_arrays("predictor", {k: 1.1 * v for k, v in weights.items()})
+        reloaded = tiny_wm.rollout(z, state, actions)
+        tiny_wm.backend.set_compile(False)
+        eager_reloaded = tiny_wm.rollout(z, state, actions)
     finally:
         tiny_wm.backend.set_compile(False)
+        tiny_wm.backend.load_arrays("predictor", weights)
     assert (compiled - eager).abs().max().item() < 1e-4
+    assert (reloaded - eager_reloaded).abs().max().item() < 1e-4 < (reloaded - eager).abs().max().item()

@@ -34,6 +34,9 @@ env -u OMP_NUM_THREADS $PY experiments/latency/probe_threads.py --rounds 2 --dty
   --out experiments/latency/threads_probe_workers.json
 $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch --dtype float32,bfloat16 \
   --reference --threads 2 --repeats 3 --out experiments/latency/bf16_2threads
+# the compiled graphs frozen (session 22): tiny and mid, bf16, 2 threads
+$PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch,torch_compiled \
+  --dtype bfloat16 --reference --threads 2 --repeats 3 --out experiments/latency/bf16_frozen
 # where the default's step spends its time (one process, default threads), per task and dtype
 for task in reach push; do for dtype in auto float32; do
   env -u OMP_NUM_THREADS $PY experiments/latency/probe_step.py --env $task --dtype $dtype \
