@@ -34,7 +34,8 @@ env -u OMP_NUM_THREADS $PY experiments/latency/probe_threads.py --rounds 2 --dty
   --out experiments/latency/threads_probe_workers.json
 $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch --dtype float32,bfloat16 \
   --reference --threads 2 --repeats 3 --out experiments/latency/bf16_2threads
-# the compiled graphs frozen (session 22): tiny and mid, bf16, 2 threads
+# the compiled graphs frozen (session 22; freezing was then set in TorchBackend.set_compile, since removed:
+# probe_freezing.py is the A/B): tiny and mid, bf16, 2 threads
 $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch,torch_compiled \
   --dtype bfloat16 --reference --threads 2 --repeats 3 --out experiments/latency/bf16_frozen
 # where the default's step spends its time (one process, default threads), per task and dtype

@@ -66,13 +66,11 @@ class TorchBackend:
         self.set_compile(compile)
 
     def set_compile(self, flag: bool) -> None:
-        """Run the planning rollout's predictor step through `torch.compile` (one graph per frame index).
-        The graphs are frozen (inductor's `freezing`: the weights become constants, pre-packed for the
-        CPU's GEMM kernels); weights loaded later are still seen (tests/test_planning_reference.py)."""
+        """Run the planning rollout's predictor step through `torch.compile` (one graph per frame index)."""
         self.compiled = bool(flag)
         if "predictor" in self.modules:
             step = self.predictor.frame_step
-            self._frame_step = torch.compile(step, dynamic=False, options={"freezing": True}) if self.compiled else step
+            self._frame_step = torch.compile(step, dynamic=False) if self.compiled else step
 
     @property
     def encoder(self) -> VisionTransformer:
