@@ -286,11 +286,14 @@ def run_settings(env_id: str, policy: str, seed: int, defaults: Any, adapter: An
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
-    """A name for an experiment's planner factory that is the same in every process (no object address)."""
+    """A name for an experiment's planner factory: the function's own name is the same in every process;
+    a partial's bound arguments enter by repr (one that shows an object's address never matches again,
+    so such a run is never joined to another)."""
     inner = getattr(fn, "func", fn)  # functools.partial
     name = f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', type(inner).__qualname__)}"
     if inner is not fn:
-        name += f"(*{getattr(fn, 'args', ())!r}, **{sorted(getattr(fn, 'keywords', {}))})"
+        keywords = {k: repr(v) for k, v in sorted(getattr(fn, "keywords", {}).items())}
+        name += f"(*{getattr(fn, 'args', ())!r}, **{keywords})"
     return name
 
 
