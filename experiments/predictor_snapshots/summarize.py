@@ -7,12 +7,11 @@ the same run's final predictor and with the shipped model in bf16 on the same ep
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from jepa_ac.evaluate import wilson_interval
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-from jepa_ac.evaluate import wilson_interval  # noqa: E402
 
 EPISODES = "episodes/FrankaPush-v0_planner_subgoals.json"
 SHIPPED = {"seeds0": HERE.parent / "latency/bf16_evaluate/push", "seeds1": HERE.parent / "latency/bf16_evaluate/fresh_seeds"}
