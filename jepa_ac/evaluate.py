@@ -45,6 +45,7 @@ import numpy as np
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
 from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
+from jepa_ac.files import write_atomic
 from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 
@@ -260,7 +261,7 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     if kept:
         row["resumed_episodes"] = len(kept)  # played by an earlier run; wall_s is this run's
     if journal is not None:
-        _write_atomic(journal.episodes_path,
+        write_atomic(journal.episodes_path,
                       json.dumps({"summary": row, "settings": journal.settings, "episodes": records}) + "\n")
         journal.finish()
     return row, records
@@ -403,7 +404,7 @@ def merge_results(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     env_order = {e: i for i, e in enumerate(ENV_IDS)}
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (
         env_order.get(kv[1]["env_id"], 99), kv[1]["env_id"], order.get(kv[1]["policy"], 99), bool(kv[1].get("subgoals")))))
-    _write_atomic(path, json.dumps(results, indent=2) + "\n")
+    write_atomic(path, json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -428,14 +429,7 @@ def write_markdown(path: Path, results: dict[str, Any]) -> None:
               "Regenerate with `python -m jepa_ac.evaluate` (see `results.json` for the command settings of each row: "
               "checkpoint, CEM, step budget, seeds). Episode i of every row uses the same env seed, derived from "
               "(seed, i). Success is the simulator's at the end of the episode.\n\n")
-    _write_atomic(path, header + markdown_table(results))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, header + markdown_table(results))
 
 
 def main(argv: list[str] | None = None, make_planner: Callable[..., Any] | None = None) -> dict[str, Any]:

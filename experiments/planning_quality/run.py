@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.bench.latency import machine_info
-from jepa_ac.bench.parity import write_atomic
+from jepa_ac.files import write_atomic
 from jepa_ac.cli.args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
 from jepa_ac.model.array_ops import ArrayOps
 from jepa_ac.planning import ActionSpec, CEMConfig, CEMPlanner, Sampler

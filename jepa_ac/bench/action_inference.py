@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.bench.latency import machine_info
-from jepa_ac.bench.parity import write_atomic
+from jepa_ac.files import write_atomic
 from jepa_ac.world_model.precision import dtype_name, host_isa
 
 FORMAT = "jepa_ac.bench.action_inference/1"

@@ -45,7 +45,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.bench.parity import TINY_PT, write_atomic
+from jepa_ac.bench.parity import TINY_PT
+from jepa_ac.files import atomic_path, write_atomic
 from jepa_ac.world_model.precision import PRECISIONS, choose_planning_dtype, host_isa
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
@@ -344,10 +345,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
                  f"ratios vs {report['cases'][0]['compared_with']}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=120, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jepa_ac.files import atomic_path, write_atomic
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -474,16 +475,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_title(f"CPU latency: {report['machine']['cpu']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=120, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

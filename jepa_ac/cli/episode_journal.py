@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from jepa_ac.files import write_atomic
+
 
 def settings_fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
     """`settings` as JSON reads it back (tuples become lists), so a fresh and a loaded one compare equal."""
@@ -93,14 +95,8 @@ class EpisodeJournal:
 
     def start(self, kept: Iterable[dict[str, Any]] = ()) -> None:
         """A fresh journal (replacing any earlier one) holding the settings and `kept` records."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w") as handle:
-            handle.write(json.dumps({"settings": self.settings}) + "\n")
-            handle.writelines(json.dumps(r) + "\n" for r in kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        lines = [json.dumps({"settings": self.settings}), *(json.dumps(r) for r in kept)]
+        write_atomic(self.path, "".join(line + "\n" for line in lines))
         self._handle = open(self.path, "a")
 
     def add(self, record: dict[str, Any]) -> None:

@@ -34,7 +34,8 @@ from jepa_ac.data import layout
 from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.reader import read_metadata, write_trajectory_list
 from jepa_ac.data.recorder import command_fields
-from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode, write_json_atomic
+from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode
+from jepa_ac.files import write_json_atomic
 from jepa_ac.model import pose
 
 EnvFactory = Callable[["CollectConfig"], Any]

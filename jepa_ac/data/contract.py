@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from jepa_ac.data import layout
     from jepa_ac.data.layout import DatasetInfo
-    from jepa_ac.data.writer import write_json_atomic
+    from jepa_ac.files import write_json_atomic
 
     args = build_parser().parse_args(argv)
     info_path = Path(args.data) / layout.DATASET_INFO_FILE

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from jepa_ac.files import atomic
+
 
 # -- episode folder ---------------------------------------------------------------------------
 TRAJECTORY_FILE = "trajectory.h5"
@@ -72,7 +74,7 @@ DATASET_INFO_FILE = "dataset_info.json"
 TRAJECTORY_LIST_FILE = "trajectories.txt"  # one episode folder per line, as upstream's data_path
 SUMMARY_FILE = "collect_summary.json"
 EPISODE_DIR_FORMAT = "episode_{index:06d}"
-TEMP_PREFIX = ".tmp-"  # in-progress episodes: .tmp-<name>-<pid>-<random>
+TEMP_PREFIX = atomic.TEMP_PREFIX  # in-progress episodes and files: .tmp-<name>-<pid>-<random>
 
 CODEBASE_VERSION = "jepa_ac-droid-v1"
 

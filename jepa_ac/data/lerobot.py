@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -53,6 +52,7 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
+from jepa_ac.files import temp_name
 from jepa_ac.data.episode import EpisodeCommands, EpisodeError, EpisodeRecord, usable_frames
 
 logger = logging.getLogger(__name__)
@@ -427,7 +427,7 @@ def cut_video(src: Path, dst: Path, start_s: float, frames: int, fps: float) -> 
     """Copy the `frames` frames from `start_s` of `src` into `dst` without re-encoding (the segment
     must start on a key frame, as LeRobot's concatenated episodes do); re-encode if it does not."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f"{layout.TEMP_PREFIX}{dst.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = dst.with_name(temp_name(dst.name))
     lo, hi = start_s - 0.5 / fps, start_s + (frames - 0.5) / fps  # frame i sits at start + i / fps
     try:
         copied = _copy_packets(src, tmp, lo, hi)

@@ -31,6 +31,7 @@ from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.episode import EpisodeError, EpisodeRecord, usable_frames
 from jepa_ac.data.video import VideoDecodeError, read_mp4
+from jepa_ac.files import write_atomic
 from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ def read_trajectory_list(path: str | Path) -> list[Path]:
 
 def write_trajectory_list(path: str | Path, episodes: Iterable[str | Path], header: str = "") -> Path:
     """Write a trajectory list atomically (paths relative to the list's folder where possible)."""
-    from jepa_ac.data.video import fsync_path
-
     path = Path(path)
     lines = [f"# {line}" for line in header.splitlines()]
     for episode in episodes:
@@ -63,11 +62,7 @@ def write_trajectory_list(path: str | Path, episodes: Iterable[str | Path], head
             lines.append(str(episode.resolve().relative_to(path.parent.resolve())))
         except ValueError:
             lines.append(str(episode.resolve()))
-    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
-    tmp.write_text("\n".join(lines) + "\n")
-    fsync_path(tmp)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n")
 
 
 def find_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:

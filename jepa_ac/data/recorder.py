@@ -38,7 +38,8 @@ from jepa_ac.model import pose
 from jepa_ac.data import layout
 from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.video import DEFAULT_CRF
-from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode, write_json_atomic
+from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode
+from jepa_ac.files import write_json_atomic
 
 RECORDED_COMMAND_SPACES = ("env", "delta_pose", "target_pose")
 DEFAULT_CAMERA = "exterior"

@@ -6,13 +6,14 @@ Video is lossy: yuv420p halves chroma resolution and x264 quantises. At the defa
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from jepa_ac.files import fsync_path
 
 DEFAULT_CRF = 18
 
@@ -122,12 +123,3 @@ def read_mp4(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarr
     if missing:
         raise ValueError(f"{path}: frames {missing[:5]} are past the end of the video")
     return np.stack([decoded[i] for i in wanted.tolist()])
-
-
-def fsync_path(path: str | Path) -> None:
-    """Flush a file's bytes, or a folder's entries (a new file or a rename in it), to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

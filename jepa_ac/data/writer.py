@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ import numpy as np
 
 from jepa_ac.model import pose
 from jepa_ac.data import layout
-from jepa_ac.data.video import DEFAULT_CRF, fsync_path, write_mp4
+from jepa_ac.data.video import DEFAULT_CRF, write_mp4
+from jepa_ac.files import fsync_path, temp_name
 
 H5_VERSION_NUMBER = 1.3  # DROID's trajectory.h5 `version_number` attr for the layout written here
 
@@ -183,7 +183,7 @@ def write_episode(
     if final.exists():
         raise FileExistsError(f"episode folder {final} already exists")
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"{layout.TEMP_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = out_dir / temp_name(name)
     tmp.mkdir()
     try:
         _write_h5(tmp / layout.TRAJECTORY_FILE, episode, meta)
@@ -248,16 +248,6 @@ def _write_h5(path: Path, episode: EpisodeData, meta: EpisodeMeta) -> None:
         f.attrs["robot_serial_number"] = meta.env_id or "sim"
         f.flush()
     fsync_path(path)
-
-
-def write_json_atomic(path: str | Path, value: Any) -> Path:
-    """Write `value` as indented JSON via a fsynced temp file renamed into place."""
-    path = Path(path)
-    tmp = path.with_name(f"{layout.TEMP_PREFIX}{path.name}")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    fsync_path(tmp)
-    tmp.replace(path)
-    return path
 
 
 def remove_unfinished(out_dir: str | Path) -> list[str]:

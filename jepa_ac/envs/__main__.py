@@ -13,32 +13,18 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from jepa_ac.files import write_atomic
 
 TASK_IDS = {
     "reach": "jepa_ac/FrankaReach-v0",
     "push": "jepa_ac/FrankaPush-v0",
     "pickplace": "jepa_ac/FrankaPickPlace-v0",
 }
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -65,7 +51,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         if args.wrist:
             names[f"env_{task}_wrist.png"] = obs["wrist_image"]
         for name, image in names.items():
-            _atomic_write(args.out / name, _png_bytes(image))
+            write_atomic(args.out / name, _png_bytes(image))
             print(args.out / name)
         env.close()
     return 0
@@ -114,7 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{r['task']:<10} {r['step_ms_median']:8.1f} {r['step_cpu_ms_median']:7.1f} {r['render_ms_median']:9.1f} "
               f"{r['control_physics_ms_median']:10.1f}")
     if args.json:
-        _atomic_write(args.json, (json.dumps({"rows": rows, "cpu_count": os.cpu_count(),
+        write_atomic(args.json, (json.dumps({"rows": rows, "cpu_count": os.cpu_count(),
                                               "mujoco_gl": os.environ.get("MUJOCO_GL")}, indent=2) + "\n").encode())
     return 0
 
@@ -152,7 +138,7 @@ def cmd_export_xml(args: argparse.Namespace) -> int:
         spec, _ = scene.build_spec(task, wrist_camera=True)
         spec.compile()
         path = args.out / f"franka_{task}.xml"
-        _atomic_write(path, spec.to_xml().encode())
+        write_atomic(path, spec.to_xml().encode())
         print(path)
     return 0
 

@@ -26,7 +26,6 @@ import platform
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from jepa_ac.files import write_atomic
 from jepa_ac.serving.client import PlannerClient
 from jepa_ac.serving.wire import packb, unpackb
 
@@ -134,14 +134,6 @@ def bench_size(client: PlannerClient, size: tuple[int, int], args: argparse.Name
         "link_ms": stats_ms([r - s for r, s in zip(round_trip, server)]),
         "codec_ms": codec_seconds(request) * 1e3,
     }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(text)
-        tmp = f.name
-    os.replace(tmp, path)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -9,12 +9,12 @@ with a bad clip is refused.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from jepa_ac.files import atomic_path
 from jepa_ac.model import pose
 from jepa_ac.model.pose import DEFAULT_STATE_RANGES, StateRanges
 
@@ -54,12 +54,8 @@ class InMemoryClips:
         arrays = {"states": self.states, "actions": self.actions}
         arrays["latents" if self.latents is not None else "frames"] = (
             self.latents if self.latents is not None else self.frames)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path, ranges: StateRanges = DEFAULT_STATE_RANGES) -> "InMemoryClips":

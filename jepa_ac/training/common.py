@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from jepa_ac.files import write_atomic
+
 
 # -- learning-rate schedule ------------------------------------------------------------------
 
@@ -214,7 +216,7 @@ class MetricsLog:
                 continue
             if isinstance(record, dict) and record.get("step", 0) <= step:
                 kept.append(line)
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        write_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -230,17 +232,6 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `path` so that a reader (or a kill) sees the old content or the new, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from jepa_ac.training.common import DistInfo, atomic_write_text, barrier, plot_curves, read_metrics
+from jepa_ac.files import fsync_path, write_json_atomic
+from jepa_ac.training.common import DistInfo, barrier, plot_curves, read_metrics
 from jepa_ac.training.trainer_state import has_trainer_state, read_trainer_state
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def recover_checkpoint(out: Path, name: str = CHECKPOINT_DIR) -> list[str]:
             _remove(leftover)
             done.append(f"removed the stale {leftover.name}")
     if done:
-        _fsync_dir(out)
+        fsync_path(out)
     return done
 
 
@@ -122,15 +123,9 @@ def commit_checkpoint(out: Path, name: str, write: Callable[[Path], Any]) -> Pat
     if final.exists():
         final.rename(old)
     new.rename(final)
-    _fsync_dir(out)
+    fsync_path(out)
     _remove(old)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    from jepa_ac.data.video import fsync_path
-
-    fsync_path(path)
 
 
 def resumable(out: str | Path, resume: bool) -> bool:
@@ -225,7 +220,7 @@ class TrainingLoop:
         self._prepare_out()
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out / "train_config.json", json.dumps(dataclasses.asdict(c), indent=2) + "\n")
+            write_json_atomic(self.out / "train_config.json", dataclasses.asdict(c))
         end = c.steps if not c.stop_after else min(c.steps, self.step + c.stop_after)
         bar = tqdm(total=c.steps, initial=self.step, disable=not self.info.is_main, desc=self.run_name,
                    dynamic_ncols=True, mininterval=2.0)
@@ -257,7 +252,7 @@ class TrainingLoop:
             if self.info.is_main and (self.out / METRICS_FILE).exists():
                 plot_curves(self.out / METRICS_FILE, self.out / "loss_curves.png", self.plot_keys, self.plot_title)
         if self.info.is_main:
-            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+            write_json_atomic(self.out / "summary.json", summary)
         return summary
 
     def _prepare_out(self) -> None:
