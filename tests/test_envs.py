@@ -244,8 +244,10 @@ def test_bad_inputs_raise_clear_errors():
         gym.make("jepa_ac/FrankaReach-v0", image_size=8)
     with pytest.raises(ValueError, match="control_hz"):
         gym.make("jepa_ac/FrankaReach-v0", control_hz=0.0)
-    with pytest.raises(ValueError, match=r"exterior_view must be one of \('side', 'front'\), got 'top'"):
-        gym.make("jepa_ac/FrankaReach-v0", exterior_view="top")
+    for bad in ("top", "front+top", "front+front", "front+"):
+        with pytest.raises(ValueError, match=r"exterior_view: unknown exterior view .*expected one of \('side', 'front'\), "
+                                             r"or several joined by '\+'"):
+            gym.make("jepa_ac/FrankaReach-v0", exterior_view=bad)
     with pytest.raises(ValueError, match="noise"):
         make_expert(env, noise=-1.0)
     env.close()
@@ -389,3 +391,28 @@ def test_select_gl_backend_keeps_the_users_choice(monkeypatch):
 
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     assert rendering.select_gl_backend() == "osmesa"
+
+
+def test_several_views_render_side_by_side_as_each_view_alone():
+    """exterior_view="front+side": the image, goal and way-points hold both views, left to right, each
+    exactly as a one-view env renders it; the episode itself is the same."""
+    envs = {v: _make("jepa_ac/FrankaPush-v0", exterior_view=v) for v in ("front", "side", "front+side")}
+    obs = {v: env.reset(seed=5)[0] for v, env in envs.items()}
+    both = envs["front+side"]
+    assert both.observation_space["image"].shape == (SMALL, 2 * SMALL, 3)
+    assert both.observation_space.contains(obs["front+side"])
+    for action in (np.array([0.03, -0.02, 0.0, 0, 0, 0, 0.5], np.float32),) * 2:
+        obs = {v: env.step(action)[0] for v, env in envs.items()}
+    np.testing.assert_array_equal(obs["front+side"]["state"], obs["front"]["state"])
+    pictures = {v: [obs[v]["image"], env.unwrapped.goal_image(), *env.unwrapped.subgoal_images()]
+                for v, env in envs.items()}
+    for joined, front, side in zip(pictures["front+side"], pictures["front"], pictures["side"]):
+        np.testing.assert_array_equal(joined, np.concatenate([front, side], axis=1))
+    assert not np.array_equal(pictures["front"][0], pictures["side"][0])
+    jittered = _make("jepa_ac/FrankaReach-v0", exterior_view="side+front", camera_jitter=0.02,
+                     randomize_objects=False, joint_noise=0.0)  # only the cameras differ between seeds
+    a, b = (jittered.reset(seed=s)[0]["image"] for s in (1, 2))
+    assert a.shape == (SMALL, 2 * SMALL, 3)
+    assert not np.array_equal(a[:, :SMALL], b[:, :SMALL]) and not np.array_equal(a[:, SMALL:], b[:, SMALL:])
+    for env in (*envs.values(), jittered):
+        env.close()

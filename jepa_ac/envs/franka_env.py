@@ -63,7 +63,9 @@ class FrankaEnvConfig:
     image_size: int = 256
     control_hz: float = 4.0
     wrist_camera: bool = False
-    exterior_view: str = scene.DEFAULT_EXTERIOR_VIEW  # a name of scene.EXTERIOR_VIEWS ("side", "front")
+    # a name of scene.EXTERIOR_VIEWS ("side", "front"), or several joined by "+" ("front+side"): the
+    # exterior image then holds the views side by side, [H, V*H, 3], in that order
+    exterior_view: str = scene.DEFAULT_EXTERIOR_VIEW
     shadows: bool = True
     randomize_objects: bool = True  # object / goal poses; False uses fixed nominal poses
     randomize_colors: bool = False  # object hues, table tint
@@ -79,9 +81,10 @@ class FrankaEnvConfig:
             raise ValueError(f"FrankaEnvConfig.image_size must be an int in [16, 2048], got {self.image_size!r}")
         if not 0.5 <= self.control_hz <= 50.0:
             raise ValueError(f"FrankaEnvConfig.control_hz must be in [0.5, 50] Hz, got {self.control_hz!r}")
-        if self.exterior_view not in scene.EXTERIOR_VIEWS:
-            raise ValueError(f"FrankaEnvConfig.exterior_view must be one of {tuple(scene.EXTERIOR_VIEWS)}, "
-                             f"got {self.exterior_view!r}")
+        try:
+            scene.parse_views(self.exterior_view)
+        except ValueError as err:
+            raise ValueError(f"FrankaEnvConfig.exterior_view: {err}") from None
         if not 0.0 <= self.camera_jitter <= 0.2:
             raise ValueError(f"FrankaEnvConfig.camera_jitter must be in [0, 0.2] m, got {self.camera_jitter!r}")
         if not 0.0 <= self.joint_noise <= 0.3:
@@ -132,6 +135,8 @@ class FrankaEnv(gym.Env):
         self._finger_act = np.array([self.model.actuator(a).id for a in scene.FINGER_ACTUATORS])
         self._arm_act = np.array([self.model.actuator(a).id for a in scene.ARM_ACTUATORS])
         self._cam_ids = {name: self.model.camera(name).id for name in self.camera_names}
+        self.views = scene.parse_views(self.config.exterior_view)
+        self._view_cams = [self.model.camera(scene.exterior_camera(i, v)).id for i, v in enumerate(self.views)]
 
         self.controller = DiffIKController(self.model, scene.EE_SITE, scene.ARM_JOINTS, scene.ARM_ACTUATORS,
                                            HOME_JOINT_GUESS, IKConfig())
@@ -149,7 +154,7 @@ class FrankaEnv(gym.Env):
 
         size = self.config.image_size
         image_space = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
-        obs_spaces = {"image": image_space,
+        obs_spaces = {"image": spaces.Box(0, 255, (size, size * len(self.views), 3), dtype=np.uint8),
                       "state": spaces.Box(np.array([-2, -2, -2, -np.pi, -np.pi, -np.pi, 0], np.float32),
                                           np.array([2, 2, 2, np.pi, np.pi, np.pi, 1], np.float32), dtype=np.float32)}
         if self.config.wrist_camera:
@@ -298,12 +303,17 @@ class FrankaEnv(gym.Env):
 
     # -- rendering and goals ----------------------------------------------------------------
     def _render(self, data: mujoco.MjData, camera: str) -> np.ndarray:
+        """[H, W, 3] uint8 from `camera`; the exterior camera with several views: [H, V*W, 3], side by side."""
         if self._renderer is None:
             size = self.config.image_size
             self._renderer = make_renderer(self.model, size, size)
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(self.config.shadows)
-        self._renderer.update_scene(data, camera=camera, scene_option=self._scene_option)
-        return self._renderer.render().copy()
+        cams = self._view_cams if camera == scene.EXTERIOR_CAMERA else [self._cam_ids[camera]]
+        images = []
+        for cam in cams:
+            self._renderer.update_scene(data, camera=cam, scene_option=self._scene_option)
+            images.append(self._renderer.render().copy())
+        return images[0] if len(images) == 1 else np.concatenate(images, axis=1)
 
     def _require_reset(self, what: str) -> None:
         if not self._episode_started:
@@ -384,12 +394,13 @@ class FrankaEnv(gym.Env):
             m.light_diffuse[:] = nominal["light_diffuse"] * rng.uniform(0.6, 1.15, (m.nlight, 1))
             m.vis.headlight.ambient[:] = nominal["headlight_ambient"] * rng.uniform(0.6, 1.4)
         if cfg.camera_jitter > 0:
-            cam = self._cam_ids[scene.EXTERIOR_CAMERA]
-            jitter = np.clip(rng.normal(0.0, cfg.camera_jitter, (2, 3)), -3 * cfg.camera_jitter, 3 * cfg.camera_jitter)
-            view_pos, view_lookat = scene.EXTERIOR_VIEWS[cfg.exterior_view]
-            pos = np.asarray(view_pos) + jitter[0]
-            m.cam_pos[cam] = pos
-            m.cam_quat[cam] = scene.look_at_quat(pos, np.asarray(view_lookat) + jitter[1])
+            for cam, view in zip(self._view_cams, self.views):
+                jitter = np.clip(rng.normal(0.0, cfg.camera_jitter, (2, 3)), -3 * cfg.camera_jitter,
+                                 3 * cfg.camera_jitter)
+                view_pos, view_lookat = scene.EXTERIOR_VIEWS[view]
+                pos = np.asarray(view_pos) + jitter[0]
+                m.cam_pos[cam] = pos
+                m.cam_quat[cam] = scene.look_at_quat(pos, np.asarray(view_lookat) + jitter[1])
 
     def _geoms_named(self, prefix: str) -> list[int]:
         return [g for g in range(self.model.ngeom)

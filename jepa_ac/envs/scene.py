@@ -64,6 +64,7 @@ EXTERIOR_VIEWS = {
     "front": ((1.2, 0.0, 0.6), (0.45, 0.0, 0.16)),
 }
 DEFAULT_EXTERIOR_VIEW = "front"
+VIEW_SEPARATOR = "+"  # "front+side": the exterior image holds both views side by side, in that order
 EXTERIOR_FOVY = 58.0
 
 # Wrist camera pose in the TCP frame (x forward, z from the palm toward the fingertips)
@@ -292,10 +293,26 @@ def _add_environment(spec: mujoco.MjSpec, image_size: int) -> None:
                     diffuse=[0.35, 0.36, 0.4], specular=[0.0, 0.0, 0.0], cutoff=70, exponent=1)
 
 
+def parse_views(exterior_view: str) -> tuple[str, ...]:
+    """An exterior view setting -> its view names: "front" -> ("front",), "front+side" -> ("front", "side")."""
+    views = tuple(exterior_view.split(VIEW_SEPARATOR)) if isinstance(exterior_view, str) else ()
+    unknown = [v for v in views if v not in EXTERIOR_VIEWS]
+    if not views or unknown or len(set(views)) != len(views):
+        raise ValueError(f"unknown exterior view {exterior_view!r}; expected one of {tuple(EXTERIOR_VIEWS)}, or "
+                         f"several joined by {VIEW_SEPARATOR!r} (e.g. 'front+side'), each once")
+    return views
+
+
+def exterior_camera(view_index: int, view: str) -> str:
+    """The MuJoCo camera of the `view_index`-th exterior view: the first is EXTERIOR_CAMERA."""
+    return EXTERIOR_CAMERA if view_index == 0 else f"{EXTERIOR_CAMERA}_{view}"
+
+
 def _add_cameras(spec: mujoco.MjSpec, wrist_camera: bool, exterior_view: str) -> tuple[str, ...]:
-    pos, lookat = EXTERIOR_VIEWS[exterior_view]
-    spec.worldbody.add_camera(name=EXTERIOR_CAMERA, pos=list(pos), quat=list(look_at_quat(pos, lookat)),
-                              fovy=EXTERIOR_FOVY)
+    for i, view in enumerate(parse_views(exterior_view)):
+        pos, lookat = EXTERIOR_VIEWS[view]
+        spec.worldbody.add_camera(name=exterior_camera(i, view), pos=list(pos),
+                                  quat=list(look_at_quat(pos, lookat)), fovy=EXTERIOR_FOVY)
     if not wrist_camera:
         return (EXTERIOR_CAMERA,)
     # On the hand, behind the fingers, looking down past the fingertips (like DROID's wrist
@@ -339,8 +356,7 @@ def build_spec(task: str, image_size: int = 256, wrist_camera: bool = False,
     """The full scene for `task` (one of TASKS) as an MjSpec, plus what the env needs to know."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    if exterior_view not in EXTERIOR_VIEWS:
-        raise ValueError(f"unknown exterior view {exterior_view!r}; expected one of {tuple(EXTERIOR_VIEWS)}")
+    parse_views(exterior_view)
     spec = franka_spec()
     spec.modelname = f"franka_{task}"
     _decimate_visual_meshes(spec, VISUAL_MESH_CELL)
