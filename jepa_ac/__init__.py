@@ -21,12 +21,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ENCODER_PRESETS", "PREDICTOR_PRESETS", "EncoderConfig", "PredictorConfig", "ActionSpec", "CEMConfig",
     "CEMPlanner", "PlanningPolicy", "WorldModel", "load_world_model", "add_ensemble_member", "CheckpointError",
+    "MultiViewWorldModel", "add_view",
 ]
 
 
 def __getattr__(name: str):
     # world_model imports checkpoints/backends lazily-friendly; keep `import jepa_ac` light
-    if name in ("WorldModel", "load_world_model", "add_ensemble_member"):
+    if name in ("WorldModel", "load_world_model", "add_ensemble_member", "MultiViewWorldModel", "add_view"):
         from jepa_ac import world_model
 
         return getattr(world_model, name)

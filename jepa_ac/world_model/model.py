@@ -298,7 +298,8 @@ def load_world_model(
     encoder_key: str | None = None,
     load_predictor: bool = True,
     load_members: bool = True,
-) -> WorldModel:
+    load_views: bool = True,
+) -> "WorldModel | MultiViewWorldModel":
     """Load a world model from an upstream `.pt`, a Hugging Face folder or our checkpoint folder.
 
     `encoder` / `predictor` give the architecture (preset name, config or upstream kwargs dict);
@@ -316,6 +317,10 @@ def load_world_model(
     (with `load_members`), on the same backend and dtype, after checking that each was made for
     this folder's encoder (its `encoder_sha256`); planning averages their energies where
     `CEMConfig.ensemble` asks for it.
+
+    Our folder may hold more camera views (`views.json`, `views/<name>/`; `add_view`): with
+    `load_views` (and the predictor loaded) it loads as a `MultiViewWorldModel` whose first view is
+    the folder's own model. Without, or with `load_predictor=False`, the folder's own model alone.
     """
     given = resolve_encoder_config(encoder) if encoder is not None else None
     ckpt = read_checkpoint_for(path, given, encoder_key, predictor is not None, load_predictor)
@@ -348,7 +353,19 @@ def load_world_model(
     members = ()
     if load_members and pred_cfg is not None and enc_cfg is not None and (Path(path) / ENSEMBLE_DIR).is_dir():
         members = _load_members(Path(path), enc_cfg, stored_weights_hash(ckpt.arrays["encoder"]), backend, device, dtype)
-    return WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance, members=members)
+    wm = WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance, members=members)
+    if load_views and pred_cfg is not None and Path(path).is_dir():
+        from jepa_ac.world_model.multi_view import VIEWS_DIR, MultiViewWorldModel, read_views_file
+
+        names = read_views_file(Path(path))
+        if names is not None:
+            others = [load_world_model(Path(path) / VIEWS_DIR / name, backend=backend, device=device, dtype=dtype,
+                                       load_members=load_members, load_views=False) for name in names[1:]]
+            try:
+                return MultiViewWorldModel([wm, *others], names)
+            except ValueError as err:
+                raise CheckpointError(f"{path}: {err}") from None
+    return wm
 
 
 def stored_weights_hash(arrays: Mapping[str, Any], dtype: str | None = None) -> str:
