@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from jepa_ac.world_model.checkpoints import (
 )
 from jepa_ac.model.config import EncoderConfig, PredictorConfig, resolve_encoder_config, resolve_predictor_config
 from jepa_ac.model.preprocess import check_frames, frames_to_clip, frames_to_tubelets
+
+if TYPE_CHECKING:
+    from jepa_ac.world_model.multi_view import MultiViewWorldModel
 
 BACKENDS = ("torch", "mlx")
 REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
