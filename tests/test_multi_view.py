@@ -139,3 +139,31 @@ def test_views_of_different_latent_widths_are_refused(two_views, tmp_path):
     save_checkpoint(front / "views" / "side", arrays, enc, pred, {})
     with pytest.raises(CheckpointError, match=r"one width to be joined, got \[32, 48\]"):
         jepa_ac.load_world_model(front)
+
+
+def test_a_two_view_episode_plans_the_same_in_process_and_through_the_server(two_views):
+    """The env renders both views side by side; the planning server takes such frames as any other."""
+    gymnasium = pytest.importorskip("gymnasium")
+    pytest.importorskip("mujoco")
+    import jepa_ac.envs  # noqa: F401 - registers the ids
+    from jepa_ac.robot import GymRobot, SafetyConfig, SafetyLayer, run_episode
+    from jepa_ac.serving.client import PlannerClient
+    from jepa_ac.serving.server import PlanningServer, ServerConfig, ServerThread, make_planning_policy_factory
+
+    make = make_planning_policy_factory(jepa_ac.load_world_model(two_views[0]),
+                                        CEMConfig(samples=16, iterations=2, topk=4, seed=0))
+
+    def episode(policy):
+        robot = GymRobot(gymnasium.make("jepa_ac/FrankaReach-v0", image_size=64, exterior_view="front+side"))
+        robot.reset(seed=3)
+        assert robot.goal_image().shape == (64, 128, 3)
+        result = run_episode(robot, policy, robot.goal_image(), max_steps=3, safety=SafetyLayer(SafetyConfig()))
+        robot.env.close()
+        return result
+
+    local = episode(make())
+    with ServerThread(PlanningServer(make, ServerConfig(port=0))) as url, PlannerClient(url) as client:
+        remote = episode(client)
+    assert len(local.steps) == len(remote.steps) == 3
+    np.testing.assert_allclose(remote.actions, local.actions, atol=1e-7)
+    assert np.abs(local.actions[:, :3]).max() > 0
