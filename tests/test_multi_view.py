@@ -167,3 +167,19 @@ def test_a_two_view_episode_plans_the_same_in_process_and_through_the_server(two
     assert len(local.steps) == len(remote.steps) == 3
     np.testing.assert_allclose(remote.actions, local.actions, atol=1e-7)
     assert np.abs(local.actions[:, :3]).max() > 0
+
+
+def test_mlx_plans_two_views_as_torch_does(two_views, golden):
+    mx = pytest.importorskip("mlx.core")
+    torch_wm = jepa_ac.load_world_model(two_views[0])
+    mlx_wm = jepa_ac.load_world_model(two_views[0], backend="mlx")
+    assert mlx_wm.names == ("front", "side")
+    f, state = golden["frames_uint8"], golden["states"][0, 0]
+    z, z_goal = (torch_wm.encode(joined(a, b)) for a, b in ((f[0], f[1]), (f[2], f[0])))
+    zm, zm_goal = (mlx_wm.encode(joined(a, b)) for a, b in ((f[0], f[1]), (f[2], f[0])))
+    np.testing.assert_allclose(np.asarray(zm), z.numpy(), atol=2e-5)
+    actions = np.random.default_rng(0).uniform(-0.05, 0.05, (5, 2, 7)).astype(np.float32)
+    expected = torch_wm.rollout_energy(z, torch.from_numpy(state[None].astype(np.float32)), torch.from_numpy(actions),
+                                       z_goal).numpy()
+    got = mlx_wm.rollout_energy(zm, mx.array(state[None].astype(np.float32)), mx.array(actions), zm_goal)
+    np.testing.assert_allclose(np.asarray(got), expected, atol=2e-5)
