@@ -83,7 +83,7 @@ def test_exterior_view_flag_reaches_the_env(tmp_path):
                   "--image-size", "32", "--exterior-view", "front")
     assert results["rows"]["jepa_ac/FrankaReach-v0|random"]["env"]["exterior_view"] == "front"
     for workers in ("1", "2"):  # a message before any episode or worker starts, not a traceback from the env
-        with pytest.raises(SystemExit, match="exterior_view must be one of"):
+        with pytest.raises(SystemExit, match="exterior_view: unknown exterior view .top."):
             run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "2", "--max-steps", "1",
                 "--image-size", "32", "--exterior-view", "top", "--workers", workers)
 
