@@ -1,0 +1,83 @@
+"""Two-view planning against the shipped one-view planner on the same episodes -> summary.md / summary.json.
+
+    .venv/bin/python experiments/two_view/summarize.py
+
+Baselines (the shipped model in bf16, the same seeds): seeds 0 from experiments/latency/bf16_evaluate
+(reach, push) and experiments/planning_energy/pickplace_ensemble (pick-and-place plans with the
+two-predictor ensemble); seeds 1 from experiments/latency/bf16_evaluate/fresh_seeds and
+experiments/planning_energy/fresh_seeds/pickplace_ensemble.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jepa_ac.evaluate import wilson_interval
+from jepa_ac.files import write_atomic, write_json_atomic
+
+HERE = Path(__file__).resolve().parent
+EXPERIMENTS = HERE.parent
+FILES = {"reach": "FrankaReach-v0_planner.json", "push": "FrankaPush-v0_planner_subgoals.json",
+         "pickplace": "FrankaPickPlace-v0_planner_subgoals.json"}
+BASELINES = {
+    (0, "reach"): EXPERIMENTS / "latency/bf16_evaluate/reach/episodes",
+    (0, "push"): EXPERIMENTS / "latency/bf16_evaluate/push/episodes",
+    (0, "pickplace"): EXPERIMENTS / "planning_energy/pickplace_ensemble/episodes",
+    (1, "reach"): EXPERIMENTS / "latency/bf16_evaluate/fresh_seeds/episodes",
+    (1, "push"): EXPERIMENTS / "latency/bf16_evaluate/fresh_seeds/episodes",
+    (1, "pickplace"): EXPERIMENTS / "planning_energy/fresh_seeds/pickplace_ensemble/episodes",
+}
+RUNS = {0: HERE / "seeds0" / "episodes", 1: HERE / "seeds1" / "episodes"}
+
+
+def episodes(folder: Path, task: str) -> list[dict] | None:
+    """The finished episodes of a run: its episodes file, else its journal (a run still going)."""
+    done = folder / FILES[task]
+    if done.is_file():
+        return json.loads(done.read_text())["episodes"]
+    journal = done.with_suffix(".partial.jsonl")
+    if journal.is_file():
+        lines = journal.read_text().splitlines()[1:]
+        return [json.loads(line) for line in lines if line.strip().endswith("}")]
+    return None
+
+
+def row(seed: int, task: str) -> dict | None:
+    ours = episodes(RUNS[seed], task)
+    if not ours:
+        return None
+    base = {e["index"]: e for e in episodes(BASELINES[seed, task], task)}
+    ours = [e for e in ours if e["index"] in base]
+    n = len(ours)
+    wins = sum(e["success"] and not base[e["index"]]["success"] for e in ours)
+    losses = sum(base[e["index"]]["success"] and not e["success"] for e in ours)
+    k, k_base = sum(e["success"] for e in ours), sum(base[e["index"]]["success"] for e in ours)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return {"seed": seed, "task": task, "episodes": n, "two_view": k / n, "two_view_ci": wilson_interval(k, n),
+            "shipped": k_base / n, "won": wins, "lost": losses,
+            "two_view_final_m": mean([e["final_task_distance"] for e in ours]),
+            "shipped_final_m": mean([base[e["index"]]["final_task_distance"] for e in ours]),
+            "two_view_step_s": mean([e["step_s_mean"] for e in ours]),
+            "shipped_step_s": mean([base[e["index"]]["step_s_mean"] for e in ours])}
+
+
+def main() -> None:
+    rows = [r for seed in RUNS for task in FILES if (r := row(seed, task))]
+    lines = ["# Two views vs the shipped front view, the same episodes (bf16)", "",
+             "| seeds | task | episodes | two views (95% CI) | shipped | won / lost | final distance (m): two views / shipped | s per step: two views / shipped |",
+             "|---|---|---:|---|---:|---|---|---|"]
+    for r in rows:
+        lo, hi = r["two_view_ci"]
+        lines.append(f"| {r['seed']} | {r['task']} | {r['episodes']} | **{r['two_view']:.2f}** ({lo:.2f}-{hi:.2f}) | "
+                     f"{r['shipped']:.2f} | {r['won']} / {r['lost']} | {r['two_view_final_m']:.3f} / "
+                     f"{r['shipped_final_m']:.3f} | {r['two_view_step_s']:.2f} / {r['shipped_step_s']:.2f} |")
+    lines += ["", "Step times are from the evaluation runs themselves, which shared the 2-core CPU with another run "
+              "(two views: one thread each); the quiet timing is in README.md."]
+    write_atomic(HERE / "summary.md", "\n".join(lines) + "\n")
+    write_json_atomic(HERE / "summary.json", rows)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
