@@ -27,7 +27,7 @@ Sizes: `tiny` (the upstream golden fixture: 64 px, 192/2 encoder, 96/2 predictor
 weights: a ViT-S-like 384-wide, 12-deep encoder and a 256-wide, 6-deep predictor at 64 px, so 16
 patches per frame, chosen so a reference step takes seconds on 2 cores) and `giant` (the released
 ViT-g encoder and AC-giant predictor shapes with random weights; by default only on CUDA), and
-`default` (the shipped jepa_ac/assets/default_model: 64 px, patch 8, so 64 patches per frame).
+`default` (the shipped jepa_ac/assets/default_model's front view: 64 px, patch 8, so 64 patches per frame).
 Writes `latency.json`, `latency.md` and `latency.png` under --out.
 """
 
@@ -87,7 +87,8 @@ def build_model(size: str, device: str, dtype: str, seed: int):
     if size == "default":
         from jepa_ac.cli.args import DEFAULT_CHECKPOINT
 
-        return jepa_ac.load_world_model(DEFAULT_CHECKPOINT, device=device, dtype=dtype)
+        # one world model, as every other size here: the shipped folder's front view (its side view doubles the work)
+        return jepa_ac.load_world_model(DEFAULT_CHECKPOINT, device=device, dtype=dtype, load_views=False)
     if size == "tiny":
         arch = json.loads(TINY_PT.with_suffix(".json").read_text())
         return jepa_ac.load_world_model(TINY_PT, encoder=arch["encoder"], predictor=arch["predictor"],
