@@ -64,6 +64,9 @@ def test_one_view_frames_plan_with_the_first_view_alone(two_views, golden):
     assert both.actions.shape == (1, 7) and np.isfinite(both.elite_costs).all()
     with pytest.raises(ValueError, match="the frame shows front\\+side but the goal shows front"):
         CEMPlanner(wm, config).plan_sequence(joined(f[0], f[1]), state, f[2])
+    three = MultiViewWorldModel([*wm.views, wm.views[1]], ("front", "side", "top"))
+    with pytest.raises(ValueError, match="holds neither one view nor all 3"):
+        three.encode(joined(f[0], f[1]))
     with pytest.raises(TypeError, match="predicts per view"):
         wm.predict(None, None, None)
 

@@ -10,7 +10,7 @@ tokens, each view rolls out its own tokens with its own predictor, and the L1 en
 tokens) is the mean of the views' energies, since the views have equal token counts. A camera's
 depth axis is where one view is least precise; another view sees that axis across the image.
 
-A frame of a single view (width below `len(views) - 0.5` times its height) is the first view alone:
+A frame of a single view (narrower than 1.5 times its height) is the first view alone:
 the first view's world model plans by itself, as a one-view checkpoint would. Goal and frame must
 then show the same views.
 
@@ -72,9 +72,16 @@ class MultiViewWorldModel:
         return sum(self._tokens)
 
     def views_in(self, frames: np.ndarray) -> int:
-        """How many views frames [T, H, W, 3] hold: all of them when W >= (V - 0.5) * H, else the first."""
+        """How many views frames [T, H, W, 3] hold: all V of them when W >= (V - 0.5) * H, the first
+        alone when W < 1.5 * H; a width between is an error."""
         _, h, w, _ = frames.shape
-        return len(self.views) if w >= (len(self.views) - 0.5) * h else 1
+        count = len(self.views)
+        if w >= (count - 0.5) * h:
+            return count
+        if w < 1.5 * h:
+            return 1
+        raise ValueError(f"a frame of {w} x {h} px holds neither one view nor all {count} "
+                         f"({'+'.join(self.names)}) side by side (at least {(count - 0.5) * h:.0f} px wide)")
 
     def encode(self, frames: np.ndarray, batch_size: int = 16, **options: Any) -> Any:
         """uint8 [T, H, V*W, 3] (the views side by side) -> [T, N_1 + ... + N_V, D]; a frame of one
