@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Two camera views (issue 31): the shipped folder plans with its front model and v3's side model
+# together (views.json + views/side/), on seeds 0 (reach 50, push and pick-and-place 20: the
+# selection set) and fresh seeds 1 (50 per task), one torch thread per run (two runs share the 2
+# cores). --resume continues an interrupted run. Then summarize.py pairs each episode with the
+# shipped one-view planner's.
+#   bash experiments/two_view/run.sh
+# MODEL=... evaluates another two-view folder; to build one from a one-view folder:
+#   .venv/bin/python -c "import jepa_ac; jepa_ac.add_view('my_model', 'experiments/default_model/model', 'side', first_view='front')"
+#   and set env.exterior_view to "front+side" in my_model/planning.json
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+MODEL=${MODEL:-jepa_ac/assets/default_model}
+OUT=experiments/two_view
+EV() { "$PY" -m jepa_ac.evaluate --checkpoint "$MODEL" --threads 1 --no-progress --resume "$@"; }
+EV --env reach --episodes 50 --seed 0 --out "$OUT/seeds0"
+EV --env push --episodes 20 --seed 0 --out "$OUT/seeds0"
+EV --env pickplace --episodes 20 --seed 0 --out "$OUT/seeds0"
+for task in reach push pickplace; do
+  EV --env "$task" --episodes 50 --seed 1 --out "$OUT/seeds1"
+done
+"$PY" "$OUT/summarize.py"
