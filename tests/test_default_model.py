@@ -27,20 +27,28 @@ def test_the_shipped_model_loads_strictly_and_encodes_at_its_size():
     from jepa_ac.world_model import load_world_model
 
     wm = load_world_model(DEFAULT_CHECKPOINT)
+    assert wm.names == ("front", "side") and len(wm.members) == 1  # the front view's pick-and-place ensemble
     assert wm.encoder_config is not None and wm.predictor_config is not None
     size = wm.encoder_config.img_size
-    z = np.asarray(wm.encode(np.zeros((2, size, size, 3), np.uint8)))  # [T', N, D]
+    z = np.asarray(wm.encode(np.zeros((2, size, 2 * size, 3), np.uint8)))  # both views: [T', 2N, D]
     assert z.shape[-1] == wm.encoder_config.embed_dim and np.isfinite(z).all()
+    front = np.asarray(wm.encode(np.zeros((2, size, size, 3), np.uint8)))  # the front view alone: [T', N, D]
+    assert 2 * front.shape[1] == z.shape[1] == wm.tokens_per_frame
 
 
-def test_the_planning_defaults_name_the_envs_default_view():
-    """`gym.make` without `exterior_view` renders what the default model was trained on."""
+def test_the_planning_defaults_name_the_models_views_first_the_envs_default():
+    """plan / evaluate render the model's views in its order (push and pick-and-place: the front view
+    alone, which the front model plans from by itself); `gym.make` without `exterior_view` renders the first."""
     from jepa_ac.envs import scene
+    from jepa_ac.world_model.multi_view import read_views_file
 
+    names = read_views_file(DEFAULT_CHECKPOINT)
     defaults = PlanningDefaults.for_checkpoint(DEFAULT_CHECKPOINT)
-    assert defaults.env.exterior_view == scene.DEFAULT_EXTERIOR_VIEW
-    for env_id in defaults.env_overrides:
-        assert defaults.for_env(env_id).env.exterior_view == scene.DEFAULT_EXTERIOR_VIEW
+    views = {env_id: scene.parse_views(defaults.for_env(env_id).env.exterior_view) for env_id in defaults.env_overrides}
+    assert scene.parse_views(defaults.env.exterior_view) == names
+    assert views == {"jepa_ac/FrankaReach-v0": names, "jepa_ac/FrankaPush-v0": names[:1],
+                     "jepa_ac/FrankaPickPlace-v0": names[:1]}
+    assert names[0] == scene.DEFAULT_EXTERIOR_VIEW
 
 
 @pytest.mark.parametrize("folder", ["experiments/default_model/model", "experiments/front_view/long_seed1/model"])
@@ -64,3 +72,15 @@ def test_the_one_predictor_experiment_copy_is_the_shipped_model():
         digests = {hashlib.sha256((root / folder / name).read_bytes()).hexdigest()
                    for folder in ("jepa_ac/assets/default_model", "experiments/front_view/long_seed1/model")}
         assert len(digests) == 1 and digests.pop().startswith(recorded), name
+
+
+
+def test_the_side_view_is_v3s_weights():
+    """views/side holds v3's weights (experiments/default_model/model, the default until session 15)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    digests = {hashlib.sha256((root / folder / "model.safetensors").read_bytes()).hexdigest()
+               for folder in ("jepa_ac/assets/default_model/views/side", "experiments/default_model/model")}
+    assert len(digests) == 1 and digests.pop().startswith("e32a1b9779e3")
