@@ -46,6 +46,7 @@ from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_a
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
 from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
 from jepa_ac.files import write_atomic
+from jepa_ac.world_model.multi_view import for_view_setting
 from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
 
@@ -141,12 +142,12 @@ class EpisodeRunner:
         self.client = connect(args, env_id) if policy == "planner" and getattr(args, "server", None) else None
         if policy == "planner" and wm is None and self.client is None:
             wm = load_model_from_args(args)
-        self.wm = wm
+        self.wm = wm if wm is None else for_view_setting(wm, defaults.env.exterior_view)  # the task's views
         self.env = make_env(env_id, defaults.env, step_budget=defaults.mpc.max_steps, adapter=adapter)
         if self.wm is not None:  # keep one-time initialisation / compilation out of the latencies
             obs, info = self.env.reset(seed=seed)
             frame, state = (obs["image"], obs["state"]) if adapter is None else adapter.observe(obs, info, self.env)
-            warm_up(wm, defaults.cem, defaults.action, frame, state)
+            warm_up(self.wm, defaults.cem, defaults.action, frame, state)
 
     def run(self, index: int) -> dict[str, Any]:
         """Episode `index` (env seed from (seed, index)) -> its record."""

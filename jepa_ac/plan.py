@@ -108,13 +108,14 @@ def read_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def plan_single_step(args: argparse.Namespace) -> dict:
     from jepa_ac.planning import CEMPlanner
+    from jepa_ac.world_model.multi_view import for_view_setting
 
     frame, state, goal, recorded = read_inputs(args)
     if is_franka_env(args.env):
         defaults = planning_from_args(args, args.env, seed=args.seed, for_env=args.env is not None)
     else:
         defaults = env_from_args(args, args.env, seed=args.seed)[0]
-    wm = load_model_from_args(args)
+    wm = for_view_setting(load_model_from_args(args), defaults.env.exterior_view)
     planner = CEMPlanner(wm, defaults.cem, defaults.action)
     start = time.perf_counter()
     planner.set_goal(goal)
@@ -149,6 +150,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     from jepa_ac.control import Controller
     from jepa_ac.planning import CEMPlanner
     from jepa_ac.robot.adapters import GymRobot
+    from jepa_ac.world_model.multi_view import for_view_setting
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     logging.getLogger("jepa_ac.robot.safety").setLevel(logging.ERROR)  # counted in metrics.json instead
@@ -179,7 +181,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     for i, subgoal in enumerate(goals[:-1], start=1):
         Image.fromarray(subgoal).save(args.out / f"subgoal_{i}.png")
 
-    planner = CEMPlanner(wm, defaults.cem, defaults.action)
+    planner = CEMPlanner(for_view_setting(wm, defaults.env.exterior_view), defaults.cem, defaults.action)
     print(f"{defaults.env_id} seed {args.seed}: planning with {checkpoint} ({args.backend}), "
           f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
           f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps "

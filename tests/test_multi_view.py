@@ -186,3 +186,33 @@ def test_mlx_plans_two_views_as_torch_does(two_views, golden):
                                        z_goal).numpy()
     got = mlx_wm.rollout_energy(zm, mx.array(state[None].astype(np.float32)), mx.array(actions), zm_goal)
     np.testing.assert_allclose(np.asarray(got), expected, atol=2e-5)
+
+
+def test_a_task_set_to_the_first_view_plans_the_same_from_either_frame(two_views, golden):
+    """`for_view_setting`: a task whose env setting names fewer views (push and pick-and-place of the
+    shipped model) cuts frames of every view to them, so a robot sending both plans as the simulator does."""
+    from jepa_ac.planning.defaults import PlanningDefaults
+    from jepa_ac.serving.server import ControllerFactory
+    from jepa_ac.world_model.multi_view import for_view_setting
+
+    wm = jepa_ac.load_world_model(two_views[0])
+    assert for_view_setting(wm, "front+side") is wm and for_view_setting(wm, None) is wm
+    assert for_view_setting(wm.views[0], "front") is wm.views[0]  # a one-view model is left alone
+    with pytest.raises(ValueError, match="does not name this model's views front\\+side"):
+        for_view_setting(wm, "side")
+    f, state = golden["frames_uint8"], golden["states"][0, 0]
+    defaults = PlanningDefaults.from_dict({
+        "cem": {"samples": 16, "iterations": 2, "topk": 4, "seed": 0}, "env": {"exterior_view": "front+side"},
+        "mpc": {"max_steps": 5, "patience": None},
+        "env_overrides": {"jepa_ac/FrankaPush-v0": {"env": {"exterior_view": "front"}}}})
+    factory = ControllerFactory(wm, defaults)
+
+    def actions(task, frames, goal):
+        controller = factory(task)
+        controller.set_goal(goal)
+        return np.stack([controller.infer({"image": frame, "state": state})["action"] for frame in frames])
+
+    both = [joined(f[0], f[1]), joined(f[1], f[2])]
+    front_only = actions("push", [b[:, :64] for b in both], f[2])
+    np.testing.assert_array_equal(actions("push", both, joined(f[2], f[0])), front_only)
+    assert not np.array_equal(actions(None, both, joined(f[2], f[0])), front_only)  # the default uses both views

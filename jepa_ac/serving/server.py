@@ -724,8 +724,11 @@ class ControllerFactory:
         from jepa_ac.control import Controller
         from jepa_ac.planning import CEMPlanner
 
-        d = self.planning(task)
-        return Controller(CEMPlanner(self.wm, d.cem, d.action), d.mpc, planning=d.to_dict())
+        from jepa_ac.world_model.multi_view import for_view_setting
+
+        d = self.planning(task)  # a multi-view model plans with the task's views, whatever the robot sends
+        return Controller(CEMPlanner(for_view_setting(self.wm, d.env.exterior_view), d.cem, d.action), d.mpc,
+                          planning=d.to_dict())
 
 
 def make_planning_policy_factory(wm: Any, config: Any) -> Callable[[], Policy]:

@@ -20,6 +20,7 @@ in order, and each other view is our folder under `views/<name>/` (`add_view`).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -59,6 +60,16 @@ class MultiViewWorldModel:
         self.provenance = {**first.provenance, **(provenance or {}), "views": list(self.names)}
         self.members = tuple(m for wm in self.views for m in wm.members)  # any view's ensemble
         self._tokens = tuple(wm.tokens_per_frame for wm in self.views)
+        self.active = len(self.views)  # the leading views that plan (`using`): frames of every view are cut to them
+
+    def using(self, count: int) -> "MultiViewWorldModel":
+        """This model planning with its first `count` views only (the same networks): a frame holding
+        every view is cut to those views, so a task set to fewer views plans the same from either frame."""
+        if not 1 <= count <= len(self.views):
+            raise ValueError(f"count must be in 1..{len(self.views)}, got {count!r}")
+        other = copy.copy(self)
+        other.active = count
+        return other
 
     # -- frames and latents ----------------------------------------------------------------------
 
@@ -89,6 +100,7 @@ class MultiViewWorldModel:
         frames = check_frames(frames)
         count = self.views_in(frames)
         width = frames.shape[2] // count
+        count = min(count, self.active)
         parts = [wm.encode(frames[:, :, v * width:(v + 1) * width], batch_size, **options)
                  for v, wm in enumerate(self.views[:count])]
         return parts[0] if count == 1 else self.ops.concat(parts, axis=1)
@@ -96,15 +108,14 @@ class MultiViewWorldModel:
     encode_frames = encode
 
     def split(self, z: Any) -> list[Any]:
-        """Latents [..., N, D] -> each view's [..., N_v, D] (just the first view's for a one-view latent)."""
+        """Latents [..., N, D] of the first k views -> each view's [..., N_v, D] (k from N)."""
         n = z.shape[-2]
-        if n == self._tokens[0]:
-            return [z]
-        if n != self.tokens_per_frame:
-            raise ValueError(f"a latent of {n} tokens fits neither every view ({self.tokens_per_frame} tokens: "
-                             f"{'+'.join(self.names)}) nor the first view alone ({self._tokens[0]})")
-        bounds = np.cumsum([0, *self._tokens])
-        return [z[..., int(a):int(b), :] for a, b in zip(bounds[:-1], bounds[1:])]
+        bounds = [int(b) for b in np.cumsum([0, *self._tokens])]
+        if n not in bounds[1:]:
+            raise ValueError(f"a latent of {n} tokens fits no leading views of {'+'.join(self.names)} "
+                             f"(token counts {bounds[1:]})")
+        k = bounds.index(n)
+        return [z[..., bounds[v]:bounds[v + 1], :] for v in range(k)]
 
     def _pairs(self, z: Any, z_goal: Any) -> list[tuple[WorldModel, Any, Any]]:
         zs, goals = self.split(z), self.split(z_goal)
@@ -176,6 +187,21 @@ class MultiViewWorldModel:
             wm.save(path / VIEWS_DIR / name, dtype)
         write_views_file(path, self.names)
         return path
+
+
+def for_view_setting(wm: Any, exterior_view: str | None) -> Any:
+    """`wm` as a task set to `exterior_view` ("front+side", "front"; None: unset) plans with it: a
+    multi-view model uses the leading views the setting names (`using`), so a frame of every view is
+    cut to them, as the simulator would render them; any other model, or no setting, is unchanged.
+    A setting that is not a leading part of the model's views is an error naming both."""
+    names = getattr(wm, "names", None)
+    if names is None or not exterior_view:
+        return wm
+    views = tuple(exterior_view.split("+"))
+    if views != names[:len(views)]:
+        raise ValueError(f"the exterior view setting {exterior_view!r} does not name this model's views "
+                         f"{'+'.join(names)} or a leading part of them (e.g. {names[0]!r})")
+    return wm if len(views) == len(names) else wm.using(len(views))
 
 
 def write_views_file(folder: Path, names: Sequence[str]) -> Path:
