@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         apply_flags(defaults.for_task(task), args, args.seed)
     wm = load_model_from_args(args)
     factory = ControllerFactory(wm, defaults, overrides=lambda d: apply_flags(d, args, args.seed))
+    for task in [None, *defaults.task_names()]:  # each task's views must be the model's: an error now, not per connection
+        factory(task)
     server = PlanningServer(factory, config, safety)
     asyncio.run(serve_until_signal(server))
 
