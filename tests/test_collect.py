@@ -204,7 +204,8 @@ def test_cli_collects_from_the_front_view(tmp_path):
     with pytest.raises(SystemExit, match="refusing to mix"):  # resuming from another view
         main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "2", "--out", str(out), "--image-size", "32",
               "--max-steps", "2", "--exterior-view", "side", "--no-progress"])
-    for bad, message in ((["--exterior-view", "top"], "exterior_view: unknown exterior view 'top'"), (["--image-size", "7"], "even")):
+    for bad, message in ((["--exterior-view", "top"], "exterior_view: unknown exterior view 'top'"), (["--image-size", "7"], "even"),
+                         (["--exterior-view", "front+side"], "records one exterior camera; collect each view on its own")):
         with pytest.raises(SystemExit, match=message):  # one line, not a traceback
             main(["--env", "jepa_ac/FrankaReach-v0", "--episodes", "1", "--out", str(tmp_path / "bad"),
                   "--no-progress", *bad])

@@ -88,6 +88,10 @@ class CollectConfig:
         if self.generic and (self.wrist_camera or self.exterior_view is not None):
             raise ValueError("CollectConfig.wrist_camera and exterior_view are options of the jepa_ac Franka envs; "
                              "give other envs' cameras with a frame hook")
+        if isinstance(self.exterior_view, str) and "+" in self.exterior_view:
+            raise ValueError(f"CollectConfig.exterior_view {self.exterior_view!r}: a dataset records one exterior "
+                             "camera; collect each view on its own (the same --seed gives the same episodes) and "
+                             "train one model per view")
 
     @property
     def generic(self) -> bool:
