@@ -33,7 +33,7 @@ def test_the_shipped_model_loads_strictly_and_encodes_at_its_size():
     z = np.asarray(wm.encode(np.zeros((2, size, 2 * size, 3), np.uint8)))  # both views: [T', 2N, D]
     assert z.shape[-1] == wm.encoder_config.embed_dim and np.isfinite(z).all()
     front = np.asarray(wm.encode(np.zeros((2, size, size, 3), np.uint8)))  # the front view alone: [T', N, D]
-    assert 2 * front.shape[1] == z.shape[1] == wm.tokens_per_frame
+    assert 2 * front.shape[1] == z.shape[1] == wm.joined_tokens_per_frame and front.shape[1] == wm.tokens_per_frame
 
 
 def test_the_planning_defaults_name_the_models_views_first_the_envs_default():

@@ -40,7 +40,8 @@ def test_the_views_encode_their_halves_and_the_energy_is_their_mean(two_views, g
     frame, goal = joined(f[0], f[1]), joined(f[2], f[0])
     z, z_goal = wm.encode(frame), wm.encode(goal)
     torch.testing.assert_close(z, torch.cat([alone["front"].encode(f[0]), alone["side"].encode(f[1])], dim=1))
-    assert z.shape == (1, 2 * alone["front"].tokens_per_frame, 48) and wm.tokens_per_frame == z.shape[1]
+    assert z.shape == (1, 2 * alone["front"].tokens_per_frame, 48) and wm.joined_tokens_per_frame == z.shape[1]
+    assert wm.tokens_per_frame == alone["front"].tokens_per_frame  # one-view code sees the folder's own model
     state = torch.from_numpy(golden["states"][0, 0][None].astype(np.float32))
     actions = torch.from_numpy(np.random.default_rng(0).uniform(-0.05, 0.05, (5, 2, 7)).astype(np.float32))
     pairs = ((alone["front"], f[0], f[2]), (alone["side"], f[1], f[0]))  # each view: its model, frame, goal
@@ -67,8 +68,10 @@ def test_one_view_frames_plan_with_the_first_view_alone(two_views, golden):
     three = MultiViewWorldModel([*wm.views, wm.views[1]], ("front", "side", "top"))
     with pytest.raises(ValueError, match="holds neither one view nor all 3"):
         three.encode(joined(f[0], f[1]))
-    with pytest.raises(TypeError, match="predicts per view"):
-        wm.predict(None, None, None)
+    z = torch.cat([alone.encode(f[0])] * 2, dim=1)[None].reshape(1, -1, 48)  # two frames of the front view
+    a = torch.zeros(1, 2, 7)
+    s = torch.from_numpy(np.tile(state.astype(np.float32), (1, 2, 1)))
+    torch.testing.assert_close(wm.predict(z, a, s), alone.predict(z, a, s))  # the upstream call: the first view's
 
 
 def test_the_ensemble_of_a_view_is_averaged_within_that_view(two_views, tmp_path, golden):

@@ -79,6 +79,11 @@ class MultiViewWorldModel:
 
     @property
     def tokens_per_frame(self) -> int:
+        """N of one view's frame, the first's (as the folder's own model has it)."""
+        return self._tokens[0]
+
+    @property
+    def joined_tokens_per_frame(self) -> int:
         """N of a frame holding every view."""
         return sum(self._tokens)
 
@@ -166,11 +171,14 @@ class MultiViewWorldModel:
         bounds = np.cumsum([0, *self._tokens[:count]])
         return [weights[int(a):int(b)] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    # -- what a single WorldModel has and this has not ---------------------------------------------
+    # -- everything else is the first view's ----------------------------------------------------------
 
-    def predict(self, *_: Any, **__: Any) -> Any:
-        raise TypeError(f"a multi-view world model ({'+'.join(self.names)}) predicts per view: call "
-                        "wm.views[i].predict, or plan with rollout / rollout_energy")
+    def __getattr__(self, name: str) -> Any:
+        """What this class does not define (`predict`, `rollout_uncached`, `encode_image_file`, ...) is the
+        first view's, the folder's own model: one-view code keeps working on a frame of that view."""
+        if name.startswith("__") or name in ("views", "names"):
+            raise AttributeError(name)
+        return getattr(self.views[0], name)
 
     @property
     def parts(self) -> tuple[str, ...]:
