@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "mlx")
 REPS_LAYER_NORM_EPS = 1e-5  # upstream `F.layer_norm(h, (D,))` default
 ENSEMBLE_DIR = "ensemble"  # our checkpoint folder's extra predictors: ensemble/<name>/ (predictor-only folders)
+SUBFOLDER_NAME = re.compile(r"[A-Za-z0-9_-]+")  # names of ensemble/<name>/ and views/<name>/ folders
 
 
 def make_backend(
@@ -407,7 +408,7 @@ def add_ensemble_member(checkpoint: str | Path, source: str | Path, name: str) -
     checkpoint stores its encoder in). `source` must be our folder with the same encoder weights
     (e.g. another `train_predictor` run on the same encoder, or another seed): the energies of
     predictors trained on different latent spaces cannot be averaged."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+    if not SUBFOLDER_NAME.fullmatch(name):
         raise ValueError(f"ensemble member name must be letters, digits, '_' or '-', got {name!r}")
     target = read_checkpoint_for(checkpoint, None, None, False, True)
     member = read_checkpoint_for(source, None, None, False, True)

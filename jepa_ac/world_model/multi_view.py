@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,8 +29,8 @@ import numpy as np
 
 from jepa_ac.files import write_json_atomic
 from jepa_ac.model.preprocess import check_frames
-from jepa_ac.world_model.checkpoints import CheckpointError
-from jepa_ac.world_model.model import ENSEMBLE_DIR, WorldModel
+from jepa_ac.world_model.checkpoints import CheckpointError, read_checkpoint_for, save_checkpoint
+from jepa_ac.world_model.model import ENSEMBLE_DIR, SUBFOLDER_NAME, WorldModel
 
 VIEWS_FILE = "views.json"  # {"format": "jepa_ac.views", "version": 1, "views": ["front", "side"]}
 VIEWS_DIR = "views"
@@ -53,13 +52,9 @@ class MultiViewWorldModel:
             raise ValueError(f"the views' latents must have one width to be joined, got {sorted(widths)} "
                              f"for views {list(names)}")
         self.views, self.names = tuple(views), tuple(names)
-        first = self.views[0]
-        self.ops, self.backend = first.ops, first.backend
-        self.encoder_config, self.predictor_config = first.encoder_config, first.predictor_config
-        self.normalize_reps = first.normalize_reps
-        self.provenance = {**first.provenance, **(provenance or {}), "views": list(self.names)}
+        self.provenance = {**self.views[0].provenance, **(provenance or {}), "views": list(self.names)}
         self.members = tuple(m for wm in self.views for m in wm.members)  # any view's ensemble
-        self._tokens = tuple(wm.tokens_per_frame for wm in self.views)
+        self._bounds = [int(b) for b in np.cumsum([0, *(wm.tokens_per_frame for wm in self.views)])]  # token offsets
         self.active = len(self.views)  # the leading views that plan (`using`): frames of every view are cut to them
 
     def using(self, count: int) -> "MultiViewWorldModel":
@@ -74,18 +69,9 @@ class MultiViewWorldModel:
     # -- frames and latents ----------------------------------------------------------------------
 
     @property
-    def image_size(self) -> int:
-        return self.views[0].image_size
-
-    @property
-    def tokens_per_frame(self) -> int:
-        """N of one view's frame, the first's (as the folder's own model has it)."""
-        return self._tokens[0]
-
-    @property
     def joined_tokens_per_frame(self) -> int:
-        """N of a frame holding every view."""
-        return sum(self._tokens)
+        """N of a frame holding every view (`tokens_per_frame`, as all not defined here, is the first view's)."""
+        return self._bounds[-1]
 
     def views_in(self, frames: np.ndarray) -> int:
         """How many views frames [T, H, W, 3] hold: all V of them when W >= (V - 0.5) * H, the first
@@ -114,13 +100,11 @@ class MultiViewWorldModel:
 
     def split(self, z: Any) -> list[Any]:
         """Latents [..., N, D] of the first k views -> each view's [..., N_v, D] (k from N)."""
-        n = z.shape[-2]
-        bounds = [int(b) for b in np.cumsum([0, *self._tokens])]
+        n, bounds = z.shape[-2], self._bounds
         if n not in bounds[1:]:
             raise ValueError(f"a latent of {n} tokens fits no leading views of {'+'.join(self.names)} "
                              f"(token counts {bounds[1:]})")
-        k = bounds.index(n)
-        return [z[..., bounds[v]:bounds[v + 1], :] for v in range(k)]
+        return [z[..., bounds[v]:bounds[v + 1], :] for v in range(bounds.index(n))]
 
     def _pairs(self, z: Any, z_goal: Any) -> list[tuple[WorldModel, Any, Any]]:
         zs, goals = self.split(z), self.split(z_goal)
@@ -168,24 +152,17 @@ class MultiViewWorldModel:
     def _split_weights(self, weights: Any, count: int) -> list[Any]:
         """Token weights [N] over the joined views -> each view's slice (their per-view plain means
         average to the joined weighted mean, the views having equal token counts)."""
-        bounds = np.cumsum([0, *self._tokens[:count]])
-        return [weights[int(a):int(b)] for a, b in zip(bounds[:-1], bounds[1:])]
+        bounds = self._bounds
+        return [weights[bounds[v]:bounds[v + 1]] for v in range(count)]
 
     # -- everything else is the first view's ----------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
         """What this class does not define (`predict`, `rollout_uncached`, `encode_image_file`, ...) is the
         first view's, the folder's own model: one-view code keeps working on a frame of that view."""
-        if name.startswith("__") or name in ("views", "names"):
+        if name.startswith("_") or name in ("views", "names"):  # private state, or read before __init__ ran (copy)
             raise AttributeError(name)
         return getattr(self.views[0], name)
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        return self.views[0].parts
-
-    def encoder_hash(self) -> str:
-        return self.views[0].encoder_hash()
 
     def save(self, path: str | Path, dtype: str | None = None, provenance: dict[str, Any] | None = None) -> Path:
         """Our folder: the first view's model, `views.json` and `views/<name>/` for the others."""
@@ -230,7 +207,7 @@ def read_views_file(folder: Path) -> tuple[str, ...] | None:
         raise CheckpointError(f"{path}: not readable JSON ({err})") from None
     names = record.get("views") if isinstance(record, dict) else None
     if (not isinstance(record, dict) or record.get("format") != VIEWS_FORMAT or not isinstance(names, list)
-            or len(names) < 2 or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names)
+            or len(names) < 2 or not all(isinstance(n, str) and SUBFOLDER_NAME.fullmatch(n) for n in names)
             or len(set(names)) != len(names)):
         raise CheckpointError(f"{path}: expected {{\"format\": \"{VIEWS_FORMAT}\", \"views\": [two or more distinct "
                               f"names of letters, digits, '_' or '-']}}, got {record!r:.200}")
@@ -247,10 +224,8 @@ def add_view(checkpoint: str | Path, source: str | Path, name: str, first_view: 
     """Add `source` (our folder: encoder + predictor, trained on camera `name`) as a view of our folder
     `checkpoint`, copied to `checkpoint/views/<name>/`, and record it in `views.json`. `first_view`
     names the camera of the folder's own model, needed when it has no views yet."""
-    from jepa_ac.world_model.checkpoints import read_checkpoint_for, save_checkpoint
-
     checkpoint = Path(checkpoint)
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+    if not SUBFOLDER_NAME.fullmatch(name):
         raise ValueError(f"view name must be letters, digits, '_' or '-', got {name!r}")
     names = read_views_file(checkpoint)
     if names is None:
