@@ -45,7 +45,7 @@ import numpy as np
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
 from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
-from jepa_ac.files import write_atomic
+from jepa_ac.files import write_atomic, write_json_atomic
 from jepa_ac.world_model.multi_view import for_view_setting
 from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS
@@ -262,8 +262,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
     if kept:
         row["resumed_episodes"] = len(kept)  # played by an earlier run; wall_s is this run's
     if journal is not None:
-        write_atomic(journal.episodes_path,
-                      json.dumps({"summary": row, "settings": journal.settings, "episodes": records}) + "\n")
+        write_json_atomic(journal.episodes_path, {"summary": row, "settings": journal.settings, "episodes": records},
+                          indent=None)
         journal.finish()
     return row, records
 
@@ -405,7 +405,7 @@ def merge_results(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     env_order = {e: i for i, e in enumerate(ENV_IDS)}
     results["rows"] = dict(sorted(results["rows"].items(), key=lambda kv: (
         env_order.get(kv[1]["env_id"], 99), kv[1]["env_id"], order.get(kv[1]["policy"], 99), bool(kv[1].get("subgoals")))))
-    write_atomic(path, json.dumps(results, indent=2) + "\n")
+    write_json_atomic(path, results)
     return results
 
 

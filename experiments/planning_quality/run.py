@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.bench.latency import machine_info
-from jepa_ac.files import write_atomic
+from jepa_ac.files import write_atomic, write_json_atomic
 from jepa_ac.cli.args import add_model_args, add_planning_args, load_model_from_args, planning_from_args
 from jepa_ac.model.array_ops import ArrayOps
 from jepa_ac.planning import ActionSpec, CEMConfig, CEMPlanner, Sampler
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info, "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "planning_quality.json", json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out / "planning_quality.json", result)
     write_atomic(args.out / "planning_quality.md", markdown(result))
     plot(result, args.out / "planning_quality.png")
     print(markdown(result))

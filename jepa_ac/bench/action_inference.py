@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from jepa_ac.bench.latency import machine_info
-from jepa_ac.files import write_atomic
+from jepa_ac.files import write_atomic, write_json_atomic
 from jepa_ac.world_model.precision import dtype_name, host_isa
 
 FORMAT = "jepa_ac.bench.action_inference/1"
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m jepa_ac.bench action_inference " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {"format": FORMAT, "setup": setup, "command": command, "machine": machine_info(), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "action_inference.json", json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out / "action_inference.json", result)
     write_atomic(args.out / "action_inference.md", markdown(result))
     print(markdown(result))
     print(f"wrote {args.out}/action_inference.{{json,md}}")

@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jepa_ac.bench.parity import TINY_PT
-from jepa_ac.files import atomic_path, write_atomic
+from jepa_ac.files import atomic_path, write_atomic, write_json_atomic
 from jepa_ac.world_model.precision import PRECISIONS, choose_planning_dtype, host_isa
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
@@ -410,9 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         for horizon in horizons:
             report["cases"].append(bench_case(size, horizon, args, order, log))
-            write_atomic(out / "latency.json", json.dumps(report, indent=2) + "\n")  # keep partial results
+            write_json_atomic(out / "latency.json", report)  # keep partial results
     report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    write_atomic(out / "latency.json", json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out / "latency.json", report)
     write_atomic(out / "latency.md", markdown(report))
     plot(report, out / "latency.png")
     print(markdown(report))

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from jepa_ac.files import atomic_path, write_atomic
+from jepa_ac.files import atomic_path, write_atomic, write_json_atomic
 from jepa_ac.model.config import ENCODER_PRESETS, PREDICTOR_PRESETS, EncoderConfig, PredictorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -530,9 +530,9 @@ def main(argv: list[str] | None = None) -> int:
             result = bench_size(size, dtypes, args.repeats, args.samples, args.seed, log, args.mlx_device)
         done.append({"command": report["command"], "machine": report["machine"], **result})
         report["sizes"] = sorted(kept + done, key=lambda s: SIZES.index(s["size"]))
-        write_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")  # keep partial results
+        write_json_atomic(out / "parity.json", report)  # keep partial results
     report["machine"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    write_atomic(out / "parity.json", json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out / "parity.json", report)
     write_atomic(out / "parity.md", markdown(report))
     plot(report, out / "latency.png")
     print(markdown(report))

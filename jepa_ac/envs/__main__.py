@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_ac.files import write_atomic
+from jepa_ac.files import write_atomic, write_json_atomic
 
 TASK_IDS = {
     "reach": "jepa_ac/FrankaReach-v0",
@@ -100,8 +99,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{r['task']:<10} {r['step_ms_median']:8.1f} {r['step_cpu_ms_median']:7.1f} {r['render_ms_median']:9.1f} "
               f"{r['control_physics_ms_median']:10.1f}")
     if args.json:
-        write_atomic(args.json, (json.dumps({"rows": rows, "cpu_count": os.cpu_count(),
-                                              "mujoco_gl": os.environ.get("MUJOCO_GL")}, indent=2) + "\n").encode())
+        write_json_atomic(args.json, {"rows": rows, "cpu_count": os.cpu_count(),
+                                      "mujoco_gl": os.environ.get("MUJOCO_GL")})
     return 0
 
 

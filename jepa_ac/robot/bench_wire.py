@@ -20,7 +20,6 @@ Writes `wire_latency.json` and `wire_latency.md` to `--out`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import queue
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_ac.files import write_atomic
+from jepa_ac.files import write_atomic, write_json_atomic
 from jepa_ac.serving.client import PlannerClient
 from jepa_ac.serving.wire import packb, unpackb
 
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python -m jepa_ac.robot.bench_wire " + " ".join(argv if argv is not None else sys.argv[1:]),
         "results": results,
     }
-    write_atomic(args.out / "wire_latency.json", json.dumps(report, indent=2) + "\n")
+    write_json_atomic(args.out / "wire_latency.json", report)
     write_atomic(args.out / "wire_latency.md", markdown(report))
     print(f"wrote {args.out / 'wire_latency.json'} and {args.out / 'wire_latency.md'}")
     return report
