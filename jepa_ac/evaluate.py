@@ -343,6 +343,7 @@ def summarize(env_id: str, policy: str, seed: int, records: list[dict[str, Any]]
                 "exterior_view": defaults.env.exterior_view},
         "mpc": dict(defaults.to_dict()["mpc"]),
         "mean_goals_attempted": _mean([r.get("goals_attempted") for r in records]) if defaults.mpc.subgoals else None,
+        "mean_rounds": _mean([r.get("rounds", 1) for r in records]) if defaults.mpc.subgoal_rounds > 1 else None,
     }
     if policy == "planner":
         server = getattr(args, "server", None)

@@ -190,13 +190,16 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
 
     def show(record):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"
-        target = f"  goal {record.goal_index + 1}/{len(goals)}" if len(goals) > 1 else ""
+        k, r = record.goal_index % len(goals), record.goal_index // len(goals)  # the env's rounds are alike
+        target = (f"  goal {k + 1}/{len(goals)}" + (f" (round {r + 1})" if r else "")) if len(goals) > 1 else ""
         back = "  (back toward the best state)" if record.planner.get("returned") else ""
         print(f"step {record.index + 1:3d}{target}  latent distance {_fmt(record.distance, '.4f')} -> planned "
               f"energy {energy}  plan {record.timing.get('plan_s', float('nan')):.3f} s{back}", flush=True)
 
-    report = run_closed_loop(env, Controller(planner, defaults.mpc), seed=args.seed, mpc=defaults.mpc, goal=goals,
-                             record_frames=not args.no_video, on_step=show, goal_grippers=grippers, adapter=adapter)
+    # the env's own goals are rendered again by the loop (the same seeded scene), which can ask for new rounds
+    report = run_closed_loop(env, Controller(planner, defaults.mpc), seed=args.seed, mpc=defaults.mpc,
+                             goal=goals if args.goal else None, record_frames=not args.no_video, on_step=show,
+                             goal_grippers=grippers, adapter=adapter)
     env.close()
     metrics = {
         **report.metrics(),
@@ -215,7 +218,7 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
     write_energy_plot(args.out / "energy.png", report)
     written = [*(f"subgoal_{i}.png" for i in range(1, len(goals))), "goal.png", "metrics.json", "energy.png"]
     if not args.no_video and report.frames:
-        written += write_rollout_video(args.out, report, goals, fps=defaults.env.control_hz)
+        written += write_rollout_video(args.out, report, fps=defaults.env.control_hz)
     task = f"{report.task_distance_name} {_fmt(report.task_distance, '.3f')} m; " if report.task_distance_name else ""
     reason = report.stop_reason or ("step budget" if report.status == "max_steps" else "env time limit")
     print(f"{report.status} after {report.steps} steps ({reason}); success {report.success}; {task}latent distance "
@@ -272,12 +275,12 @@ def side_by_side(frame: np.ndarray, goal: np.ndarray, caption: str, scale: int, 
     return np.asarray(image)
 
 
-def write_rollout_video(out: Path, report: Any, goals: np.ndarray | list[np.ndarray], fps: float) -> list[str]:
+def write_rollout_video(out: Path, report: Any, fps: float) -> list[str]:
     """rollout.gif (and rollout.mp4 when PyAV has H.264): each frame beside the goal (with sub-goals:
-    beside the one the next action aims at)."""
+    beside the one the next action aims at, of whichever round)."""
     from PIL import Image
 
-    goals = [goals] if isinstance(goals, np.ndarray) and goals.ndim == 3 else list(goals)
+    goals = report.goal_images
     scale = max(1, -(-192 // goals[-1].shape[0]))  # at least 192 px per panel
     pictures = []
     for t, frame in enumerate(report.frames):
@@ -285,7 +288,7 @@ def write_rollout_video(out: Path, report: Any, goals: np.ndarray | list[np.ndar
         if t < len(report.distances):
             caption += f"  d={report.distances[t]:.3f}"
         index = report.goal_indices[min(t, len(report.goal_indices) - 1)] if report.goal_indices else len(goals) - 1
-        label = "goal" if index == len(goals) - 1 else f"sub-goal {index + 1}/{len(goals) - 1}"
+        label = report.goal_label(index)
         pictures.append(side_by_side(frame, goals[index], caption, scale, label))
     images = [Image.fromarray(p) for p in pictures]
     duration = int(round(1000 / fps))

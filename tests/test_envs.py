@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 gym = pytest.importorskip("gymnasium")
-pytest.importorskip("mujoco")
+mujoco = pytest.importorskip("mujoco")
 
 import jepa_ac.envs  # noqa: E402  (registers the ids)
 from jepa_ac.data.collection import episode_seed  # noqa: E402
@@ -292,6 +292,67 @@ def test_push_waypoints_lie_evenly_along_the_push():
         assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.05
     with pytest.raises(ValueError, match="push_waypoints"):
         _make("jepa_ac/FrankaPush-v0", push_waypoints=0)
+    env.close()
+
+
+def _move_block(env, xy, yaw=0.0):
+    base = env.unwrapped
+    base._place_free_body(base.data, "block", [*xy, base._start_block[2]], yaw)
+    mujoco.mj_forward(base.model, base.data)
+
+
+def test_a_new_push_round_starts_from_where_the_block_lies():
+    env = _make("jepa_ac/FrankaPush-v0")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.new_subgoal_round()
+    env.reset(seed=3)
+    base = env.unwrapped
+    first_states, first_goal = base.subgoal_states(), base.goal_state()
+    assert base.new_subgoal_round()  # the block has not moved: the same round again
+    np.testing.assert_allclose(base.subgoal_states(), first_states, atol=1e-6)
+    moved = base.target_pos + np.array([-0.06, 0.03])  # pushed short and off the line
+    _move_block(env, moved, yaw=0.3)
+    assert base.new_subgoal_round()
+    states = base.subgoal_states()
+    direction = (base.target_pos - moved) / np.linalg.norm(base.target_pos - moved)
+    np.testing.assert_allclose(states[0, :2], PushExpert.pre_push_point(moved, direction), atol=2e-3)
+    np.testing.assert_allclose(states[2, :2], base.target_pos - direction * PushExpert.CONTACT, atol=2e-3)
+    assert np.linalg.norm(base.goal_state()[:2] - first_goal[:2]) > 0.01  # the goal's arm follows the new line
+    block_at_goal, _ = base.object_pose("block", base._goal_data_ready())
+    np.testing.assert_allclose(block_at_goal[:2], base.target_pos, atol=1e-6)
+    _move_block(env, base.target_pos + 0.012)  # 1.7 cm away: nothing left to push
+    assert not base.new_subgoal_round()
+    np.testing.assert_allclose(base.subgoal_states(), states, atol=1e-6)  # the last round's way-points stay
+    env.close()
+    reach = _make("jepa_ac/FrankaReach-v0")
+    reach.reset(seed=3)
+    assert not reach.unwrapped.new_subgoal_round()  # the goal does not depend on where things moved
+    reach.close()
+
+
+def test_a_new_pick_round_starts_from_where_the_cube_lies():
+    env = _make("jepa_ac/FrankaPickPlace-v0")
+    env.reset(seed=3)
+    base = env.unwrapped
+    first = base.subgoal_states()
+    assert base.new_subgoal_round()
+    np.testing.assert_allclose(base.subgoal_states(), first, atol=1e-6)
+    z = base._start_cube[2]
+
+    def put(xyz):
+        base._place_free_body(base.data, "cube", xyz, 0.2)
+        mujoco.mj_forward(base.model, base.data)
+
+    nudged = base._start_cube[:2] + np.array([0.04, -0.03])
+    put([*nudged, z])
+    assert base.new_subgoal_round()
+    states = base.subgoal_states()
+    np.testing.assert_allclose(states[:4, :2], np.broadcast_to(nudged, (4, 2)), atol=2e-3)  # above, around, closed, lifted
+    np.testing.assert_allclose(states[4, :2], base.bowl_pos[:2], atol=2e-3)  # then over the bowl as before
+    for where in ([*nudged, z + 0.05], [*base.bowl_pos[:2], z + 0.01]):  # held up, or in the bowl
+        put(where)
+        assert not base.new_subgoal_round()
+        np.testing.assert_allclose(base.subgoal_states(), states, atol=1e-6)
     env.close()
 
 

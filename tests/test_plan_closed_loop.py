@@ -406,6 +406,69 @@ def test_an_empty_grasp_in_the_sim_goes_back_to_the_approach(tiny_folder, tmp_pa
     assert metrics["regrasps"] == 1 and metrics["goals_attempted"] == 5 and not metrics["success"]
 
 
+class _TwoStepsPerRound:
+    """Aims at the first goal, then the last, then says it is done: two actions per round of goals."""
+
+    def __init__(self):
+        self.rounds = []
+
+    def reset(self): ...
+
+    def set_goal(self, goal, gripper=None):
+        self.rounds.append(len(goal))
+        self.calls = 0
+
+    def infer(self, obs):
+        self.calls += 1
+        if self.calls == 3:
+            return {"action": None, "done": True, "stop_reason": "goal settled", "distance": 0.1}
+        return {"action": np.zeros(7, np.float32), "energy": 1.0, "timing": {"plan_s": 0.0}, "distance": 1.0,
+                "goal_index": 0 if self.calls == 1 else self.rounds[-1] - 1}
+
+
+def test_subgoal_rounds_replan_the_push_from_where_the_block_lies():
+    from jepa_ac.control.closed_loop import make_env, run_closed_loop
+    from jepa_ac.planning.defaults import EnvOptions, MPCConfig
+
+    env = make_env("jepa_ac/FrankaPush-v0", EnvOptions(image_size=IMAGE_SIZE))
+    # the block does not move: every round leaves it where it was, so the env hands out another
+    policy = _TwoStepsPerRound()
+    report = run_closed_loop(env, policy, seed=0, mpc=MPCConfig(max_steps=10, subgoals=True, subgoal_rounds=3))
+    assert policy.rounds == [4, 4, 4] and report.rounds == 3 and report.num_goals == 12
+    assert report.goal_indices == [0, 3, 4, 7, 8, 11] and report.steps == 6
+    assert report.status == "converged" and report.distances == [1.0] * 6 + [0.1]
+    assert report.metrics()["regrasps"] == 0 and report.metrics()["rounds"] == 3
+    assert len(report.goal_images) == 12 and report.round_starts == [0, 4, 8]
+    assert [report.goal_label(k) for k in (0, 3, 5, 11)] == [
+        "sub-goal 1/3 (round 1)", "goal (round 1)", "sub-goal 2/3 (round 2)", "goal (round 3)"]
+    short = run_closed_loop(env, _TwoStepsPerRound(), seed=0, mpc=MPCConfig(max_steps=5, subgoals=True, subgoal_rounds=3))
+    assert short.goal_indices == [0, 3, 4, 7, 8] and short.status == "max_steps"  # the budget is the episode's
+    one = run_closed_loop(env, _TwoStepsPerRound(), seed=0, mpc=MPCConfig(max_steps=10, subgoals=True))
+    assert one.rounds == 1 and one.goal_indices == [0, 3] and one.status == "converged"
+    assert one.goal_label(0) == "sub-goal 1/3" and one.goal_label(3) == "goal"
+    held = run_closed_loop(env, _TwoStepsPerRound(), seed=0,
+                           mpc=MPCConfig(max_steps=10, subgoals=True, subgoal_rounds=2, goal_gripper=True))
+    assert held.rounds == 2 and held.goal_grippers == [1.0] * 8  # push's way-points show closed fingers, each round
+    own = run_closed_loop(env, _TwoStepsPerRound(), seed=0, goal=[np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)] * 2,
+                          mpc=MPCConfig(max_steps=10, subgoals=True, subgoal_rounds=3))
+    assert own.rounds == 1 and own.steps == 2  # the caller's own goal images: no env to ask for a new round
+    with pytest.raises(ValueError, match="subgoal_rounds"):
+        MPCConfig(subgoal_rounds=0)
+    env.close()
+
+
+def test_plan_cli_plans_a_second_round_of_way_points(tiny_folder, tmp_path, capsys):
+    # the tiny model does not move the block: the push round ends on patience and the env hands out another
+    metrics = run_plan(tiny_folder, tmp_path, "--env", "push", "--subgoals", "--max-steps", "14", "--patience", "1",
+                       "--mpc", "subgoal_max_steps=1", "subgoal_rounds=2", "return_to_best=false")
+    out = capsys.readouterr().out
+    assert metrics["rounds"] == 2 and metrics["num_goals"] == 8 and "(round 2)" in out
+    indices = metrics["per_step"]["goal_index"]
+    assert indices[:4] == [0, 1, 2, 3] and 4 in indices and indices == sorted(indices)
+    with Image.open(tmp_path / "rollout.gif") as gif:
+        assert gif.n_frames == metrics["steps"] + 1
+
+
 def test_closed_loop_through_the_envs_sub_goals(tiny_folder, tmp_path, capsys):
     metrics = run_plan(tiny_folder, tmp_path, "--env", "jepa_ac/FrankaPickPlace-v0", "--subgoals", "--max-steps", "7",
                        "--mpc", "subgoal_max_steps=1")

@@ -161,6 +161,9 @@ class EpisodeReport:
     goal_indices: list[int] = field(default_factory=list)  # [T] which (sub-)goal each step aimed at
     num_goals: int = 1  # sub-goals + the goal (`goals_attempted` in metrics: how many of them the planner aimed at)
     goal_grippers: list[float | None] | None = None  # [K] gripper closedness held for each goal (None: planned)
+    rounds: int = 1  # rounds of way-points planned through (`mpc.subgoal_rounds`)
+    goal_images: list[np.ndarray] = field(default_factory=list)  # [K] uint8 [H, W, 3]: every round's goals in order
+    round_starts: list[int] = field(default_factory=lambda: [0])  # index of each round's first goal
     actions: list[list[float]] = field(default_factory=list)  # [T][7] actions sent (after the safety layer)
     requested: list[list[float]] = field(default_factory=list)  # [T][7] actions the policy asked for
 
@@ -170,6 +173,14 @@ class EpisodeReport:
         if not self.planner:
             return self.plan_s
         return [t for t, p in zip(self.plan_s, self.planner) if not p.get("returned", False)]
+
+    def goal_label(self, index: int) -> str:
+        """"goal" or "sub-goal k/n" for goal `index`, with its round when there were several."""
+        start = max(s for s in self.round_starts if s <= index)
+        r = self.round_starts.index(start)
+        end = self.round_starts[r + 1] if r + 1 < len(self.round_starts) else self.num_goals
+        label = "goal" if index == end - 1 else f"sub-goal {index - start + 1}/{end - start - 1}"
+        return label + (f" (round {r + 1})" if len(self.round_starts) > 1 else "")
 
     @property
     def task_distance(self) -> float | None:
@@ -191,6 +202,7 @@ class EpisodeReport:
             "holds": sum(bool(p.get("held", False)) for p in self.planner) if self.planner else None,
             "returns": sum(bool(p.get("returned", False)) for p in self.planner) if self.planner else None,
             "num_goals": self.num_goals,
+            "rounds": self.rounds,
             "goal_grippers": self.goal_grippers,
             "goals_attempted": max(self.goal_indices, default=0) + 1,
             "regrasps": sum(b < a for a, b in zip(self.goal_indices, self.goal_indices[1:])),
@@ -227,36 +239,70 @@ def run_closed_loop(
     each goal's. `on_step(record)` is called after each action. `safety` (default `sim_safety(env)`,
     limits as wide as the env's action space) filters every action. `adapter` (`jepa_ac.robot.env_adapter`)
     drives an env that is not ours: its hooks give frames, states, success and goal images.
+
+    With the env's goals and `mpc.subgoal_rounds` > 1, an episode that settled its goal with steps left
+    plans through the env's next round of way-points (`new_subgoal_round()`), within `mpc.max_steps`
+    actions in all. Steps are numbered through the episode, and goal indices go on counting across
+    rounds (a round's first goal follows the previous round's last).
     """
     robot = GymRobot(env, adapter=adapter)
     first_frame, _ = robot.reset(seed=seed)
-    if goal is None:
-        goal = robot.subgoal_images() if mpc.subgoals else robot.goal_image()
-        if mpc.goal_gripper and goal_grippers is None:
-            goal_grippers = robot.goal_grippers(mpc.subgoals)
-    goals = as_goal_list(goal)
+    env_goals = goal is None
+
+    def env_goal_list() -> tuple[list[np.ndarray], list[float | None] | None]:
+        images = as_goal_list(robot.subgoal_images() if mpc.subgoals else robot.goal_image())
+        return images, robot.goal_grippers(mpc.subgoals) if mpc.goal_gripper else None
+
+    if env_goals:
+        goals, env_grippers = env_goal_list()
+        goal_grippers = env_grippers if goal_grippers is None else goal_grippers
+    else:
+        goals = as_goal_list(goal)
     frames = [first_frame] if record_frames else []
+    safety = safety or sim_safety(env, adapter)
+    steps: list[StepRecord] = []  # every round's, numbered through the episode
+    offsets = {"step": 0, "goal": 0}  # where the present round's step and goal indices start
+    all_grippers = list(goal_grippers) if goal_grippers is not None else None
 
     def after_action(record: StepRecord) -> None:
+        record.index += offsets["step"]
+        record.goal_index += offsets["goal"]
         if record_frames:
             frames.append(robot.get_observation()[0])
         if on_step is not None:
             on_step(record)
 
-    result = run_episode(robot, policy, goals, max_steps=mpc.max_steps, safety=safety or sim_safety(env, adapter),
-                         on_step=after_action, goal_grippers=goal_grippers)
+    goal_images, round_starts = list(goals), [0]
+    while True:
+        result = run_episode(robot, policy, goals, max_steps=mpc.max_steps - len(steps), safety=safety,
+                             on_step=after_action, goal_grippers=goal_grippers)
+        steps += result.steps
+        another = (env_goals and len(round_starts) < mpc.subgoal_rounds and result.status == "converged"
+                   and len(steps) < mpc.max_steps and robot.new_subgoal_round())
+        if not another:
+            break
+        offsets["step"], offsets["goal"] = len(steps), len(goal_images)
+        goals, goal_grippers = env_goal_list()
+        if all_grippers is not None:
+            all_grippers += goal_grippers if goal_grippers is not None else [None] * len(goals)
+        round_starts.append(len(goal_images))
+        goal_images += goals
+    # distances: each step's to the goal it aimed at, then the last round's final observation
+    distances = [s.distance for s in steps] + ([result.final_distance] if result.final_distance is not None else [])
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
     task = getattr(env.unwrapped, "task_name", None)
     return EpisodeReport(
         env_id=env.spec.id if env.spec is not None else type(env.unwrapped).__name__, seed=seed,
         status=result.status, stop_reason=result.stop_reason, success=bool(robot.success),
-        steps=len(result.steps), energies=[s.energy for s in result.steps], distances=result.distances,
-        plan_s=[float(s.timing.get("plan_s", math.nan)) for s in result.steps],
-        step_s=[float(s.timing["step_s"]) for s in result.steps], num_clipped=result.num_clipped, info=info,
-        task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in result.steps],
-        goal_indices=[s.goal_index for s in result.steps], num_goals=len(goals), goal_grippers=goal_grippers,
-        actions=[[float(a) for a in s.action] for s in result.steps],
-        requested=[[float(a) for a in s.requested] for s in result.steps],
+        steps=len(steps), energies=[s.energy for s in steps],
+        distances=[] if any(d is None for d in distances) else distances,
+        plan_s=[float(s.timing.get("plan_s", math.nan)) for s in steps],
+        step_s=[float(s.timing["step_s"]) for s in steps], num_clipped=sum(bool(s.clips) for s in steps), info=info,
+        task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in steps],
+        goal_indices=[s.goal_index for s in steps], num_goals=len(goal_images), goal_grippers=all_grippers,
+        actions=[[float(a) for a in s.action] for s in steps],
+        requested=[[float(a) for a in s.requested] for s in steps], rounds=len(round_starts),
+        goal_images=goal_images, round_starts=round_starts,
     )
 
 

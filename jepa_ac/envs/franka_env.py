@@ -189,6 +189,14 @@ class FrankaEnv(gym.Env):
         `_set_goal_configuration` (the goal itself is not in the list). Default: none."""
         return []
 
+    def new_subgoal_round(self) -> bool:
+        """Re-plan the way-points from where the objects lie now, as an operator who hands a robot a
+        new round of sub-goal images would: True when there is a new round (`subgoal_images()`,
+        `goal_image()` and their states now start from the current scene), False when nothing is left
+        to re-plan. Default False: the task's goal does not depend on where things moved."""
+        self._require_reset("new_subgoal_round()")
+        return False
+
     # -- gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -459,6 +467,7 @@ class FrankaPushEnv(FrankaEnv):
     NOMINAL_TARGET = np.array([0.58, 0.1])
     GOAL_BACKOFF = 0.04  # m further back than the pushing pose
     GOAL_TCP_Z = 0.12
+    ROUND_DONE_DISTANCE = 0.02  # m: a block this close to its target gets no new round of way-points
 
     def __init__(self, *args: Any, push_waypoints: int = 1, **kwargs: Any):
         """`push_waypoints`: how many way-point images lie along the push, evenly spaced, the last at
@@ -482,6 +491,18 @@ class FrankaPushEnv(FrankaEnv):
         self._start_block = np.array([*block, scene.TABLE_TOP + scene.PUSH_BLOCK_HALF])
         self._place_free_body(self.data, "block", self._start_block, yaw)
         self.model.geom_pos[self.model.geom("target").id, :2] = target
+
+    def new_subgoal_round(self) -> bool:
+        """A new push from where the block lies now, unless it is within `ROUND_DONE_DISTANCE` of the
+        target or off the table: the way-points (above and at the pre-push point, along the push) and
+        the goal image's arm then follow the line from the block's present position to the target."""
+        self._require_reset("new_subgoal_round()")
+        pos, _ = self.object_pose("block")
+        on_table = pos[2] > scene.TABLE_TOP
+        if not on_table or np.linalg.norm(pos[:2] - self.target_pos) < self.ROUND_DONE_DISTANCE:
+            return False
+        self._start_block = np.array([*pos[:2], self._start_block[2]])  # where this round's push starts
+        return True
 
     def _task_metrics(self):
         pos, _ = self.object_pose("block")
@@ -565,6 +586,19 @@ class FrankaPickPlaceEnv(FrankaEnv):
         self.model.body_pos[self.model.body("bowl").id] = self.bowl_pos
         self._start_cube = np.array([*cube, scene.TABLE_TOP + scene.PICK_CUBE_HALF])
         self._place_free_body(self.data, "cube", self._start_cube, yaw)
+
+    def new_subgoal_round(self) -> bool:
+        """A new pick from where the cube lies now, when it rests on the table outside the bowl: the
+        way-points (above, around, closed on, lifted with the cube, over the bowl) then start there.
+        A cube in or on the bowl, or held, gets no new round."""
+        self._require_reset("new_subgoal_round()")
+        pos, _ = self.object_pose("cube")
+        on_table = abs(pos[2] - self._start_cube[2]) < 0.01
+        clear_of_bowl = np.linalg.norm(pos[:2] - self.bowl_pos[:2]) > scene.BOWL_RADIUS + scene.PICK_CUBE_HALF
+        if not (on_table and clear_of_bowl):
+            return False
+        self._start_cube = np.array([*pos[:2], self._start_cube[2]])  # where this round's pick starts
+        return True
 
     def _task_metrics(self):
         pos, _ = self.object_pose("cube")

@@ -101,7 +101,14 @@ class MPCConfig:
     closedness above g + `regrasp_margin` means the fingers closed past where the object should have
     stopped them. The schedule then goes back to the open goals before the grasp (the approach) and
     tries again, at most `regrasps` times an episode. The 7-D state's gripper is the measured one (as
-    DROID records it), so this needs no vision."""
+    DROID records it), so this needs no vision.
+
+    With `subgoal_rounds` > 1, an episode that has settled its goal while steps are left asks the env
+    for a new round of way-points from where the objects lie now (`new_subgoal_round()`: push
+    re-plans the push from the block's present position unless it is within 2 cm of the target,
+    pick-and-place the pick from where the cube rests on the table outside the bowl) and plans
+    through them, at most `subgoal_rounds` rounds in `max_steps` steps. It applies to the env's own
+    goal images; an operator handing a robot new sub-goal images does the same."""
 
     max_steps: int = 40
     patience: int | None = 6
@@ -115,13 +122,14 @@ class MPCConfig:
     goal_gripper: bool = False
     regrasps: int = 0
     regrasp_margin: float = 0.2
+    subgoal_rounds: int = 1
 
     def __post_init__(self) -> None:
         for name in ("subgoals", "return_to_best", "goal_gripper"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MPCConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, nullable in (("max_steps", False), ("patience", True), ("subgoal_patience", False),
-                               ("subgoal_max_steps", True), ("return_max_steps", False)):
+                               ("subgoal_max_steps", True), ("return_max_steps", False), ("subgoal_rounds", False)):
             value = getattr(self, name)
             if value is None and nullable:
                 continue

@@ -104,6 +104,14 @@ class GymRobot:
             return self.adapter.goals(self._reset_obs, self.env)
         return [np.asarray(g, dtype=np.uint8) for g in self.env.unwrapped.subgoal_images()]
 
+    def new_subgoal_round(self) -> bool:
+        """Ask the env for a new round of way-points from the current scene (`FrankaEnv.new_subgoal_round`);
+        False for an env without them (or behind an adapter): its goal images stay as they were."""
+        if self.adapter is not None:
+            return False
+        new_round = getattr(self.env.unwrapped, "new_subgoal_round", None)
+        return bool(new_round()) if new_round is not None else False
+
     def goal_grippers(self, subgoals: bool) -> list[float | None]:
         """The gripper closedness each goal image shows (the sub-goals' then the goal's, or the goal's);
         None (planned) for an env behind an adapter."""
