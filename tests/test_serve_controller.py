@@ -132,3 +132,22 @@ def test_robot_command_drives_the_simulator_through_the_server(tmp_path):
     assert record["steps"] == 2 and record["status"] == "max_steps" and record["task"] == "jepa_ac/FrankaReach-v0"
     assert len(record["per_step"]["latent_distance"]) == 2 and record["final_latent_distance"] is not None
     assert (tmp_path / "out" / "episode.json").is_file()
+
+
+def test_rounds_of_way_points_through_the_server_match_in_process(tiny_wm):
+    """A simulated push with two rounds of way-points (the client asks the env for the second round and
+    hands it to the server's controller as a new goal sequence): the same actions as in process."""
+    from jepa_ac.control.closed_loop import make_env, run_closed_loop
+    from jepa_ac.planning.defaults import EnvOptions
+
+    defaults = PlanningDefaults.from_dict(PLANNING)
+    factory = ControllerFactory(tiny_wm, defaults)
+    mpc = MPCConfig(max_steps=14, patience=1, subgoals=True, subgoal_patience=1, subgoal_max_steps=1, subgoal_rounds=2)
+    env = make_env("jepa_ac/FrankaPush-v0", EnvOptions(image_size=tiny_wm.image_size))
+    here = run_closed_loop(env, factory("push"), seed=5, mpc=mpc)  # planners seeded by the task's cem.seed
+    with ServerThread(PlanningServer(factory, ServerConfig(port=0))) as url, PlannerClient(url) as client:
+        client.task = "push"
+        there = run_closed_loop(env, client, seed=5, mpc=mpc)
+    env.close()
+    assert here.rounds == there.rounds == 2 and here.goal_indices == there.goal_indices
+    np.testing.assert_allclose(np.array(there.actions), np.array(here.actions), atol=1e-6)
