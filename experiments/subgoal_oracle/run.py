@@ -47,22 +47,34 @@ def move_toward(state: np.ndarray, target: np.ndarray, step: float, moves: str) 
     return ActionSpec(max_translation=step).move_toward(state, np.concatenate([target, state[3:]]))[:3]
 
 
-def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float | None, moves: str = "box") -> dict:
+def run_episode(env, seed: int, sigma: float, step: float, hold_gripper: float | None, moves: str = "box",
+                rounds: int = 1, max_steps: int | None = None) -> dict:
+    """One episode through the sub-goals; with `rounds` > 1, further rounds of way-points from where the
+    objects lie after each (`env.new_subgoal_round()`, as `mpc.subgoal_rounds`), within `max_steps`."""
     u = env.unwrapped
     rng = np.random.default_rng(seed + 7)
-    obs, _ = env.reset(seed=seed)
-    goals = np.concatenate([u.subgoal_states(), u.goal_state()[None]])  # [K, 7]
-    for goal in goals:
-        target = goal[:3] + (rng.normal(0.0, sigma, 3) * [1.0, 1.0, 0.3] if sigma > 0 else 0.0)
-        for _ in range(STEPS_PER_GOAL):
-            state = obs["state"]
-            action = np.zeros(7, np.float32)
-            action[:3] = move_toward(state, target, step, moves)
-            action[6] = hold_gripper if hold_gripper is not None else goal[6] - state[6]
-            obs, _, _, _, info = env.step(action)
-            if np.linalg.norm(target - obs["state"][:3]) < TOLERANCE:
-                break
-    return {"seed": seed, "success": bool(info["success"]), "final_task_distance": float(info[TASK_DISTANCE[u.task_name]])}
+    obs, info = env.reset(seed=seed)
+    steps, done_rounds = 0, 0
+    for k in range(rounds):
+        if k > 0 and not u.new_subgoal_round():
+            break
+        done_rounds += 1
+        goals = np.concatenate([u.subgoal_states(), u.goal_state()[None]])  # [K, 7]
+        for goal in goals:
+            target = goal[:3] + (rng.normal(0.0, sigma, 3) * [1.0, 1.0, 0.3] if sigma > 0 else 0.0)
+            for _ in range(STEPS_PER_GOAL):
+                if max_steps is not None and steps >= max_steps:
+                    break
+                state = obs["state"]
+                action = np.zeros(7, np.float32)
+                action[:3] = move_toward(state, target, step, moves)
+                action[6] = hold_gripper if hold_gripper is not None else goal[6] - state[6]
+                obs, _, _, _, info = env.step(action)
+                steps += 1
+                if np.linalg.norm(target - obs["state"][:3]) < TOLERANCE:
+                    break
+    return {"seed": seed, "success": bool(info["success"]), "final_task_distance": float(info[TASK_DISTANCE[u.task_name]]),
+            "steps": steps, "rounds": done_rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=float, default=None, help="m per axis per step (default: planning.json's)")
     parser.add_argument("--push-waypoints", type=int, nargs="+", default=[None],
                         help="push: way-point images along the push (the env's push_waypoints; default the env's)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of way-points, each from where the objects lie (as mpc.subgoal_rounds)")
+    parser.add_argument("--max-steps", type=int, default=None, help="actions per episode, all rounds together")
     args = parser.parse_args(argv)
     shipped = PlanningDefaults.for_checkpoint("jepa_ac/assets/default_model")
     rows = []
@@ -86,11 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         for waypoints in (args.push_waypoints if name == "push" else [None]):
             env = make_env(ENVS[name], defaults.env, **({} if waypoints is None else {"push_waypoints": waypoints}))
             for sigma in args.sigmas:
-                episodes = [run_episode(env, episode_seed(0, i), sigma, step, frozen.get("dgripper"), args.moves)
-                            for i in range(args.episodes)]
+                episodes = [run_episode(env, episode_seed(0, i), sigma, step, frozen.get("dgripper"), args.moves,
+                                        args.rounds, args.max_steps) for i in range(args.episodes)]
                 wins = sum(e["success"] for e in episodes)
                 rows.append({"task": name, "push_waypoints": getattr(env.unwrapped, "push_waypoints", None),
                              "moves": args.moves, "step_m": step, "sigma_m": sigma, "episodes": len(episodes),
+                             "rounds": args.rounds, "max_steps": args.max_steps,
+                             "mean_rounds": float(np.mean([e["rounds"] for e in episodes])),
+                             "mean_steps": float(np.mean([e["steps"] for e in episodes])),
                              "successes": wins, "success_rate": wins / len(episodes),
                              "ci95": list(wilson_interval(wins, len(episodes))),
                              "mean_final_task_distance": float(np.mean([e["final_task_distance"] for e in episodes])),
@@ -105,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| task | way-points along the push | moves, step (cm) | sub-goal error sigma (cm) | episodes | success (95% CI) | final task distance (m) |",
-             "|---|---:|---|---:|---:|---|---:|"]
+    lines = ["| task | way-points along the push | moves, step (cm) | rounds (max), steps | sub-goal error sigma (cm) "
+             "| episodes | success (95% CI) | final task distance (m) |",
+             "|---|---:|---|---|---:|---:|---|---:|"]
     for r in rows:
         waypoints = "" if r["push_waypoints"] is None else r["push_waypoints"]
-        lines.append(f"| {r['task']} | {waypoints} | {r['moves']}, {100 * r['step_m']:.1f} | {100 * r['sigma_m']:.1f} "
+        lines.append(f"| {r['task']} | {waypoints} | {r['moves']}, {100 * r['step_m']:.1f} "
+                     f"| {r['mean_rounds']:.1f} ({r['rounds']}), {r['mean_steps']:.0f} | {100 * r['sigma_m']:.1f} "
                      f"| {r['episodes']} | {r['success_rate']:.2f} "
                      f"({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}) | {r['mean_final_task_distance']:.3f} |")
     return "\n".join(lines) + "\n"
