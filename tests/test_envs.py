@@ -320,9 +320,11 @@ def test_a_new_push_round_starts_from_where_the_block_lies():
     assert np.linalg.norm(base.goal_state()[:2] - first_goal[:2]) > 0.01  # the goal's arm follows the new line
     block_at_goal, _ = base.object_pose("block", base._goal_data_ready())
     np.testing.assert_allclose(block_at_goal[:2], base.target_pos, atol=1e-6)
-    _move_block(env, base.target_pos + 0.012)  # 1.7 cm away: nothing left to push
-    assert not base.new_subgoal_round()
-    np.testing.assert_allclose(base.subgoal_states(), states, atol=1e-6)  # the last round's way-points stay
+    for xy, why in ((base.target_pos + 0.012, "1.7 cm away: nothing left to push"),
+                    (base.target_pos + np.array([0.3, 0.2]), "the new pre-push point is out of the arm's reach")):
+        _move_block(env, xy)
+        assert not base.new_subgoal_round(), why
+        np.testing.assert_allclose(base.subgoal_states(), states, atol=1e-6)  # the last round's way-points stay
     env.close()
     reach = _make("jepa_ac/FrankaReach-v0")
     reach.reset(seed=3)

@@ -197,6 +197,18 @@ class FrankaEnv(gym.Env):
         self._require_reset("new_subgoal_round()")
         return False
 
+    def _start_round_from(self, anchor: str, position: np.ndarray) -> bool:
+        """Set the attribute `anchor` (where a round's way-points start) to `position` if the arm can
+        reach every way-point and the goal from there (IK); else keep the old round and return False."""
+        previous = getattr(self, anchor)
+        setattr(self, anchor, position)
+        try:
+            self.subgoal_states()
+        except RuntimeError:  # IK: a way-point beyond the arm's reach
+            setattr(self, anchor, previous)
+            return False
+        return True
+
     # -- gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -494,15 +506,15 @@ class FrankaPushEnv(FrankaEnv):
 
     def new_subgoal_round(self) -> bool:
         """A new push from where the block lies now, unless it is within `ROUND_DONE_DISTANCE` of the
-        target or off the table: the way-points (above and at the pre-push point, along the push) and
-        the goal image's arm then follow the line from the block's present position to the target."""
+        target, off the table, or where the arm cannot reach the new pre-push point: the way-points
+        (above and at the pre-push point, along the push) and the goal image's arm then follow the
+        line from the block's present position to the target."""
         self._require_reset("new_subgoal_round()")
         pos, _ = self.object_pose("block")
         on_table = pos[2] > scene.TABLE_TOP
         if not on_table or np.linalg.norm(pos[:2] - self.target_pos) < self.ROUND_DONE_DISTANCE:
             return False
-        self._start_block = np.array([*pos[:2], self._start_block[2]])  # where this round's push starts
-        return True
+        return self._start_round_from("_start_block", np.array([*pos[:2], self._start_block[2]]))
 
     def _task_metrics(self):
         pos, _ = self.object_pose("block")
@@ -590,15 +602,14 @@ class FrankaPickPlaceEnv(FrankaEnv):
     def new_subgoal_round(self) -> bool:
         """A new pick from where the cube lies now, when it rests on the table outside the bowl: the
         way-points (above, around, closed on, lifted with the cube, over the bowl) then start there.
-        A cube in or on the bowl, or held, gets no new round."""
+        A cube in or on the bowl, held, or beyond the arm's reach gets no new round."""
         self._require_reset("new_subgoal_round()")
         pos, _ = self.object_pose("cube")
         on_table = abs(pos[2] - self._start_cube[2]) < 0.01
         clear_of_bowl = np.linalg.norm(pos[:2] - self.bowl_pos[:2]) > scene.BOWL_RADIUS + scene.PICK_CUBE_HALF
         if not (on_table and clear_of_bowl):
             return False
-        self._start_cube = np.array([*pos[:2], self._start_cube[2]])  # where this round's pick starts
-        return True
+        return self._start_round_from("_start_cube", np.array([*pos[:2], self._start_cube[2]]))
 
     def _task_metrics(self):
         pos, _ = self.object_pose("cube")
