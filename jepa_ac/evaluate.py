@@ -150,12 +150,20 @@ class EpisodeRunner:
             warm_up(self.wm, defaults.cem, defaults.action, frame, state)
 
     def run(self, index: int) -> dict[str, Any]:
-        """Episode `index` (env seed from (seed, index)) -> its record."""
-        from jepa_ac.control.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
+        """Episode `index` (env seed from (seed, index)) -> its record; an error names the episode."""
         from jepa_ac.data.collection import episode_seed
+
+        s = episode_seed(self.seed, index)
+        try:
+            return self._run(index, s)
+        except Exception as err:
+            raise RuntimeError(f"episode {index} (env seed {s}) failed: {type(err).__name__}: {err}") from err
+
+    def _run(self, index: int, s: int) -> dict[str, Any]:
+        from jepa_ac.control.closed_loop import ExpertPolicy, RandomPolicy, run_closed_loop
         from jepa_ac.control import Controller
 
-        s, defaults = episode_seed(self.seed, index), self.defaults
+        defaults = self.defaults
         if self.client is not None:  # the server's controller, reseeded for this episode
             agent, self.client.seed = self.client, s
         elif self.policy == "planner":
@@ -246,8 +254,13 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
         elif todo:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                      initargs=(env_id, policy, seed, args, make_planner)) as pool:
-                for future in as_completed([pool.submit(_run_in_worker, i) for i in todo]):
-                    done(future.result())
+                futures = [pool.submit(_run_in_worker, i) for i in todo]
+                try:
+                    for future in as_completed(futures):
+                        done(future.result())
+                except BaseException:  # a failed episode (or Ctrl-C): drop the episodes not started yet
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         bar.close()
         if journal is not None:

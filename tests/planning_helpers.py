@@ -70,3 +70,14 @@ def restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+def failing_planner(wm, cem, spec):
+    """An episode planner (evaluate's `make_planner`) that leaves a file in $JEPA_AC_TEST_CALLS per
+    call, then fails: how many episodes an evaluation starts after one has failed."""
+    import os
+    import uuid
+    from pathlib import Path
+
+    (Path(os.environ["JEPA_AC_TEST_CALLS"]) / uuid.uuid4().hex).touch()
+    raise RuntimeError("the planner broke")

@@ -130,6 +130,24 @@ def test_workers_run_the_same_episodes_as_one_process(tiny_folder, tmp_path):
         run(tmp_path, "--env", "reach", "--policy", "random", "--episodes", "1", "--workers", "0")
 
 
+def test_a_failed_episode_names_itself_and_stops_the_workers_early(tiny_folder, tmp_path, monkeypatch):
+    from planning_helpers import failing_planner
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    monkeypatch.setenv("JEPA_AC_TEST_CALLS", str(calls))
+    common = ["--checkpoint", str(tiny_folder), "--env", "reach", "--policy", "planner", "--episodes", "12",
+              "--max-steps", "2", "--image-size", "64"]
+    for workers in ("1", "2"):
+        with pytest.raises(RuntimeError, match=r"episode \d+ \(env seed \d+\) failed: RuntimeError: the planner broke"):
+            evaluate.main(["--out", str(tmp_path / workers), "--no-progress", "--threads", "1", *common,
+                           "--workers", workers], make_planner=failing_planner)
+        started = len(list(calls.iterdir()))
+        assert 1 <= started <= 4, f"{started} of 12 episodes started after the first failed ({workers} workers)"
+        for f in calls.iterdir():
+            f.unlink()
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     common = ["--env", "reach", "--policy", "random", "--max-steps", "2", "--image-size", "64"]
     uninterrupted = run(tmp_path / "whole", *common, "--episodes", "3")
