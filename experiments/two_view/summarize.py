@@ -10,16 +10,17 @@ experiments/planning_energy/fresh_seeds/pickplace_ensemble.
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 
-from jepa_ac.evaluate import wilson_interval
 from jepa_ac.files import write_atomic, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 EXPERIMENTS = HERE.parent
-FILES = {"reach": "FrankaReach-v0_planner.json", "push": "FrankaPush-v0_planner_subgoals.json",
-         "pickplace": "FrankaPickPlace-v0_planner_subgoals.json"}
+sys.path.insert(0, str(EXPERIMENTS))
+import paired  # noqa: E402
+
+FILES = paired.FILES
 BASELINES = {
     (0, "reach"): EXPERIMENTS / "latency/bf16_evaluate/reach/episodes",
     (0, "push"): EXPERIMENTS / "latency/bf16_evaluate/push/episodes",
@@ -31,35 +32,15 @@ BASELINES = {
 RUNS = {0: HERE / "seeds0" / "episodes", 1: HERE / "seeds1" / "episodes"}
 
 
-def episodes(folder: Path, task: str) -> list[dict] | None:
-    """The finished episodes of a run: its episodes file, else its journal (a run still going)."""
-    done = folder / FILES[task]
-    if done.is_file():
-        return json.loads(done.read_text())["episodes"]
-    journal = done.with_suffix(".partial.jsonl")
-    if journal.is_file():
-        lines = journal.read_text().splitlines()[1:]
-        return [json.loads(line) for line in lines if line.strip().endswith("}")]
-    return None
-
-
 def row(seed: int, task: str) -> dict | None:
-    ours = episodes(RUNS[seed], task)
+    ours = paired.episodes(RUNS[seed], task)
     if not ours:
         return None
-    base = {e["index"]: e for e in episodes(BASELINES[seed, task], task)}
-    ours = [e for e in ours if e["index"] in base]
-    n = len(ours)
-    wins = sum(e["success"] and not base[e["index"]]["success"] for e in ours)
-    losses = sum(base[e["index"]]["success"] and not e["success"] for e in ours)
-    k, k_base = sum(e["success"] for e in ours), sum(base[e["index"]]["success"] for e in ours)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    return {"seed": seed, "task": task, "episodes": n, "two_view": k / n, "two_view_ci": wilson_interval(k, n),
-            "shipped": k_base / n, "won": wins, "lost": losses,
-            "two_view_final_m": mean([e["final_task_distance"] for e in ours]),
-            "shipped_final_m": mean([base[e["index"]]["final_task_distance"] for e in ours]),
-            "two_view_step_s": mean([e["step_s_mean"] for e in ours]),
-            "shipped_step_s": mean([base[e["index"]]["step_s_mean"] for e in ours])}
+    c = paired.compare(ours, paired.episodes(BASELINES[seed, task], task))
+    return {"seed": seed, "task": task, "episodes": c["episodes"], "two_view": c["success"],
+            "two_view_ci": c["success_ci95"], "shipped": c["baseline"], "won": c["won"], "lost": c["lost"],
+            "two_view_final_m": c["final_m"], "shipped_final_m": c["baseline_final_m"],
+            "two_view_step_s": c["step_s"], "shipped_step_s": c["baseline_step_s"]}
 
 
 def main() -> None:
