@@ -438,6 +438,8 @@ def test_subgoal_rounds_replan_the_push_from_where_the_block_lies():
     assert report.goal_indices == [0, 3, 4, 7, 8, 11] and report.steps == 6
     assert report.status == "converged" and report.distances == [1.0] * 6 + [0.1]
     assert report.metrics()["regrasps"] == 0 and report.metrics()["rounds"] == 3
+    start = np.linalg.norm(env.unwrapped._start_block[:2] - env.unwrapped.target_pos)
+    np.testing.assert_allclose(report.round_task_distances, [start] * 3, atol=2e-3)  # the block stayed put
     assert len(report.goal_images) == 12 and report.round_starts == [0, 4, 8]
     assert [report.goal_label(k) for k in (0, 3, 5, 11)] == [
         "sub-goal 1/3 (round 1)", "goal (round 1)", "sub-goal 2/3 (round 2)", "goal (round 3)"]

@@ -164,6 +164,7 @@ class EpisodeReport:
     rounds: int = 1  # rounds of way-points planned through (`mpc.subgoal_rounds`)
     goal_images: list[np.ndarray] = field(default_factory=list)  # [K] uint8 [H, W, 3]: every round's goals in order
     round_starts: list[int] = field(default_factory=lambda: [0])  # index of each round's first goal
+    round_task_distances: list[float | None] = field(default_factory=list)  # the task distance as each round ended
     actions: list[list[float]] = field(default_factory=list)  # [T][7] actions sent (after the safety layer)
     requested: list[list[float]] = field(default_factory=list)  # [T][7] actions the policy asked for
 
@@ -203,6 +204,7 @@ class EpisodeReport:
             "returns": sum(bool(p.get("returned", False)) for p in self.planner) if self.planner else None,
             "num_goals": self.num_goals,
             "rounds": self.rounds,
+            "round_task_distances": self.round_task_distances,
             "goal_grippers": self.goal_grippers,
             "goals_attempted": max(self.goal_indices, default=0) + 1,
             "regrasps": sum(b < a for a, b in zip(self.goal_indices, self.goal_indices[1:])),
@@ -272,11 +274,13 @@ def run_closed_loop(
         if on_step is not None:
             on_step(record)
 
-    goal_images, round_starts = list(goals), [0]
+    goal_images, round_starts, round_distances = list(goals), [0], []
+    task = getattr(env.unwrapped, "task_name", None)
     while True:
         result = run_episode(robot, policy, goals, max_steps=mpc.max_steps - len(steps), safety=safety,
                              on_step=after_action, goal_grippers=goal_grippers)
         steps += result.steps
+        round_distances.append(_plain(robot.info.get(TASK_DISTANCE.get(task))))
         another = (env_goals and len(round_starts) < mpc.subgoal_rounds and result.status == "converged"
                    and len(steps) < mpc.max_steps and robot.new_subgoal_round())
         if not another:
@@ -290,7 +294,6 @@ def run_closed_loop(
     # distances: each step's to the goal it aimed at, then the last round's final observation
     distances = [s.distance for s in steps] + ([result.final_distance] if result.final_distance is not None else [])
     info = {k: _plain(v) for k, v in robot.info.items() if _plain(v) is not None}
-    task = getattr(env.unwrapped, "task_name", None)
     return EpisodeReport(
         env_id=env.spec.id if env.spec is not None else type(env.unwrapped).__name__, seed=seed,
         status=result.status, stop_reason=result.stop_reason, success=bool(robot.success),
@@ -302,7 +305,7 @@ def run_closed_loop(
         goal_indices=[s.goal_index for s in steps], num_goals=len(goal_images), goal_grippers=all_grippers,
         actions=[[float(a) for a in s.action] for s in steps],
         requested=[[float(a) for a in s.requested] for s in steps], rounds=len(round_starts),
-        goal_images=goal_images, round_starts=round_starts,
+        goal_images=goal_images, round_starts=round_starts, round_task_distances=round_distances,
     )
 
 
