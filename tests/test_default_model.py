@@ -51,6 +51,21 @@ def test_the_planning_defaults_name_the_models_views_first_the_envs_default():
     assert names[0] == scene.DEFAULT_EXTERIOR_VIEW
 
 
+def test_only_push_plans_in_rounds_of_way_points():
+    """The shipped push: up to three rounds within 120 steps (experiments/subgoal_rounds); the env's
+    time limit follows the budget, so the rounds are not cut off at the registered 60 steps."""
+    from jepa_ac.control.closed_loop import make_env
+
+    defaults = PlanningDefaults.for_checkpoint(DEFAULT_CHECKPOINT)
+    rounds = {env_id: defaults.for_env(env_id).mpc for env_id in defaults.env_overrides}
+    assert {k: (m.subgoal_rounds, m.max_steps) for k, m in rounds.items()} == {
+        "jepa_ac/FrankaReach-v0": (1, 40), "jepa_ac/FrankaPush-v0": (3, 120), "jepa_ac/FrankaPickPlace-v0": (1, 60)}
+    push = defaults.for_env("jepa_ac/FrankaPush-v0")
+    env = make_env(push.env_id, push.env, step_budget=push.mpc.max_steps)
+    assert env.spec.max_episode_steps > 120
+    env.close()
+
+
 @pytest.mark.parametrize("folder", ["experiments/default_model/model", "experiments/front_view/long_seed1/model"])
 def test_experiment_checkpoints_name_their_view(folder):
     """Committed checkpoints trained from a view other than the env's default must say so, or plan and
