@@ -38,6 +38,11 @@ $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --ba
 # probe_freezing.py is the A/B): tiny and mid, bf16, 2 threads
 $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch,torch_compiled \
   --dtype bfloat16 --reference --threads 2 --repeats 3 --out experiments/latency/bf16_frozen
+# on a host with AMX (session 24): the same-run 800 x 10 bench, fp32 and bf16, eager and compiled
+if grep -q amx_bf16 /proc/cpuinfo; then
+  $PY -m jepa_ac.bench latency --sizes tiny,mid --samples 800 --iterations 10 --backends torch,torch_compiled \
+    --dtype float32,bfloat16 --reference --threads 2 --repeats 3 --out experiments/latency/amx
+fi
 # where the default's step spends its time (one process, default threads), per task and dtype
 for task in reach push; do for dtype in auto float32; do
   env -u OMP_NUM_THREADS $PY experiments/latency/probe_step.py --env $task --dtype $dtype \

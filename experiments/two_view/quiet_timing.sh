@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-OUT=experiments/two_view/quiet_timing
+OUT=${OUT:-experiments/two_view/quiet_timing}  # OUT=... for another host
 rm -rf "$OUT"
 for task in reach push pickplace; do
   for views in front+side front; do
