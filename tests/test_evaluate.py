@@ -143,7 +143,8 @@ def test_a_failed_episode_names_itself_and_stops_the_workers_early(tiny_folder, 
             evaluate.main(["--out", str(tmp_path / workers), "--no-progress", "--threads", "1", *common,
                            "--workers", workers], make_planner=failing_planner)
         started = len(list(calls.iterdir()))
-        assert 1 <= started <= 4, f"{started} of 12 episodes started after the first failed ({workers} workers)"
+        # the running ones, and the one each worker may have queued; not all 12
+        assert 1 <= started <= 6, f"{started} of 12 episodes started after the first failed ({workers} workers)"
         for f in calls.iterdir():
             f.unlink()
 
