@@ -186,7 +186,9 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
           f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
           f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps "
           f"(warm-up plan {warm_s:.2f} s, not counted)" + (f"; {len(goals) - 1} sub-goals, then the goal"
-                                                         if len(goals) > 1 else ""))
+                                                         if len(goals) > 1 else "")
+          + (f", in up to {defaults.mpc.subgoal_rounds} rounds" if defaults.mpc.subgoal_rounds > 1 and not args.goal
+             else ""))
 
     def show(record):
         energy = "   n/a" if record.energy is None else f"{record.energy:.4f}"

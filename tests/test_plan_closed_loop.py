@@ -464,7 +464,7 @@ def test_plan_cli_plans_a_second_round_of_way_points(tiny_folder, tmp_path, caps
     metrics = run_plan(tiny_folder, tmp_path, "--env", "push", "--subgoals", "--max-steps", "14", "--patience", "1",
                        "--mpc", "subgoal_max_steps=1", "subgoal_rounds=2", "return_to_best=false")
     out = capsys.readouterr().out
-    assert metrics["rounds"] == 2 and metrics["num_goals"] == 8 and "(round 2)" in out
+    assert metrics["rounds"] == 2 and metrics["num_goals"] == 8 and "(round 2)" in out and "in up to 2 rounds" in out
     indices = metrics["per_step"]["goal_index"]
     assert indices[:4] == [0, 1, 2, 3] and 4 in indices and indices == sorted(indices)
     with Image.open(tmp_path / "rollout.gif") as gif:
