@@ -74,7 +74,7 @@ def restore_torch_threads():
 
 def failing_planner(wm, cem, spec):
     """An episode planner (evaluate's `make_planner`) that leaves a file in $JEPA_AC_TEST_CALLS per
-    call, then fails after 0.3 s (as an episode would, a while in): how many episodes an evaluation
+    call, then fails after 0.5 s (as an episode would, a while in): how many episodes an evaluation
     starts after one has failed."""
     import os
     import time
@@ -82,5 +82,5 @@ def failing_planner(wm, cem, spec):
     from pathlib import Path
 
     (Path(os.environ["JEPA_AC_TEST_CALLS"]) / uuid.uuid4().hex).touch()
-    time.sleep(0.3)
+    time.sleep(0.5)
     raise RuntimeError("the planner broke")
