@@ -161,7 +161,6 @@ class EpisodeReport:
     goal_indices: list[int] = field(default_factory=list)  # [T] which (sub-)goal each step aimed at
     num_goals: int = 1  # sub-goals + the goal (`goals_attempted` in metrics: how many of them the planner aimed at)
     goal_grippers: list[float | None] | None = None  # [K] gripper closedness held for each goal (None: planned)
-    rounds: int = 1  # rounds of way-points planned through (`mpc.subgoal_rounds`)
     goal_images: list[np.ndarray] = field(default_factory=list)  # [K] uint8 [H, W, 3]: every round's goals in order
     round_starts: list[int] = field(default_factory=lambda: [0])  # index of each round's first goal
     round_task_distances: list[float | None] = field(default_factory=list)  # the task distance as each round ended
@@ -182,6 +181,11 @@ class EpisodeReport:
         end = self.round_starts[r + 1] if r + 1 < len(self.round_starts) else self.num_goals
         label = "goal" if index == end - 1 else f"sub-goal {index - start + 1}/{end - start - 1}"
         return label + (f" (round {r + 1})" if len(self.round_starts) > 1 else "")
+
+    @property
+    def rounds(self) -> int:
+        """Rounds of way-points planned through (`mpc.subgoal_rounds`)."""
+        return len(self.round_starts)
 
     @property
     def task_distance(self) -> float | None:
@@ -304,7 +308,7 @@ def run_closed_loop(
         task_distance_name=TASK_DISTANCE.get(task), frames=frames, planner=[s.planner for s in steps],
         goal_indices=[s.goal_index for s in steps], num_goals=len(goal_images), goal_grippers=all_grippers,
         actions=[[float(a) for a in s.action] for s in steps],
-        requested=[[float(a) for a in s.requested] for s in steps], rounds=len(round_starts),
+        requested=[[float(a) for a in s.requested] for s in steps],
         goal_images=goal_images, round_starts=round_starts, round_task_distances=round_distances,
     )
 
