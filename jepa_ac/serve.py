@@ -36,6 +36,7 @@ from pathlib import Path
 from jepa_ac.cli.args import add_model_args, add_planning_args, apply_flags, base_planning, load_model_from_args
 from jepa_ac.robot.safety import SafetyLayer, load_safety_config
 from jepa_ac.serving.server import TOKEN_ENV, ControllerFactory, PlanningServer, ServerConfig, serve_until_signal
+from jepa_ac.world_model.multi_view import for_view_setting
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     wm = load_model_from_args(args)
     factory = ControllerFactory(wm, defaults, overrides=lambda d: apply_flags(d, args, args.seed))
     for task in [None, *defaults.task_names()]:  # each task's views must be the model's: an error now, not per connection
-        factory(task)
+        for_view_setting(wm, factory.planning(task).env.exterior_view)
     server = PlanningServer(factory, config, safety)
     asyncio.run(serve_until_signal(server))
 

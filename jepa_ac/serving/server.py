@@ -723,7 +723,6 @@ class ControllerFactory:
     def __call__(self, task: str | None = None) -> Any:
         from jepa_ac.control import Controller
         from jepa_ac.planning import CEMPlanner
-
         from jepa_ac.world_model.multi_view import for_view_setting
 
         d = self.planning(task)  # a multi-view model plans with the task's views, whatever the robot sends
