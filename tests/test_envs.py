@@ -245,7 +245,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="control_hz"):
         gym.make("jepa_ac/FrankaReach-v0", control_hz=0.0)
     for bad in ("top", "front+top", "front+front", "front+"):
-        with pytest.raises(ValueError, match=r"exterior_view: unknown exterior view .*expected one of \('side', 'front'\), "
+        with pytest.raises(ValueError, match=r"exterior_view: unknown exterior view .*expected one of \('side', 'front', 'wrist'\), "
                                              r"or several joined by '\+'"):
             gym.make("jepa_ac/FrankaReach-v0", exterior_view=bad)
     with pytest.raises(ValueError, match="noise"):
@@ -479,3 +479,23 @@ def test_several_views_render_side_by_side_as_each_view_alone():
     assert not np.array_equal(a[:, :SMALL], b[:, :SMALL]) and not np.array_equal(a[:, SMALL:], b[:, SMALL:])
     for env in (*envs.values(), jittered):
         env.close()
+
+
+def test_wrist_view_is_the_wrist_camera_riding_on_the_hand():
+    """exterior_view="front+wrist": the right half is what the wrist camera records, in every step and
+    way-point; camera jitter moves the front camera only (the wrist camera is fixed to the hand)."""
+    env = _make("jepa_ac/FrankaPickPlace-v0", exterior_view="front+wrist", wrist_camera=True, camera_jitter=0.02)
+    obs, _ = env.reset(seed=4)
+    first = obs["image"][:, SMALL:]
+    np.testing.assert_array_equal(first, obs["wrist_image"])
+    obs, *_ = env.step(np.array([0.05, 0.0, -0.05, 0, 0, 0, 0], np.float32))
+    np.testing.assert_array_equal(obs["image"][:, SMALL:], obs["wrist_image"])
+    assert not np.array_equal(obs["image"][:, SMALL:], first)  # it moved with the hand
+    base = env.unwrapped
+    for joined, wrist in zip(base.subgoal_images(), base.subgoal_images(scene.WRIST_CAMERA)):
+        np.testing.assert_array_equal(joined[:, SMALL:], wrist)
+    cam = base.model.camera(scene.exterior_camera(1, "wrist")).id
+    nominal = base.model.cam_pos[cam].copy()
+    base.reset(seed=5)
+    np.testing.assert_array_equal(base.model.cam_pos[cam], nominal)
+    env.close()

@@ -63,8 +63,9 @@ class FrankaEnvConfig:
     image_size: int = 256
     control_hz: float = 4.0
     wrist_camera: bool = False
-    # a name of scene.EXTERIOR_VIEWS ("side", "front"), or several joined by "+" ("front+side"): the
-    # exterior image then holds the views side by side, [H, V*H, 3], in that order
+    # a name of scene.VIEWS ("side", "front", "wrist": the camera on the hand), or several joined by "+"
+    # ("front+side", "front+wrist"): the exterior image then holds the views side by side, [H, V*H, 3],
+    # in that order
     exterior_view: str = scene.DEFAULT_EXTERIOR_VIEW
     shadows: bool = True
     randomize_objects: bool = True  # object / goal poses; False uses fixed nominal poses
@@ -415,6 +416,8 @@ class FrankaEnv(gym.Env):
             m.vis.headlight.ambient[:] = nominal["headlight_ambient"] * rng.uniform(0.6, 1.4)
         if cfg.camera_jitter > 0:
             for cam, view in zip(self._view_cams, self.views):
+                if view not in scene.EXTERIOR_VIEWS:
+                    continue  # the wrist view rides on the hand
                 jitter = np.clip(rng.normal(0.0, cfg.camera_jitter, (2, 3)), -3 * cfg.camera_jitter,
                                  3 * cfg.camera_jitter)
                 view_pos, view_lookat = scene.EXTERIOR_VIEWS[view]

@@ -64,6 +64,11 @@ EXTERIOR_VIEWS = {
     "front": ((1.2, 0.0, 0.6), (0.45, 0.0, 0.16)),
 }
 DEFAULT_EXTERIOR_VIEW = "front"
+# A view on the hand: the wrist camera (below) as a planning view, e.g. "front+wrist": it moves with the
+# TCP, so it sees how the open fingers sit around an object, which a distant camera sees along one
+# ray only (issue 31: pick-and-place's misses lay along the front camera's ray).
+WRIST_VIEW = "wrist"
+VIEWS = (*EXTERIOR_VIEWS, WRIST_VIEW)
 VIEW_SEPARATOR = "+"  # "front+side": the exterior image holds both views side by side, in that order
 EXTERIOR_FOVY = 58.0
 
@@ -296,9 +301,9 @@ def _add_environment(spec: mujoco.MjSpec, image_size: int) -> None:
 def parse_views(exterior_view: str) -> tuple[str, ...]:
     """An exterior view setting -> its view names: "front" -> ("front",), "front+side" -> ("front", "side")."""
     views = tuple(exterior_view.split(VIEW_SEPARATOR)) if isinstance(exterior_view, str) else ()
-    unknown = [v for v in views if v not in EXTERIOR_VIEWS]
+    unknown = [v for v in views if v not in VIEWS]
     if not views or unknown or len(set(views)) != len(views):
-        raise ValueError(f"unknown exterior view {exterior_view!r}; expected one of {tuple(EXTERIOR_VIEWS)}, or "
+        raise ValueError(f"unknown exterior view {exterior_view!r}; expected one of {VIEWS}, or "
                          f"several joined by {VIEW_SEPARATOR!r} (e.g. 'front+side'), each once")
     return views
 
@@ -310,13 +315,21 @@ def exterior_camera(view_index: int, view: str) -> str:
 
 def _add_cameras(spec: mujoco.MjSpec, wrist_camera: bool, exterior_view: str) -> tuple[str, ...]:
     for i, view in enumerate(parse_views(exterior_view)):
+        if view == WRIST_VIEW:
+            _add_wrist_camera(spec, exterior_camera(i, view))
+            continue
         pos, lookat = EXTERIOR_VIEWS[view]
         spec.worldbody.add_camera(name=exterior_camera(i, view), pos=list(pos),
                                   quat=list(look_at_quat(pos, lookat)), fovy=EXTERIOR_FOVY)
     if not wrist_camera:
         return (EXTERIOR_CAMERA,)
-    # On the hand, behind the fingers, looking down past the fingertips (like DROID's wrist
-    # camera). Placed in the TCP frame (x forward, z along the fingers), converted to link7.
+    _add_wrist_camera(spec, WRIST_CAMERA)
+    return (EXTERIOR_CAMERA, WRIST_CAMERA)
+
+
+def _add_wrist_camera(spec: mujoco.MjSpec, name: str) -> None:
+    """On the hand, behind the fingers, looking down past the fingertips (like DROID's wrist
+    camera). Placed in the TCP frame (x forward, z along the fingers), converted to link7."""
     site_quat = np.zeros(4)
     mujoco.mju_euler2Quat(site_quat, np.array(TCP_IN_HAND_EULER), "xyz")
     cam_pos_tcp = np.array(WRIST_POS_TCP)
@@ -324,9 +337,8 @@ def _add_cameras(spec: mujoco.MjSpec, wrist_camera: bool, exterior_view: str) ->
     pos, quat = np.zeros(3), np.zeros(4)
     mujoco.mju_rotVecQuat(pos, cam_pos_tcp, site_quat)
     mujoco.mju_mulQuat(quat, site_quat, cam_quat_tcp)
-    spec.body(HAND_BODY).add_camera(name=WRIST_CAMERA, pos=list(pos + np.array(TCP_IN_HAND_POS)),
-                                    quat=list(quat), fovy=WRIST_FOVY)
-    return (EXTERIOR_CAMERA, WRIST_CAMERA)
+    spec.body(HAND_BODY).add_camera(name=name, pos=list(pos + np.array(TCP_IN_HAND_POS)), quat=list(quat),
+                                    fovy=WRIST_FOVY)
 
 
 def _add_box_object(spec: mujoco.MjSpec, name: str, half: float, mass: float, friction) -> None:

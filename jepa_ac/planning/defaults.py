@@ -58,8 +58,8 @@ REMOVED: dict[tuple[str, str], tuple[Any, str]] = {
 @dataclass(frozen=True)
 class EnvOptions:
     """How the simulator is made for planning: render size (px), control rate (Hz) and the exterior
-    camera view the model was trained on (a name of `jepa_ac.envs.scene.EXTERIOR_VIEWS`; None: the
-    env's default)."""
+    camera view the model was trained on (a name of `jepa_ac.envs.scene.VIEWS`, or several joined by
+    "+"; None: the env's default)."""
 
     image_size: int = 128
     control_hz: float = 4.0
