@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     shortcut("--env", f"gymnasium env id, or module:EnvId to import module first (default {defaults.env})")
     shortcut("--episodes", f"total episodes wanted (default {defaults.episodes})")
     shortcut("--out", "dataset folder (created; resumed if it exists); required")
-    shortcut("--noise", f"Franka expert action noise (default {defaults.noise}; not used with --policy)")
+    shortcut("--noise", f"Franka expert action noise (default {defaults.noise}; not used with --policy); the "
+                        "expert's own options: --set expert_options.NAME=VALUE (pick-and-place: grasp_offset, "
+                        "turn_to_cube)")
     shortcut("--seed", f"base seed; episode i uses a seed derived from (seed, i) (default {defaults.seed})")
     shortcut("--image-size", f"square render size (even; default {defaults.image_size})")
     shortcut("--max-steps", "steps per episode (default: the env's registered length)")

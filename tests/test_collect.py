@@ -211,6 +211,26 @@ def test_cli_collects_from_the_front_view(tmp_path):
                   "--no-progress", *bad])
 
 
+def test_cli_passes_the_experts_options_and_records_them(tmp_path):
+    """--set expert_options.NAME=VALUE reaches the scripted expert; the dataset records the options and
+    refuses to be resumed with others; an option the expert lacks is a one-line error."""
+    out = tmp_path / "offset"
+    args = ["--env", "jepa_ac/FrankaPickPlace-v0", "--episodes", "1", "--out", str(out), "--image-size", "32",
+            "--max-steps", "3", "--no-progress", "--noise", "0"]
+    assert main([*args, "--set", "expert_options.grasp_offset=0.06", "--set", "expert_options.turn_to_cube=false"]) == 0
+    options = {"grasp_offset": 0.06, "turn_to_cube": False}
+    assert json.loads((out / "dataset_info.json").read_text())["expert_options"] == options
+    assert load_episode(out / "episode_000000")["metadata"]["expert_options"] == options
+    plain = tmp_path / "plain"
+    assert main([*args[:5], str(plain), *args[6:]]) == 0
+    offset_states, plain_states = (load_episode(p / "episode_000000")["states"] for p in (out, plain))
+    assert not np.allclose(offset_states, plain_states)  # the same episode, another aim
+    with pytest.raises(SystemExit, match="collected with expert_options=.*this run has expert_options=\\{\\}"):
+        main([*args, "--episodes", "2"])  # resumed without the options
+    with pytest.raises(SystemExit, match="takes no option among \\['grip'\\]"):
+        main([*args[:5], str(tmp_path / "bad"), *args[6:], "--set", "expert_options.grip=1"])
+
+
 def test_cli_records_the_env_default_view_when_none_is_given(tmp_path):
     """Without --exterior-view the dataset names the view the env rendered, so it stays readable (and
     refuses to be resumed from another view) after the env's default moves."""

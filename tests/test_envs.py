@@ -430,6 +430,30 @@ def test_noisy_expert_still_mostly_succeeds_but_acts_differently():
     assert np.mean(_run_expert("jepa_ac/FrankaPush-v0", seeds=range(10), noise=0.1)) >= 0.5
 
 
+def test_offset_grasps_land_beside_the_cube_then_try_again_at_it():
+    """grasp_offset: the first descent ends at the drawn offset from the cube (here 4-6 cm), the empty
+    grasp is seen and the next approach aims at the cube; turn_to_cube=False keeps the home yaw."""
+    env = _make("jepa_ac/FrankaPickPlace-v0")
+    obs, _ = env.reset(seed=3)
+    expert = make_expert(env, noise=0.0, seed=1, grasp_offset=0.06, turn_to_cube=False)
+    assert 0.04 < np.linalg.norm(expert.aim_offset) <= 0.06, expert.aim_offset
+    phases, closes = [], []
+    for _ in range(60):
+        obs, *_ = env.step(expert.act(obs))
+        phases.append(expert.phase)
+        assert abs(expert.yaw_of(obs["state"])) < 0.05  # the home orientation throughout
+        if expert.phase == "close" and expert.phase_steps == 1:
+            cube, _ = env.unwrapped.object_pose("cube")
+            closes.append(float(np.linalg.norm(obs["state"][:2] - cube[:2])))
+    assert len(closes) >= 2 and closes[0] > 0.03 and closes[-1] < 0.015, closes
+    assert not expert.aim_offset.any()  # the miss reset the aim to the cube
+    with pytest.raises(ValueError, match="takes no option among \\['grip'\\]"):
+        make_expert(env, grip=1.0)
+    with pytest.raises(ValueError, match="grasp_offset"):
+        make_expert(env, grasp_offset=0.5)
+    env.close()
+
+
 def test_make_expert_rejects_other_envs():
     env = gym.make("CartPole-v1")
     with pytest.raises(ValueError, match="no scripted expert"):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
@@ -57,6 +57,8 @@ class CollectConfig:
     wrist_camera: bool = False
     exterior_view: str | None = None  # the env's exterior camera ("side", "front"); None: the env's default, recorded as the view it is
     stop_on_success: bool = False
+    # the Franka scripted expert's own options (jepa_ac.envs.experts), e.g. {"grasp_offset": 0.06}
+    expert_options: dict[str, Any] = field(default_factory=dict)
     policy: str | None = None  # module:function of any env (jepa_ac.data.gym_source); None: the Franka expert / random
     state: str | None = None  # module:function, obs -> [x, y, z, roll, pitch, yaw, gripper]
     frame: str | None = None  # module:function, obs -> uint8 [H, W, 3] (default: the obs image or env.render())
@@ -85,6 +87,9 @@ class CollectConfig:
             value = getattr(self, name)
             if value is not None and ":" not in value:
                 raise ValueError(f"CollectConfig.{name} must be module:function, got {value!r}")
+        if self.generic and self.expert_options:
+            raise ValueError("CollectConfig.expert_options configure the Franka envs' scripted experts; "
+                             "shape your own policy in your --policy hook")
         if self.generic and (self.wrist_camera or self.exterior_view is not None):
             raise ValueError("CollectConfig.wrist_camera and exterior_view are options of the jepa_ac Franka envs; "
                              "give other envs' cameras with a frame hook")
@@ -138,10 +143,10 @@ def make_generic_env(config: CollectConfig) -> Any:
     return make_gym_env(config.env, config.image_size, config.max_steps)
 
 
-def make_franka_expert(env: Any, noise: float, seed: int) -> Any:
+def make_franka_expert(env: Any, noise: float, seed: int, **options: Any) -> Any:
     from jepa_ac.envs import make_expert
 
-    return make_expert(env, noise=noise, seed=seed)
+    return make_expert(env, noise=noise, seed=seed, **options)
 
 
 def env_facts(env: Any, config: CollectConfig) -> tuple[str, float, tuple[str, ...], int]:
@@ -242,10 +247,12 @@ def collect_episode(config: CollectConfig, info: DatasetInfo, index: int,
                                        fps=info.fps)
         extra = {"episode_index": index, "image_size": config.image_size, **command_fields("env")}
     else:
-        expert = make_expert(env, config.noise, seed)
+        expert = make_expert(env, config.noise, seed, **config.expert_options)
         episode, success = rollout(env, expert, seed, info.max_steps, info.cameras, config.stop_on_success)
         extra = {"episode_index": index, "noise": config.noise, "image_size": config.image_size,
                  "exterior_view": config.exterior_view, **command_fields("delta_pose")}
+        if config.expert_options:
+            extra["expert_options"] = dict(config.expert_options)
     uuid = f"jepa_ac+{info.task}+s{config.seed}-{index:06d}"
     meta = EpisodeMeta(uuid=uuid, fps=info.fps, task=info.task, success=success, env_id=config.env, seed=seed,
                        extra=extra)
@@ -333,7 +340,8 @@ def collect(config: CollectConfig, make_env: EnvFactory | None = None,
             info = DatasetInfo(env_id=config.env, task=task, fps=fps, image_size=config.image_size, cameras=cameras,
                                noise=config.noise, seed=config.seed, max_steps=max_steps,
                                features=droid_features(cameras, config.image_size),
-                               env_options={} if config.exterior_view is None else {"exterior_view": config.exterior_view})
+                               env_options={} if config.exterior_view is None else {"exterior_view": config.exterior_view},
+                               expert_options=config.expert_options)
         rows = prepare_out_dir(config, info)
         todo = [i for i in range(config.episodes) if i not in rows]
         start = time.perf_counter()

@@ -212,6 +212,7 @@ class DatasetInfo:
     codebase_version: str = CODEBASE_VERSION
     features: Mapping[str, Any] = field(default_factory=dict)
     env_options: Mapping[str, Any] = field(default_factory=dict)  # env keywords beyond image_size (exterior_view)
+    expert_options: Mapping[str, Any] = field(default_factory=dict)  # the scripted expert's own (grasp_offset)
     control: ControlContract | None = None
 
     def __post_init__(self) -> None:
@@ -236,6 +237,7 @@ class DatasetInfo:
         object.__setattr__(self, "cameras", tuple(self.cameras))
         object.__setattr__(self, "features", dict(self.features))
         object.__setattr__(self, "env_options", dict(self.env_options))
+        object.__setattr__(self, "expert_options", dict(self.expert_options))
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)

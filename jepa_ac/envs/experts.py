@@ -155,25 +155,45 @@ class PushExpert(ScriptedExpert):
 
 
 class PickPlaceExpert(ScriptedExpert):
-    """Above the cube, down, close, lift, over the bowl, lower, open, retreat."""
+    """Above the cube, down, close, lift, over the bowl, lower, open, retreat.
+
+    `grasp_offset` (m): the first approach aims at a point drawn uniformly from a disc of that radius
+    around the cube, so the data holds grasps that land beside the cube (and knock it) and the
+    approach again from above that follows a miss; 0 aims at the cube. `turn_to_cube`: turn the hand to
+    the cube's yaw for the grasp (the expert's default); False keeps the home orientation throughout,
+    as the planner does with its rotation held."""
 
     task_name = "pickplace"
     CARRY_Z = 0.2  # = FrankaPickPlaceEnv.GOAL_TCP_Z
     RELEASE_Z = 0.11
+
+    def __init__(self, env, noise: float = 0.0, seed: int | None = None, grasp_offset: float = 0.0,
+                 turn_to_cube: bool = True):
+        if not 0.0 <= grasp_offset <= 0.2:
+            raise ValueError(f"grasp_offset must be in [0, 0.2] m, got {grasp_offset!r}")
+        self.grasp_offset, self.turn_to_cube = float(grasp_offset), bool(turn_to_cube)
+        super().__init__(env, noise, seed)
+
+    def reset(self) -> None:
+        super().reset()
+        radius, angle = self.grasp_offset * np.sqrt(self.rng.uniform()), self.rng.uniform(0.0, 2 * np.pi)
+        self.aim_offset = radius * np.array([np.cos(angle), np.sin(angle)])  # [2] of the first approach
 
     def target(self, state):
         env = self.env
         cube, cube_yaw = env.object_pose("cube")
         bowl = env.bowl_pos
         tcp, grip = state[POSITION], state[GRIPPER]
-        grasp_yaw = _wrap(cube_yaw, np.pi / 2)  # the cube looks the same every quarter turn
+        grasp_yaw = _wrap(cube_yaw, np.pi / 2) if self.turn_to_cube else 0.0  # the cube looks the same every quarter turn
         held = cube[2] > scene.PICK_CUBE_HALF + 0.015 and np.linalg.norm(cube[:2] - tcp[:2]) < 0.03
-        xy_err = float(np.linalg.norm(tcp[:2] - cube[:2]))
         phase = self.phase
+        if phase in ("lift", "transport", "lower") and not held and self.phase_steps > 2:
+            phase = "above"  # dropped it or missed the grasp: start over, aiming at the cube
+            self.aim_offset = np.zeros(2)
+        aim = cube[:2] + self.aim_offset
+        xy_err = float(np.linalg.norm(tcp[:2] - aim))
         if phase == "start":
             phase = "above"
-        if phase in ("lift", "transport", "lower") and not held and self.phase_steps > 2:
-            phase = "above"  # dropped it or missed the grasp: start over
         if phase == "above" and xy_err < 0.01 and abs(tcp[2] - SAFE_Z) < 0.03 and abs(
                 _wrap(self.yaw_of(state) - grasp_yaw, np.pi / 2)) < 0.06:
             phase = "descend"
@@ -195,11 +215,11 @@ class PickPlaceExpert(ScriptedExpert):
         if phase == "above":
             if tcp[2] < SAFE_Z - 0.03 and xy_err > 0.02:  # low and off the cube: straight up first
                 return np.array([*tcp[:2], SAFE_Z]), yaw, 0.0, STEP
-            return np.array([*cube[:2], SAFE_Z]), yaw, 0.0, STEP
+            return np.array([*aim, SAFE_Z]), yaw, 0.0, STEP
         if phase == "descend":
-            return np.array([*cube[:2], LOW_Z]), yaw, 0.0, 0.05
+            return np.array([*aim, LOW_Z]), yaw, 0.0, 0.05
         if phase == "close":
-            return np.array([*cube[:2], LOW_Z]), yaw, 1.0, 0.02
+            return np.array([*aim, LOW_Z]), yaw, 1.0, 0.02
         if phase == "lift":
             return np.array([*tcp[:2], self.CARRY_Z]), yaw, 1.0, 0.06
         if phase == "transport":
@@ -214,9 +234,13 @@ class PickPlaceExpert(ScriptedExpert):
 EXPERTS = {cls.task_name: cls for cls in (ReachExpert, PushExpert, PickPlaceExpert)}
 
 
-def make_expert(env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
-    """The scripted expert for `env`'s task (`env.unwrapped.task_name`)."""
+def make_expert(env, noise: float = 0.0, seed: int | None = None, **options) -> ScriptedExpert:
+    """The scripted expert for `env`'s task (`env.unwrapped.task_name`); `options` are its own
+    (pick-and-place: `grasp_offset`, `turn_to_cube`)."""
     task = getattr(env.unwrapped, "task_name", None)
     if task not in EXPERTS:
         raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
-    return EXPERTS[task](env, noise=noise, seed=seed)
+    try:
+        return EXPERTS[task](env, noise=noise, seed=seed, **options)
+    except TypeError as err:
+        raise ValueError(f"the {task} expert takes no option among {sorted(options)} ({err})") from None
