@@ -47,3 +47,34 @@ def compare(ours: list[dict], base: list[dict]) -> dict:
             "final_m": mean("final_task_distance", 0), "baseline_final_m": mean("final_task_distance", 1),
             "step_s": mean("step_s_mean", 0), "baseline_step_s": mean("step_s_mean", 1),
             "steps": mean("steps", 0), "baseline_steps": mean("steps", 1)}
+
+
+PICKPLACE_BASELINES = {0: Path(__file__).resolve().parent / "planning_energy/pickplace_ensemble/episodes",
+                       1: Path(__file__).resolve().parent / "planning_energy/fresh_seeds/pickplace_ensemble/episodes"}
+
+
+def summarize_pickplace(here: Path, ours_name: str, title: str) -> list[dict]:
+    """Pick-and-place runs `here/pickplace_seeds{0,1}/` against the shipped model on the same episodes (its
+    front view and two-predictor ensemble, bf16: PICKPLACE_BASELINES) -> here/summary.md / summary.json."""
+    from jepa_ac.files import write_atomic, write_json_atomic
+
+    rows = []
+    for seed, base in PICKPLACE_BASELINES.items():
+        ours = episodes(here / f"pickplace_seeds{seed}" / "episodes", "pickplace")
+        if ours:
+            rows.append({"seed": seed, "task": "pickplace", **compare(ours, episodes(base, "pickplace"))})
+    lines = [f"# {title}", "",
+             f"| seeds | episodes | {ours_name} (95% CI) | shipped | won / lost | final cube-to-bowl (m): "
+             f"{ours_name} / shipped | s per step: {ours_name} / shipped |",
+             "|---|---:|---|---:|---|---|---|"]
+    for r in rows:
+        lo, hi = r["success_ci95"]
+        lines.append(f"| {r['seed']} | {r['episodes']} | **{r['success']:.2f}** ({lo:.2f}-{hi:.2f}) | "
+                     f"{r['baseline']:.2f} | {r['won']} / {r['lost']} | {r['final_m']:.3f} / {r['baseline_final_m']:.3f} | "
+                     f"{r['step_s']:.2f} / {r['baseline_step_s']:.2f} |")
+    lines += ["", "Step times are from the evaluation runs themselves (two episodes at a time, one torch thread each, "
+              "on the 2-core CPU; the baselines ran earlier, as their folders say)."]
+    write_atomic(here / "summary.md", "\n".join(lines) + "\n")
+    write_json_atomic(here / "summary.json", rows)
+    print("\n".join(lines))
+    return rows

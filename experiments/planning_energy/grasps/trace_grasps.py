@@ -1,5 +1,6 @@
 """Trace pick-and-place episodes step by step: which goal the planner aims at, the measured gripper
-closedness, the cube's height and the TCP-to-cube distance (from the simulator, for diagnosis only).
+closedness, the cube's height, the TCP-to-cube distance and both positions (from the simulator, for diagnosis
+only).
 
     .venv/bin/python experiments/planning_energy/grasps/trace_grasps.py --seed 1 --indices 3 8 9 \\
         --out experiments/planning_energy/grasps/traces.json [--mpc regrasps=2 ...]
@@ -44,7 +45,9 @@ def main() -> None:
             info = env._info()
             steps.append({"goal_index": record.goal_index, "gripper": round(info["gripper_position"], 3),
                           "cube_height": round(info["cube_height"], 4), "ee_to_cube": round(info["ee_to_cube"], 4),
-                          "tcp_z": round(float(info["cartesian_position"][2]), 4)})
+                          "tcp_z": round(float(info["cartesian_position"][2]), 4),
+                          "tcp": [round(float(v), 4) for v in info["cartesian_position"][:3]],
+                          "cube": [round(float(v), 4) for v in env.object_pose("cube")[0]]})
 
         report = run_closed_loop(runner.env, controller, seed=seed, mpc=defaults.mpc, on_step=on_step)
         metrics = report.metrics()
