@@ -35,8 +35,7 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +44,7 @@ import numpy as np
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
 from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
+from jepa_ac.worker_pool import worker_pool
 from jepa_ac.files import write_atomic, write_json_atomic
 from jepa_ac.world_model.multi_view import for_view_setting
 from jepa_ac.world_model.precision import host_isa
@@ -252,8 +252,8 @@ def evaluate(env_id: str, policy: str, episodes: int, seed: int, args: argparse.
             finally:
                 runner.close()
         elif todo:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                     initargs=(env_id, policy, seed, args, make_planner)) as pool:
+            with worker_pool(workers, initializer=_init_worker,
+                             initargs=(env_id, policy, seed, args, make_planner)) as pool:
                 futures = [pool.submit(_run_in_worker, i) for i in todo]
                 try:
                     for future in as_completed(futures):

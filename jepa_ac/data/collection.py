@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from jepa_ac.worker_pool import worker_pool
 from jepa_ac.data import layout
 from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.reader import read_metadata, write_trajectory_list
@@ -351,7 +351,7 @@ def collect(config: CollectConfig, make_env: EnvFactory | None = None,
                 rows[index] = collect_episode(config, info, index, make_env, make_expert)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
+            with worker_pool(config.workers) as pool:
                 futures = [pool.submit(collect_episode, config, info, i, make_env, make_expert) for i in todo]
                 for future in as_completed(futures):
                     row = future.result()
