@@ -125,3 +125,76 @@ def test_one_encode_per_step_with_a_real_world_model(tiny_wm, golden):
         assert len(calls) == 2 + 3
     finally:
         tiny_wm.encode = encode
+
+
+def _state(x: float, y: float = 0.0, z: float = 0.3) -> np.ndarray:
+    return np.array([x, y, z, 3.1, 0, 0, 0], np.float64)
+
+
+def test_pattern_search_walks_to_the_observed_minimum():
+    """mpc.refine's search on an L1 bowl 3.5 / -2 / 1 cm off: probes of 2, then 1, then 0.5 cm find it."""
+    from jepa_ac.control.controller import PatternSearch
+
+    optimum = _state(0.535, -0.02, 0.31)
+
+    def distance(state):
+        return float(np.abs(state[:3] - optimum[:3]).sum())
+
+    start = _state(0.5)
+    search = PatternSearch(start, distance(start), MPCConfig(refine_steps=60))
+    for probes in range(1, 61):
+        reached = search.target()  # the probe lands where it aimed
+        assert np.abs(reached[:3] - search.center[:3]).max() == pytest.approx(search.step)
+        if search.observe(distance(reached), reached):
+            break
+    np.testing.assert_allclose(search.center[:3], optimum[:3], atol=1e-9)
+    assert search.step < 0.005 and probes < 40
+    short = PatternSearch(start, distance(start), MPCConfig(refine_steps=3))
+    assert [short.observe(distance(short.target()), short.target()) for _ in range(3)] == [False, False, True]
+
+
+def test_refine_grasps_probes_the_approach_then_settles_at_its_best():
+    """refine="grasps": the open goal before the closed one (not the first open goal) is refined once
+    it is done; a probe nearer the goal becomes the centre and its direction is tried again; then the
+    schedule settles at the best state and moves on to the grasp."""
+    from jepa_ac.control.controller import GoalSchedule
+
+    mpc = MPCConfig(subgoal_patience=1, refine="grasps", refine_steps=4, return_tolerance=0.001)
+    schedule = GoalSchedule(mpc, 3, grippers=[0.0, 0.0, 1.0])
+    schedule.baseline(1.0, _state(0.5))
+    assert schedule.observe(1.2, _state(0.52)) is None and schedule.refine_target is None  # goal 0: no probes
+    assert schedule.advance() and schedule.goal_index == 1
+    schedule.observe(0.8, _state(0.5))
+    schedule.observe(0.9, _state(0.51))  # done: refine around the best state (x = 0.5)
+    np.testing.assert_allclose(schedule.refine_target[:3], [0.52, 0.0, 0.3])
+    schedule.observe(0.7, _state(0.52))  # nearer: the new centre, the same direction again
+    np.testing.assert_allclose(schedule.refine_target[:3], [0.54, 0.0, 0.3])
+    schedule.observe(0.75, _state(0.54))  # farther: the next direction (+y; -x leads back)
+    np.testing.assert_allclose(schedule.refine_target[:3], [0.52, 0.02, 0.3])
+    schedule.observe(0.9, _state(0.52, 0.02))
+    assert not schedule.advance()
+    schedule.observe(0.9, _state(0.52, -0.02))  # the 4th probe: done, settle at the best (x = 0.52)
+    assert schedule.refine_target is None
+    np.testing.assert_allclose(schedule.return_target[:3], [0.52, 0.0, 0.3])
+    assert schedule.observe(0.7, _state(0.52)) is None and schedule.advance() and schedule.goal_index == 2
+    assert schedule.refine_target is None and schedule.return_target is None
+
+
+def test_controller_sends_probe_moves_while_refining():
+    planner = ScriptedPlanner({0: [1.0, 0.8, 0.9, 0.95, 0.7]})
+    controller = Controller(planner, MPCConfig(patience=1, refine="all", refine_steps=2))
+    controller.set_goal(_goal(0))
+    controller.infer(_obs(0.50))
+    controller.infer(_obs(0.50))  # 0.8: the best, at x = 0.5
+    out = controller.infer(_obs(0.51))  # 0.9: patience is up: probe +2 cm from x = 0.5
+    assert out["refining"] and out["planner"]["refined"] and not out["done"]
+    assert out["action"][0] == pytest.approx(0.01, abs=1e-6)
+    assert planner.plans == 2
+    out = controller.infer(_obs(0.52))  # 0.95: worse: probe -x
+    assert out["refining"] and out["action"][0] == pytest.approx(-0.04, abs=1e-6)  # to 0.48, within 5 cm
+    out = controller.infer(_obs(0.48))  # 0.7: nearer, the budget is spent: done (already at the best)
+    assert out["done"] and out["action"] is None
+    with pytest.raises(ValueError, match="refine must be one of"):
+        MPCConfig(refine="always")
+    with pytest.raises(ValueError, match="refine_min_step .* must not exceed"):
+        MPCConfig(refine_step=0.01, refine_min_step=0.02)
