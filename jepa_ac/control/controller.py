@@ -46,45 +46,6 @@ class PatienceStop:
         return None
 
 
-class PatternSearch:
-    """A pattern search for the observed distance's minimum around a settled goal (`mpc.refine`).
-
-    Probes are straight moves of `step` m from `center` (a state [7]) along +-x, +-y, +-z. A probe whose
-    frame is nearer the goal (by more than `min_improvement`) becomes the centre, at the measured state,
-    and its direction is tried again; once every direction has failed the step is halved. Done below
-    `min_step` or after `budget` probes; `center` is then the best state seen."""
-
-    DIRECTIONS = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
-
-    def __init__(self, center: np.ndarray, distance: float, mpc: MPCConfig) -> None:
-        self.center, self.best = np.array(center, np.float64), float(distance)
-        self.step, self.min_step, self.budget = mpc.refine_step, mpc.refine_min_step, mpc.refine_steps
-        self.min_improvement = mpc.min_improvement
-        self.probes, self.direction = 0, 0
-        self.failed: set[int] = set()  # directions that did not help at this step length
-
-    def target(self) -> np.ndarray:
-        """[7] the state the next probe moves to."""
-        target = self.center.copy()
-        target[POSITION] += self.step * self.DIRECTIONS[self.direction]
-        return target
-
-    def observe(self, distance: float | None, state: np.ndarray | None) -> bool:
-        """The distance after the probe, in the state it reached; True once the search is done."""
-        self.probes += 1
-        if distance is not None and state is not None and distance < self.best - self.min_improvement:
-            self.center, self.best = np.array(state, np.float64), float(distance)
-            self.failed = {self.direction ^ 1}  # not straight back to the old centre
-        else:
-            self.failed.add(self.direction)
-            untried = [d for d in range(len(self.DIRECTIONS)) if d not in self.failed]
-            if untried:
-                self.direction = untried[0]
-            else:
-                self.step, self.failed, self.direction = self.step / 2, set(), 0
-        return self.probes >= self.budget or self.step < self.min_step
-
-
 class GoalSchedule:
     """Sub-goal switching and the stop rule, from the observed latent distance to the current goal.
 
@@ -96,10 +57,6 @@ class GoalSchedule:
     With `mpc.return_to_best` a goal that is done is settled first: `return_target` is then the state
     [7] at which the observed distance to it was lowest, the controller's next actions (straight moves) drive
     the robot there, and only then does the schedule move on or stop.
-
-    With `mpc.refine`, a goal it applies to is refined once it is done and settled: a `PatternSearch` on
-    the observed distance (`refine_target` is then the state the next probe moves to), then settling
-    at the best state it saw.
 
     With `mpc.regrasps` and `grippers` (each goal's closedness, None: planned), a measured closedness above
     a closed goal's by more than `mpc.regrasp_margin` (the grasp missed or dropped its object) sends the
@@ -117,8 +74,6 @@ class GoalSchedule:
         self.return_target: np.ndarray | None = None  # [7] while settling a goal that is done
         self.return_moves = 0  # settling moves made on the current goal
         self._reason: str | None = None  # the last goal's stop reason, held while settling
-        self.search: PatternSearch | None = None  # while refining the current goal
-        self.refined = False  # the current goal has been refined
 
     def _stopper(self) -> PatienceStop:
         last = self.goal_index == self.num_goals - 1
@@ -140,21 +95,13 @@ class GoalSchedule:
         sub-goal step cap applies) and the state it was measured in; a stop reason on the last goal."""
         restart = self._regrasp(state)
         if restart is not None:  # the grasp is empty: approach again (the controller re-aims at `advance()`)
-            self.regrasps, self.return_target, self.search, self._next = self.regrasps + 1, None, None, restart
+            self.regrasps, self.return_target, self._next = self.regrasps + 1, None, restart
             return None
-        if self.search is not None:  # that action was a probe
-            if not self.search.observe(distance, state):
-                return None
-            self.return_target, self.return_moves, self.search = self.search.center, 0, None
-            if not self._near_target(state):
-                return None  # settle at the best state the search saw
-            self.return_target = None
-            return self._finish(self._reason)
         if self.return_target is not None:  # that action was a settling move
             self.return_moves += 1
             if self._near_target(state) or self.return_moves >= self.mpc.return_max_steps:
                 self.return_target = None
-                return self._settled(self._reason, state)
+                return self._finish(self._reason)
             return None
         self.steps_on_goal += 1
         reason = None if distance is None else self._update(distance, state)
@@ -168,29 +115,6 @@ class GoalSchedule:
             if not self._near_target(state):
                 return None
             self.return_target = None
-        return self._settled(reason, state)
-
-    @property
-    def refine_target(self) -> np.ndarray | None:
-        """[7] the state the next probe of a refinement moves to (None: not refining)."""
-        return None if self.search is None else self.search.target()
-
-    def _refines(self) -> bool:
-        """Whether `mpc.refine` applies to the current goal: every goal ("all"), or an open goal that a
-        closed goal follows ("grasps": the approach to a grasp)."""
-        k, grippers = self.goal_index, self.grippers
-        if self.mpc.refine == "all":
-            return True
-        return (self.mpc.refine == "grasps" and k + 1 < self.num_goals and grippers[k] is not None
-                and grippers[k] <= 0.0 and grippers[k + 1] is not None and grippers[k + 1] > 0.0)
-
-    def _settled(self, reason: str | None, state: np.ndarray | None) -> str | None:
-        """The current goal is done and settled: refine it first where `mpc.refine` asks, else finish."""
-        if not self.refined and state is not None and self._refines():
-            self.refined, self._reason = True, reason
-            center = self.best_state if self.best_state is not None else state
-            self.search = PatternSearch(center, self.stopper.best, self.mpc)
-            return None
         return self._finish(reason)
 
     def regrasp_from(self, k: int) -> int | None:
@@ -242,7 +166,6 @@ class GoalSchedule:
         self.goal_index, self._next = self._next, None
         self.steps_on_goal, self.return_moves = 0, 0
         self.stopper, self.best_state = self._stopper(), None
-        self.search, self.refined = None, False
         return True
 
 
@@ -376,19 +299,14 @@ class Controller:
         out: dict[str, Any] = {"distance": distance, "distance_goal_index": goal_index,
                                "goal_index": self.schedule.goal_index, "num_goals": self.num_goals,
                                "done": self._done_reason is not None, "stop_reason": self._done_reason,
-                               "settling": self.schedule.return_target is not None,
-                               "refining": self.schedule.search is not None, "action": None,
+                               "settling": self.schedule.return_target is not None, "action": None,
                                "energy": None, "planner": {}}
         if not act or out["done"]:
             out["timing"] = {"plan_s": time.perf_counter() - start, "total_s": time.perf_counter() - start}
             return out
-        probe = self.schedule.refine_target
         if self.schedule.return_target is not None:  # settling: a straight move back, no planning
             out["action"] = self.spec.move_toward(state, self.schedule.return_target).astype(np.float32)  # [7]
             out["planner"] = {"replanned": False, "samples_evaluated": 0, "returned": True}
-        elif probe is not None:  # refining: a straight probe move, no planning
-            out["action"] = self.spec.move_toward(state, probe).astype(np.float32)  # [7]
-            out["planner"] = {"replanned": False, "samples_evaluated": 0, "refined": True}
         else:
             out.update(plan_reply(self.planner.plan_from_latent(z, state)))
         total = time.perf_counter() - start

@@ -75,9 +75,6 @@ class EnvOptions:
             raise ValueError(f"EnvOptions.exterior_view must be a view name or null, got {self.exterior_view!r}")
 
 
-REFINE_CHOICES = ("none", "grasps", "all")
-
-
 @dataclass(frozen=True)
 class MPCConfig:
     """When closed-loop MPC stops: after `max_steps` actions, or once the observed latent distance to
@@ -111,16 +108,7 @@ class MPCConfig:
     re-plans the push from the block's present position unless it is within 2 cm of the target,
     pick-and-place the pick from where the cube rests on the table outside the bowl) and plans
     through them, at most `subgoal_rounds` rounds in `max_steps` steps. It applies to the env's own
-    goal images; an operator handing a robot new sub-goal images does the same.
-
-    With `refine` ("grasps": each open goal that a closed goal follows, the approach to a grasp;
-    "all": every goal), a goal that is done and settled is refined on the observed distance alone:
-    the arm probes straight moves of `refine_step` m along +-x, +-y, +-z from the best state so far,
-    keeps a probe whose frame is nearer the goal (and tries that direction again), halves the step
-    once no direction helps, and stops below `refine_min_step` m or after `refine_steps` probes; it
-    then settles at the best state seen. A pattern search on the camera's own latent distance: where
-    the predictor's energy is biased (pick-and-place's grasps end 3-8 cm off, mostly along the camera's
-    ray), the observed distance still has its minimum at the goal."""
+    goal images; an operator handing a robot new sub-goal images does the same."""
 
     max_steps: int = 40
     patience: int | None = 6
@@ -135,20 +123,13 @@ class MPCConfig:
     regrasps: int = 0
     regrasp_margin: float = 0.2
     subgoal_rounds: int = 1
-    refine: str = "none"
-    refine_steps: int = 12
-    refine_step: float = 0.02
-    refine_min_step: float = 0.005
 
     def __post_init__(self) -> None:
-        if self.refine not in REFINE_CHOICES:
-            raise ValueError(f"MPCConfig.refine must be one of {REFINE_CHOICES}, got {self.refine!r}")
         for name in ("subgoals", "return_to_best", "goal_gripper"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"MPCConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, nullable in (("max_steps", False), ("patience", True), ("subgoal_patience", False),
-                               ("subgoal_max_steps", True), ("return_max_steps", False), ("subgoal_rounds", False),
-                               ("refine_steps", False)):
+                               ("subgoal_max_steps", True), ("return_max_steps", False), ("subgoal_rounds", False)):
             value = getattr(self, name)
             if value is None and nullable:
                 continue
@@ -165,14 +146,6 @@ class MPCConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
                 raise ValueError(f"MPCConfig.{name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, float(value))
-        for name in ("refine_step", "refine_min_step"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 0.1:
-                raise ValueError(f"MPCConfig.{name} must be a length in (0, 0.1] m, got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if self.refine_min_step > self.refine_step:
-            raise ValueError(f"MPCConfig.refine_min_step ({self.refine_min_step}) must not exceed refine_step "
-                             f"({self.refine_step})")
 
 
 @dataclass(frozen=True)
