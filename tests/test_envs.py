@@ -295,6 +295,32 @@ def test_push_waypoints_lie_evenly_along_the_push():
     env.close()
 
 
+def test_descent_waypoints_lie_straight_down_to_the_grasp_and_planning_settings_reach_the_env():
+    """env.kwargs in the planning settings become the env's keywords: descent_waypoints=2 puts two open
+    way-points evenly between "above the cube" and "around it"; the rest of the sequence is unchanged."""
+    from jepa_ac.control.closed_loop import make_env
+    from jepa_ac.planning.defaults import EnvOptions
+
+    plain = _make("jepa_ac/FrankaPickPlace-v0")
+    env = make_env("jepa_ac/FrankaPickPlace-v0", EnvOptions(image_size=SMALL, kwargs={"descent_waypoints": 2}))
+    for e in (plain, env):
+        e.reset(seed=6)
+    states, before = env.unwrapped.subgoal_states(), plain.unwrapped.subgoal_states()  # [K, 7]
+    assert len(states) == len(before) + 2 == 8
+    np.testing.assert_allclose(states[[0, 3, 4, 5, 6, 7]], before, atol=1e-6)
+    np.testing.assert_allclose(np.diff(states[:4, 2]), np.full(3, (states[3, 2] - states[0, 2]) / 3), atol=1e-4)
+    np.testing.assert_allclose(states[:4, :2], np.broadcast_to(states[0, :2], (4, 2)), atol=1e-4)
+    assert np.all(states[:4, 6] < 0.05)  # open all the way down
+    with pytest.raises(ValueError, match="descent_waypoints"):
+        _make("jepa_ac/FrankaPickPlace-v0", descent_waypoints=-1)
+    with pytest.raises(ValueError, match="set \\['exterior_view'\\] as env options of their own"):
+        EnvOptions(kwargs={"exterior_view": "side"})
+    with pytest.raises(ValueError, match="keyword arguments of the Franka envs; an env behind an adapter"):
+        make_env("my_hooks:Env-v0", EnvOptions(kwargs={"descent_waypoints": 1}), adapter=object())
+    for e in (plain, env):
+        e.close()
+
+
 def _move_block(env, xy, yaw=0.0):
     base = env.unwrapped
     base._place_free_body(base.data, "block", [*xy, base._start_block[2]], yaw)

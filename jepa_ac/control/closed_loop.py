@@ -37,7 +37,8 @@ POLICIES = ("planner", "random", "expert")
 
 
 def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, adapter: Any = None, **kwargs: Any):
-    """`gymnasium.make(env_id)` with the planning env options (image size, control rate, camera view);
+    """`gymnasium.make(env_id)` with the planning env options (image size, control rate, camera view, the
+    env's own keyword arguments);
     with an `EnvAdapter` (any other env), the adapter's env at its image size.
 
     `step_budget` (pass `mpc.max_steps`) replaces the registered time limit with one just above it, so
@@ -46,6 +47,9 @@ def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, a
     import gymnasium
 
     if adapter is not None:
+        if options.kwargs:
+            raise ValueError(f"env.kwargs {sorted(options.kwargs)} are keyword arguments of the Franka envs; an "
+                             "env behind an adapter is made by its own hook")
         return adapter.make_env(step_budget)
 
     import jepa_ac.envs  # noqa: F401 - registers the Franka ids
@@ -57,7 +61,8 @@ def make_env(env_id: str, options: EnvOptions, step_budget: int | None = None, a
         kwargs["max_episode_steps"] = step_budget + 1
     if options.exterior_view is not None:
         kwargs.setdefault("exterior_view", options.exterior_view)
-    return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz, **kwargs)
+    return gymnasium.make(env_id, image_size=options.image_size, control_hz=options.control_hz,
+                          **{**options.kwargs, **kwargs})
 
 
 def sim_safety(env: Any, adapter: Any = None) -> SafetyLayer:

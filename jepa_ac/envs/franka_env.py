@@ -588,6 +588,15 @@ class FrankaPickPlaceEnv(FrankaEnv):
     NOMINAL_BOWL = np.array([0.55, 0.15])
     GOAL_TCP_Z = 0.2
 
+    def __init__(self, *args: Any, descent_waypoints: int = 0, **kwargs: Any):
+        """`descent_waypoints`: how many way-point images lie between "open above the cube" and "open
+        around it", evenly spaced straight down; the other arguments are `FrankaEnv`'s."""
+        super().__init__(*args, **kwargs)
+        if isinstance(descent_waypoints, bool) or not isinstance(descent_waypoints, (int, np.integer)) \
+                or not 0 <= descent_waypoints <= 5:
+            raise ValueError(f"descent_waypoints must be an int in [0, 5], got {descent_waypoints!r}")
+        self.descent_waypoints = int(descent_waypoints)
+
     def _sample_task(self, rng):
         cube, bowl, yaw = self.NOMINAL_CUBE.copy(), self.NOMINAL_BOWL.copy(), 0.0
         if self.config.randomize_objects:
@@ -654,5 +663,7 @@ class FrankaPickPlaceEnv(FrankaEnv):
 
         lifted = np.array([*cube_start[:2], self.GOAL_TCP_Z])
         over_bowl = np.array([*self.bowl_pos[:2], self.GOAL_TCP_Z])
-        return [arm_at(above_cube, 0.0, False), arm_at(at_cube, 0.0, False), arm_at(at_cube, closed, True),
-                arm_at(lifted, closed, True), arm_at(over_bowl, closed, True)]
+        n = self.descent_waypoints
+        descent = [above_cube + (at_cube - above_cube) * (i + 1) / (n + 1) for i in range(n)]
+        return [arm_at(above_cube, 0.0, False), *(arm_at(p, 0.0, False) for p in descent), arm_at(at_cube, 0.0, False),
+                arm_at(at_cube, closed, True), arm_at(lifted, closed, True), arm_at(over_bowl, closed, True)]

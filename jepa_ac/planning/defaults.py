@@ -59,11 +59,13 @@ REMOVED: dict[tuple[str, str], tuple[Any, str]] = {
 class EnvOptions:
     """How the simulator is made for planning: render size (px), control rate (Hz) and the exterior
     camera view the model was trained on (a name of `jepa_ac.envs.scene.VIEWS`, or several joined by
-    "+"; None: the env's default)."""
+    "+"; None: the env's default); `kwargs`: more keyword arguments of the Franka env's constructor
+    (e.g. push's `push_waypoints`, pick-and-place's `descent_waypoints`)."""
 
     image_size: int = 128
     control_hz: float = 4.0
     exterior_view: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 16 <= self.image_size <= 2048:
@@ -73,6 +75,12 @@ class EnvOptions:
         object.__setattr__(self, "control_hz", float(self.control_hz))
         if self.exterior_view is not None and not isinstance(self.exterior_view, str):
             raise ValueError(f"EnvOptions.exterior_view must be a view name or null, got {self.exterior_view!r}")
+        if not isinstance(self.kwargs, Mapping) or not all(isinstance(k, str) for k in self.kwargs):
+            raise ValueError(f"EnvOptions.kwargs must map keyword names to values, got {self.kwargs!r}")
+        taken = sorted({"image_size", "control_hz", "exterior_view", "max_episode_steps"} & set(self.kwargs))
+        if taken:
+            raise ValueError(f"EnvOptions.kwargs: set {taken} as env options of their own, not in kwargs")
+        object.__setattr__(self, "kwargs", dict(self.kwargs))
 
 
 @dataclass(frozen=True)
