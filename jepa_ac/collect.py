@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     shortcut("--workers", f"parallel processes (default {defaults.workers})")
     shortcut("--crf", f"H.264 quality, lower is better (default {defaults.crf})")
     shortcut("--wrist-camera", "also record the wrist camera", switch=True)
-    shortcut("--exterior-view", "exterior camera view of the Franka envs: side or front (default: the env's)")
+    shortcut("--exterior-view", "exterior camera view of the Franka envs: front, side or wrist (default: the env's, front); "
+                                        "one per dataset")
     shortcut("--stop-on-success", "end an episode at its first success", switch=True)
     hooks = parser.add_argument_group("any env (jepa_ac.data.gym_source): hooks are module:function, called "
                                       "as fn(obs) or fn(obs, env)")

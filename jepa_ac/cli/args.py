@@ -172,8 +172,8 @@ def add_planning_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
                        help="--set cem.FIELD=VALUE: any CEMConfig field (e.g. warm_start=true keep_elites=0.3)")
     group.add_argument("--image-size", action=Set, key="env.image_size", help="env render size in px")
     group.add_argument("--exterior-view", action=Set, key="env.exterior_view",
-                       help="the Franka envs' exterior camera view: side or front (default: planning.json's "
-                            "env.exterior_view, the view the model was trained on)")
+                       help="the Franka envs' camera view: front, side or wrist, or several joined by '+' (front+side) "
+                            "(default: planning.json's env.exterior_view, the view the model was trained on)")
     group.add_argument("--max-steps", action=Set, key="mpc.max_steps", help="MPC step budget per episode")
     group.add_argument("--patience", action=Set, key="mpc.patience", convert=lambda t: "null" if t == "0" else t,
                        help="stop after this many steps without a lower latent distance (0 = never)")
