@@ -3,6 +3,11 @@ experiments' summary scripts (`sys.path.insert(0, <experiments>)`, then `import 
 
     ours = paired.episodes(run / "episodes", "push")         # finished episodes (or a run's journal so far)
     row = paired.compare(ours, paired.episodes(base, "push"))  # success, won / lost, distances, times
+
+As a command, a folder's pick-and-place runs (`pickplace_seeds0/`, `pickplace_seeds1/`) against the
+shipped model's on the same episodes -> FOLDER/summary.md and summary.json:
+
+    .venv/bin/python experiments/paired.py experiments/wrist_view --name "front + wrist" --title "..."
 """
 
 from __future__ import annotations
@@ -78,3 +83,14 @@ def summarize_pickplace(here: Path, ours_name: str, title: str) -> list[dict]:
     write_json_atomic(here / "summary.json", rows)
     print("\n".join(lines))
     return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="pick-and-place runs of FOLDER against the shipped model's")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--name", required=True, help="the runs' column name")
+    parser.add_argument("--title", required=True, help="summary.md's title")
+    args = parser.parse_args()
+    summarize_pickplace(args.folder.resolve(), args.name, args.title)
