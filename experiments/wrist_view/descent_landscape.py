@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="jepa_ac/assets/default_model")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--indices", type=int, nargs="+", required=True)
+    parser.add_argument("--start-z", type=float, default=SAFE_Z,
+                        help="TCP height the step starts from, straight above the cube (default: the way-point above it)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     import gymnasium as gym
@@ -42,12 +44,12 @@ def main() -> None:
     env = gym.make("jepa_ac/FrankaPickPlace-v0", image_size=128, exterior_view="front")
     u = env.unwrapped
     dxs = np.round(np.arange(-0.075, 0.0751, STEP), 3)
-    dzs = np.round(np.arange(-0.105, 0.0001, STEP), 3)
+    dzs = np.round(np.arange(-0.015 - STEP * np.ceil((args.start_z - LOW_Z) / STEP), 0.0001, STEP), 3)
     results = []
     for index in args.indices:
         u.reset(seed=episode_seed(args.seed, index))
         goal = u.subgoal_images()[1]  # open around the cube
-        above = np.array([*u._start_cube[:2], SAFE_Z])
+        above = np.array([*u._start_cube[:2], args.start_z])
         start = u._goal_data_ready(lambda d: (u._arm_to(d, above), 0.0)[1])
         frame, state = u._render(start, scene.EXTERIOR_CAMERA), u.state(start).astype(np.float32)
         z, z_goal = wm.encode(frame), wm.encode(goal)
@@ -64,7 +66,7 @@ def main() -> None:
         for move in moves:
             data = u._goal_data_ready(lambda d, p=above + move: (u._arm_to(d, p), 0.0)[1])
             observed.append(float(wm.energy(wm.encode(u._render(data, scene.EXTERIOR_CAMERA)), z_goal)))
-        row = {"index": index, "cube": u._start_cube.round(4).tolist(), "descent": round(SAFE_Z - LOW_Z, 3),
+        row = {"index": index, "cube": u._start_cube.round(4).tolist(), "descent": round(args.start_z - LOW_Z, 3),
                "observed": np.round(observed, 5).tolist(),
                **{k: np.round(v, 5).tolist() for k, v in predicted.items()}}
         for key in ("observed", *predicted):
