@@ -227,7 +227,7 @@ def test_cli_passes_the_experts_options_and_records_them(tmp_path):
     assert not np.allclose(offset_states, plain_states)  # the same episode, another aim
     with pytest.raises(SystemExit, match="collected with expert_options=.*this run has expert_options=\\{\\}"):
         main([*args, "--episodes", "2"])  # resumed without the options
-    with pytest.raises(SystemExit, match="takes no option among \\['grip'\\]"):
+    with pytest.raises(SystemExit, match="takes no option \\['grip'\\]"):
         main([*args[:5], str(tmp_path / "bad"), *args[6:], "--set", "expert_options.grip=1"])
 
 

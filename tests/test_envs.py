@@ -473,10 +473,24 @@ def test_offset_grasps_land_beside_the_cube_then_try_again_at_it():
             closes.append(float(np.linalg.norm(obs["state"][:2] - cube[:2])))
     assert len(closes) >= 2 and closes[0] > 0.03 and closes[-1] < 0.015, closes
     assert not expert.aim_offset.any()  # the miss reset the aim to the cube
-    with pytest.raises(ValueError, match="takes no option among \\['grip'\\]"):
+    with pytest.raises(ValueError, match="takes no option \\['grip'\\]; its options: \\['grasp_offset', 'turn_to_cube'\\]"):
         make_expert(env, grip=1.0)
+    with pytest.raises(ValueError, match="the reach expert takes no option \\['grasp_offset'\\]; its options: none"):
+        make_expert(_make("jepa_ac/FrankaReach-v0"), grasp_offset=0.05)
     with pytest.raises(ValueError, match="grasp_offset"):
         make_expert(env, grasp_offset=0.5)
+    env.close()
+
+
+def test_the_default_pick_and_place_expert_draws_noise_only():
+    """Without grasp_offset the expert's RNG gives only the action noise, so datasets collected before the
+    options existed are collected again episode for episode."""
+    env = _make("jepa_ac/FrankaPickPlace-v0")
+    obs, _ = env.reset(seed=2)
+    noisy, clean = make_expert(env, noise=0.3, seed=0), make_expert(env, noise=0.0)
+    bound = np.asarray(env.action_space.high, np.float64)
+    expected = np.clip(clean.act(obs) + np.random.default_rng(0).normal(0.0, 0.3, 7) * bound, -bound, bound)
+    np.testing.assert_allclose(noisy.act(obs), expected.astype(np.float32), atol=1e-6)
     env.close()
 
 

@@ -15,6 +15,8 @@ high), so `noise=0.1` perturbs translation by ~1 cm per step.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from jepa_ac.envs import scene
@@ -176,8 +178,10 @@ class PickPlaceExpert(ScriptedExpert):
 
     def reset(self) -> None:
         super().reset()
-        radius, angle = self.grasp_offset * np.sqrt(self.rng.uniform()), self.rng.uniform(0.0, 2 * np.pi)
-        self.aim_offset = radius * np.array([np.cos(angle), np.sin(angle)])  # [2] of the first approach
+        self.aim_offset = np.zeros(2)  # [2] of the first approach
+        if self.grasp_offset > 0:  # draws only then: the default expert's noise stays as it was
+            radius, angle = self.grasp_offset * np.sqrt(self.rng.uniform()), self.rng.uniform(0.0, 2 * np.pi)
+            self.aim_offset = radius * np.array([np.cos(angle), np.sin(angle)])
 
     def target(self, state):
         env = self.env
@@ -240,7 +244,9 @@ def make_expert(env, noise: float = 0.0, seed: int | None = None, **options) -> 
     task = getattr(env.unwrapped, "task_name", None)
     if task not in EXPERTS:
         raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
-    try:
-        return EXPERTS[task](env, noise=noise, seed=seed, **options)
-    except TypeError as err:
-        raise ValueError(f"the {task} expert takes no option among {sorted(options)} ({err})") from None
+    expert = EXPERTS[task]
+    known = [p for p in inspect.signature(expert.__init__).parameters if p not in ("self", "env", "noise", "seed")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"the {task} expert takes no option {unknown}; its options: {known or 'none'}")
+    return expert(env, noise=noise, seed=seed, **options)

@@ -65,8 +65,7 @@ EXTERIOR_VIEWS = {
 }
 DEFAULT_EXTERIOR_VIEW = "front"
 # A view on the hand: the wrist camera (below) as a planning view, e.g. "front+wrist": it moves with the
-# TCP, so it sees how the open fingers sit around an object, which a distant camera sees along one
-# ray only (issue 31: pick-and-place's misses lay along the front camera's ray).
+# TCP and sees how the open fingers sit around an object, which a distant camera sees along one ray.
 WRIST_VIEW = "wrist"
 VIEWS = (*EXTERIOR_VIEWS, WRIST_VIEW)
 VIEW_SEPARATOR = "+"  # "front+side": the exterior image holds both views side by side, in that order
