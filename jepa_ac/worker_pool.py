@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any, Callable
+from typing import Callable
 
 PARENT_POLL_S = 1.0
 
@@ -32,7 +32,7 @@ def _start_worker(parent: int, initializer: Callable[..., None] | None, initargs
         initializer(*initargs)
 
 
-def _exit_without_parent(parent: int, poll_s: float = PARENT_POLL_S) -> Any:
+def _exit_without_parent(parent: int, poll_s: float = PARENT_POLL_S) -> None:
     while os.getppid() == parent:  # an orphan is re-parented (to init or a subreaper)
         time.sleep(poll_s)
-    os._exit(1)  # noqa: SLF001: no cleanup is owed to a parent that is gone
+    os._exit(1)  # no cleanup is owed to a parent that is gone

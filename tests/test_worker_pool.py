@@ -10,6 +10,7 @@ import pytest
 
 from jepa_ac.worker_pool import worker_pool
 
+
 def _pid(_: int) -> int:
     return os.getpid()
 
