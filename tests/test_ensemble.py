@@ -94,3 +94,26 @@ def test_save_keeps_the_members(models, tmp_path):
     for name, value in wm.members[0].backend.state_arrays("predictor").items():
         np.testing.assert_allclose(again.members[0].backend.state_arrays("predictor")[name],
                                    np.asarray(value).astype(np.float16), rtol=0, atol=0)
+
+
+def test_cem_predictor_plans_with_one_named_member(models, golden, tmp_path):
+    """cem.predictor: the folder's encoder encodes, the named member imagines: the same plans as a
+    folder whose own predictor is that member's; unknown names and predictor + ensemble are errors."""
+    main, second, _ = models
+    jepa_ac.add_ensemble_member(main, second, "wide")
+    wm = jepa_ac.load_world_model(main)
+    assert wm.member_names == ("wide",) and wm.member("wide") is wm.members[0]
+    frames, state = golden["frames_uint8"], golden["states"][0, 0]
+    config = CEMConfig(samples=16, iterations=2, topk=4, seed=3)
+    picked = CEMPlanner(wm, config.replace(predictor="wide")).plan_sequence(frames[0], state, frames[2])
+    theirs = CEMPlanner(jepa_ac.load_world_model(second), config).plan_sequence(frames[0], state, frames[2])
+    np.testing.assert_array_equal(picked.actions, theirs.actions)
+    np.testing.assert_allclose(picked.elite_costs, theirs.elite_costs, atol=1e-6)
+    own = CEMPlanner(wm, config).plan_sequence(frames[0], state, frames[2])
+    assert not np.allclose(own.elite_costs, picked.elite_costs)
+    with pytest.raises(ValueError, match="no ensemble member 'seed9'; its members: \\['wide'\\]"):
+        CEMPlanner(wm, config.replace(predictor="seed9"))
+    with pytest.raises(ValueError, match="exclude each other"):
+        config.replace(predictor="wide", ensemble=True)
+    wm.save(tmp_path / "copy")  # members keep their names
+    assert jepa_ac.load_world_model(tmp_path / "copy").member_names == ("wide",)

@@ -59,6 +59,7 @@ class CEMConfig:
     horizon_energy: str = "last"  # a rollout's energy: its "last" frame's (upstream) or the "min" over its frames
     goal_change_weighting: float = 0.0  # 0: plain L1 (upstream); up to 1: weigh tokens by how much the goal changes them
     ensemble: bool = False  # the energy is the mean over the world model's predictor and its ensemble members
+    predictor: str | None = None  # score with the ensemble member of this name instead of the model's own predictor
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +83,11 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.repeat_action must be true or false, got {self.repeat_action!r}")
         if not isinstance(self.ensemble, bool):
             raise ValueError(f"CEMConfig.ensemble must be true or false, got {self.ensemble!r}")
+        if self.predictor is not None and (not isinstance(self.predictor, str) or not self.predictor):
+            raise ValueError(f"CEMConfig.predictor must be an ensemble member's name or null, got {self.predictor!r}")
+        if self.predictor is not None and self.ensemble:
+            raise ValueError("CEMConfig.predictor (one member scores) and ensemble (all of them, averaged) exclude "
+                             "each other: set one")
         if not 0.0 <= self.goal_change_weighting <= 1.0:
             raise ValueError(f"CEMConfig.goal_change_weighting must be in [0, 1], got {self.goal_change_weighting!r}")
         if self.horizon_energy not in ("last", "min"):

@@ -76,6 +76,11 @@ class CEMPlanner:
         if self.config.ensemble and not getattr(world_model, "members", ()):
             raise ValueError("CEMConfig.ensemble is true but the world model has no ensemble members: load a checkpoint "
                              "folder with an ensemble/ (jepa_ac.add_ensemble_member) or set cem.ensemble=false")
+        self.scorer = world_model  # whose predictor imagines the candidates (the model's own, or cem.predictor)
+        if self.config.predictor is not None:
+            if len(getattr(world_model, "views", ())) > 1 and getattr(world_model, "active", 1) > 1:
+                raise ValueError("CEMConfig.predictor picks one view's predictor: plan one view with it")
+            self.scorer = world_model.member(self.config.predictor)
         self.base_spec = spec or ActionSpec()
         self.sampler = sampler
         self.spec = self.base_spec  # the base spec, or it with the gripper held for the current goal
@@ -178,8 +183,8 @@ class CEMPlanner:
             self._skips += 1
         else:
             def cost(actions: Any) -> Any:  # [S, H, 7] -> [S]
-                return self.wm.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy,
-                                              weights=weights, ensemble=self.config.ensemble)
+                return self.scorer.rollout_energy(z, state_x, actions, z_goal, over=self.config.horizon_energy,
+                                                  weights=weights, ensemble=self.config.ensemble)
 
             warm = self.config.warm_start
             noise = self.sampler.noise(self.config, self.spec, self.rng)
@@ -199,7 +204,7 @@ class CEMPlanner:
                                     NUMPY_OPS).astype(np.float32)  # [H, 7]
             candidates = np.stack([result.actions, hold])  # [2, H, 7]
         candidates_x = self.wm.ops.asarray(candidates)
-        imagined = self.wm.rollout(z, state_x, candidates_x)  # [1 or 2, H, N, D] (the first predictor's)
+        imagined = self.scorer.rollout(z, state_x, candidates_x)  # [1 or 2, H, N, D] (the first predictor's)
         energies = self.wm.horizon_energy(imagined, z_goal, self.config.horizon_energy, weights)
         if self.config.ensemble:  # the members' mean, as CEM scored them
             energies = self.wm.ensemble_energy(energies, z, state_x, candidates_x, z_goal, self.config.horizon_energy,

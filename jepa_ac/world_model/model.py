@@ -76,6 +76,7 @@ class WorldModel:
         provenance: Mapping[str, Any] | None = None,
         normalize_reps: bool = True,
         members: Sequence["WorldModel"] = (),
+        member_names: Sequence[str] | None = None,
     ) -> None:
         self.backend = backend
         self.ops = backend.ops
@@ -84,6 +85,10 @@ class WorldModel:
         self.provenance = dict(provenance or {})
         self.normalize_reps = normalize_reps
         self.members = tuple(members)  # ensemble: more predictors on this encoder's latents (predictor-only models)
+        self.member_names = tuple(member_names) if member_names is not None else tuple(
+            f"member{k}" for k in range(1, len(self.members) + 1))  # their folder names under ensemble/
+        if len(self.member_names) != len(self.members):
+            raise ValueError(f"{len(self.members)} ensemble members but {len(self.member_names)} names")
 
     # -- encoder ---------------------------------------------------------------------------
 
@@ -247,6 +252,13 @@ class WorldModel:
             energy = energy + member.rollout_energy(z_context, state, actions, z_goal, over, weights)
         return energy / (1 + len(self.members))
 
+    def member(self, name: str) -> "WorldModel":
+        """The ensemble member stored as `ensemble/<name>/` (a predictor on this encoder's latents)."""
+        if name not in self.member_names:
+            raise ValueError(f"this world model has no ensemble member {name!r}; its members: "
+                             f"{list(self.member_names) or 'none'} (a checkpoint folder's ensemble/ predictors)")
+        return self.members[self.member_names.index(name)]
+
     def horizon_energy(self, imagined: Any, z_goal: Any, over: str = "last", weights: Any = None) -> Any:
         """Energy of imagined rollouts [S, H, N, D] against a goal [1, N, D] -> [S] (`over`: "last" or
         "min"; `weights` as `energy`)."""
@@ -273,8 +285,8 @@ class WorldModel:
         path = save_checkpoint(path, arrays, self.encoder_config, self.predictor_config, meta, dtype)
         if self.members:
             encoder_sha256 = stored_weights_hash(arrays["encoder"], dtype)
-            for k, member in enumerate(self.members, start=1):  # each atomically, after the folder they belong to
-                member.save(Path(path) / ENSEMBLE_DIR / f"member{k}", dtype, {"encoder_sha256": encoder_sha256})
+            for name, member in zip(self.member_names, self.members):  # each atomically, after their folder
+                member.save(Path(path) / ENSEMBLE_DIR / name, dtype, {"encoder_sha256": encoder_sha256})
         return path
 
     @property
@@ -354,10 +366,11 @@ def load_world_model(
         dropped = UPSTREAM_DROPPED[part] if ckpt.provenance.get("source_format") == "upstream" else set()
         arrays = match_arrays(part, ckpt.arrays[part], model_backend.parameter_shapes(part), ckpt.source, dropped)
         model_backend.load_arrays(part, arrays)
-    members = ()
+    members: dict[str, WorldModel] = {}
     if load_members and pred_cfg is not None and enc_cfg is not None and (Path(path) / ENSEMBLE_DIR).is_dir():
         members = _load_members(Path(path), enc_cfg, stored_weights_hash(ckpt.arrays["encoder"]), backend, device, dtype)
-    wm = WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance, members=members)
+    wm = WorldModel(model_backend, enc_cfg, pred_cfg, provenance=ckpt.provenance, members=tuple(members.values()),
+                    member_names=tuple(members))
     if load_views and pred_cfg is not None and Path(path).is_dir():
         from jepa_ac.world_model.multi_view import VIEWS_DIR, MultiViewWorldModel, read_views_file
 
@@ -382,9 +395,9 @@ def stored_weights_hash(arrays: Mapping[str, Any], dtype: str | None = None) -> 
 
 
 def _load_members(folder: Path, enc_cfg: EncoderConfig, encoder_sha256: str, backend: str, device: Any,
-                  dtype: Any) -> tuple[WorldModel, ...]:
-    """The predictor-only folders under `folder/ensemble/`, in name order, each checked against the encoder."""
-    members = []
+                  dtype: Any) -> dict[str, WorldModel]:
+    """The predictor-only folders under `folder/ensemble/` by name, in name order, each checked against the encoder."""
+    members = {}
     for sub in sorted(p for p in (folder / ENSEMBLE_DIR).iterdir() if not p.name.startswith(".")):
         member = load_world_model(sub, backend=backend, device=device, dtype=dtype, load_members=False)
         if member.encoder_config is not None or member.predictor_config is None:
@@ -398,8 +411,8 @@ def _load_members(folder: Path, enc_cfg: EncoderConfig, encoder_sha256: str, bac
             member.predictor_config = member.predictor_config.with_encoder(enc_cfg)
         except ValueError as err:
             raise CheckpointError(f"{sub}: {err}") from None
-        members.append(member)
-    return tuple(members)
+        members[sub.name] = member
+    return members
 
 
 def add_ensemble_member(checkpoint: str | Path, source: str | Path, name: str) -> Path:
