@@ -174,14 +174,15 @@ def plan_closed_loop(args: argparse.Namespace) -> dict:
             grippers = robot.goal_grippers(defaults.mpc.subgoals)
     elif defaults.mpc.goal_gripper and grippers is None:
         print("note: mpc.goal_gripper needs --goal-gripper for your goal images; the gripper is planned")
-    warm_s = warm_up(wm, defaults.cem, defaults.action, frame, state)
+    task_wm = for_view_setting(wm, defaults.env.exterior_view)  # the views (and predictor) this task plans with
+    warm_s = warm_up(task_wm, defaults.cem, defaults.action, frame, state)
     args.out.mkdir(parents=True, exist_ok=True)
     goal = goals[-1]
     Image.fromarray(goal).save(args.out / "goal.png")
     for i, subgoal in enumerate(goals[:-1], start=1):
         Image.fromarray(subgoal).save(args.out / f"subgoal_{i}.png")
 
-    planner = CEMPlanner(for_view_setting(wm, defaults.env.exterior_view), defaults.cem, defaults.action)
+    planner = CEMPlanner(task_wm, defaults.cem, defaults.action)
     print(f"{defaults.env_id} seed {args.seed}: planning with {checkpoint} ({args.backend}), "
           f"CEM {defaults.cem.samples}x{defaults.cem.iterations} top-{defaults.cem.topk} horizon "
           f"{defaults.cem.horizon}, free dims {list(defaults.action.free_names)}, up to {defaults.mpc.max_steps} steps "

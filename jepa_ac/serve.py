@@ -95,8 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         apply_flags(defaults.for_task(task), args, args.seed)
     wm = load_model_from_args(args)
     factory = ControllerFactory(wm, defaults, overrides=lambda d: apply_flags(d, args, args.seed))
-    for task in [None, *defaults.task_names()]:  # each task's views must be the model's: an error now, not per connection
-        for_view_setting(wm, factory.planning(task).env.exterior_view)
+    for task in [None, *defaults.task_names()]:  # each task's views and predictor must be the model's: an error
+        planning = factory.planning(task)         # now, not per connection
+        task_wm = for_view_setting(wm, planning.env.exterior_view)
+        if planning.cem.predictor is not None:
+            task_wm.member(planning.cem.predictor)
     server = PlanningServer(factory, config, safety)
     asyncio.run(serve_until_signal(server))
 

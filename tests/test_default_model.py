@@ -27,7 +27,7 @@ def test_the_shipped_model_loads_strictly_and_encodes_at_its_size():
     from jepa_ac.world_model import load_world_model
 
     wm = load_world_model(DEFAULT_CHECKPOINT)
-    assert wm.names == ("front", "side") and len(wm.members) == 1  # the front view's pick-and-place ensemble
+    assert wm.names == ("front", "side") and wm.member_names == ("seed0", "wide")  # the front view's extra predictors
     assert wm.encoder_config is not None and wm.predictor_config is not None
     size = wm.encoder_config.img_size
     z = np.asarray(wm.encode(np.zeros((2, size, 2 * size, 3), np.uint8)))  # both views: [T', 2N, D]
@@ -49,6 +49,25 @@ def test_the_planning_defaults_name_the_models_views_first_the_envs_default():
     assert views == {"jepa_ac/FrankaReach-v0": names, "jepa_ac/FrankaPush-v0": names[:1],
                      "jepa_ac/FrankaPickPlace-v0": names[:1]}
     assert names[0] == scene.DEFAULT_EXTERIOR_VIEW
+
+
+def test_pick_and_place_plans_with_the_wide_predictor_alone():
+    """The shipped pick-and-place scores candidates with ensemble/wide (192 x 6; experiments/grasp_data),
+    the other tasks with the folder's own predictor (96 x 4); the planner picks it by name."""
+    from jepa_ac.planning import CEMPlanner
+    from jepa_ac.world_model import load_world_model
+    from jepa_ac.world_model.multi_view import for_view_setting
+
+    defaults = PlanningDefaults.for_checkpoint(DEFAULT_CHECKPOINT)
+    chosen = {env_id: (defaults.for_env(env_id).cem.predictor, defaults.for_env(env_id).cem.ensemble)
+              for env_id in defaults.env_overrides}
+    assert chosen == {"jepa_ac/FrankaReach-v0": (None, False), "jepa_ac/FrankaPush-v0": (None, False),
+                      "jepa_ac/FrankaPickPlace-v0": ("wide", False)}
+    wm = load_world_model(DEFAULT_CHECKPOINT)
+    pickplace = defaults.for_env("jepa_ac/FrankaPickPlace-v0")
+    planner = CEMPlanner(for_view_setting(wm, pickplace.env.exterior_view), pickplace.cem, pickplace.action)
+    assert planner.scorer.predictor_config.predictor_embed_dim == 192 and planner.scorer.predictor_config.depth == 6
+    assert wm.views[0].predictor_config.predictor_embed_dim == 96
 
 
 def test_only_push_plans_in_rounds_of_way_points():

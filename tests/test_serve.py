@@ -351,6 +351,8 @@ def test_cli_help_and_argument_errors(capsys):
         main(["--port", "1", "--samples", "0"])  # every task's settings are checked before the model loads
     with pytest.raises(ValueError, match="does not name this model's views front\\+side"):
         main(["--port", "1", "--exterior-view", "side"])  # the shipped model's views, checked before serving
+    with pytest.raises(ValueError, match="no ensemble member 'tall'; its members: \\['seed0', 'wide'\\]"):
+        main(["--port", "1", "--exterior-view", "front", "--cem", "predictor=tall"])  # and its predictors
     with pytest.raises(ValueError, match="port must be an int"):
         ServerConfig(port=70000)
 
