@@ -206,3 +206,14 @@ def test_a_checkpoint_retrained_in_place_is_not_the_same_run(tmp_path):
     assert checkpoint_stamp(folder) == stamp
     (folder / "model.safetensors").write_bytes(b"retrained")
     assert checkpoint_stamp(folder) != stamp and set(checkpoint_stamp(folder)) == {"model.safetensors", "planning.json"}
+
+
+def test_resume_names_a_setting_only_one_run_has():
+    """A setting added since the earlier run (absent there, at its default now) is named, not left out."""
+    from jepa_ac.cli.episode_journal import differing_keys
+
+    old = {"planning": {"cem": {"samples": 8}, "mpc": {"max_steps": 3}}}
+    new = {"planning": {"cem": {"samples": 8, "predictor": None}, "mpc": {"max_steps": 3}}}
+    assert differing_keys(new, old) == ["planning.cem.predictor"]
+    assert differing_keys(new, new) == []
+    assert differing_keys({"a": {"b": 1}}, {"a": {"b": 2}, "c": None}) == ["a.b", "c"]

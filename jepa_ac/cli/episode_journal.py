@@ -50,8 +50,13 @@ def _fingerprint(path: Path) -> str:
 def differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Dotted keys where two settings dicts differ (a key only one of them has counts)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = sorted(set(a) | set(b))
-        return [k for key in keys for k in differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+        out = []
+        for key in sorted(set(a) | set(b)):
+            if (key in a) != (key in b):  # a setting one run did not have yet (even at its default)
+                out.append(f"{prefix}{key}")
+            else:
+                out += differing_keys(a[key], b[key], f"{prefix}{key}.")
+        return out
     return [] if a == b else [prefix.rstrip(".") or "(all)"]
 
 
