@@ -44,8 +44,8 @@ import numpy as np
 from jepa_ac.cli.args import (DEFAULT_CHECKPOINT, add_env_hook_args, add_model_args, add_planning_args,
                               env_from_args, is_franka_env, load_model_from_args, planning_dtype, resolve_env_name)
 from jepa_ac.cli.episode_journal import EpisodeJournal, checkpoint_stamp
+from jepa_ac.cli.worker_pool import worker_pool
 from jepa_ac.files import write_atomic, write_json_atomic
-from jepa_ac.worker_pool import worker_pool
 from jepa_ac.world_model.multi_view import for_view_setting
 from jepa_ac.world_model.precision import host_isa
 from jepa_ac.envs import ENV_IDS as FRANKA_ENV_IDS

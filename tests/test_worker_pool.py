@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from jepa_ac.worker_pool import worker_pool
+from jepa_ac.cli.worker_pool import worker_pool
 
 
 def _pid(_: int) -> int:
@@ -34,7 +34,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
     pids_file = tmp_path / "pids"
     script = (
         "import os, sys, time\n"
-        "from jepa_ac.worker_pool import worker_pool\n"
+        "from jepa_ac.cli.worker_pool import worker_pool\n"
         "def busy(path):\n"
         "    with open(path, 'a') as f: f.write(f'{os.getpid()}\\n')\n"
         "    time.sleep(60)\n"

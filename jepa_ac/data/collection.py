@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from jepa_ac.cli.worker_pool import worker_pool
 from jepa_ac.data import layout
 from jepa_ac.data.layout import DatasetInfo, droid_features
 from jepa_ac.data.reader import read_metadata, write_trajectory_list
@@ -36,7 +37,6 @@ from jepa_ac.data.recorder import command_fields
 from jepa_ac.data.writer import EpisodeData, EpisodeMeta, remove_unfinished, write_episode
 from jepa_ac.files import write_json_atomic
 from jepa_ac.model import pose
-from jepa_ac.worker_pool import worker_pool
 
 EnvFactory = Callable[["CollectConfig"], Any]
 HOOK_NAMES = ("policy", "state", "frame", "success", "goal")  # module:function hooks, stored in env_options
