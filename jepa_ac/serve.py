@@ -36,7 +36,6 @@ from pathlib import Path
 from jepa_ac.cli.args import add_model_args, add_planning_args, apply_flags, base_planning, load_model_from_args
 from jepa_ac.robot.safety import SafetyLayer, load_safety_config
 from jepa_ac.serving.server import TOKEN_ENV, ControllerFactory, PlanningServer, ServerConfig, serve_until_signal
-from jepa_ac.world_model.multi_view import for_view_setting
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -95,11 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         apply_flags(defaults.for_task(task), args, args.seed)
     wm = load_model_from_args(args)
     factory = ControllerFactory(wm, defaults, overrides=lambda d: apply_flags(d, args, args.seed))
-    for task in [None, *defaults.task_names()]:  # each task's views and predictor must be the model's: an error
-        planning = factory.planning(task)         # now, not per connection
-        task_wm = for_view_setting(wm, planning.env.exterior_view)
-        if planning.cem.predictor is not None:
-            task_wm.member(planning.cem.predictor)
+    for task in [None, *defaults.task_names()]:  # what a connection builds, built once now: a task whose views or
+        factory(task)                             # predictor the model lacks is an error at start
     server = PlanningServer(factory, config, safety)
     asyncio.run(serve_until_signal(server))
 

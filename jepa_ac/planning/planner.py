@@ -78,7 +78,7 @@ class CEMPlanner:
                              "folder with an ensemble/ (jepa_ac.add_ensemble_member) or set cem.ensemble=false")
         self.scorer = world_model  # whose predictor imagines the candidates (the model's own, or cem.predictor)
         if self.config.predictor is not None:
-            if len(getattr(world_model, "views", ())) > 1 and getattr(world_model, "active", 1) > 1:
+            if getattr(world_model, "active", 1) > 1:  # a multi-view model planning with several views
                 raise ValueError("CEMConfig.predictor picks one view's predictor: plan one view with it")
             self.scorer = world_model.member(self.config.predictor)
         self.base_spec = spec or ActionSpec()
