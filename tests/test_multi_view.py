@@ -219,3 +219,17 @@ def test_a_task_set_to_the_first_view_plans_the_same_from_either_frame(two_views
     front_only = actions("push", [b[:, :64] for b in both], f[2])
     np.testing.assert_array_equal(actions("push", both, joined(f[2], f[0])), front_only)
     assert not np.array_equal(actions(None, both, joined(f[2], f[0])), front_only)  # the default uses both views
+
+
+def test_cem_predictor_plans_one_view_only(two_views, tmp_path):
+    """cem.predictor picks one view's predictor: a plan over both views refuses it; the first view alone
+    (a task set to "front") plans with that view's member."""
+    from test_ensemble import same_encoder_other_predictor
+
+    front, side = two_views
+    jepa_ac.add_ensemble_member(front, same_encoder_other_predictor(front, side, tmp_path / "other"), "other")
+    wm = jepa_ac.load_world_model(front)
+    config = CEMConfig(samples=8, iterations=1, topk=2, predictor="other")
+    with pytest.raises(ValueError, match="picks one view's predictor"):
+        CEMPlanner(wm, config)
+    assert CEMPlanner(wm.using(1), config).scorer is wm.views[0].member("other")
